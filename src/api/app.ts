@@ -1,0 +1,106 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Logger } from 'pino';
+import type { JobService } from '../core/job-service.ts';
+import type { LinkSigner } from '../storage/signing.ts';
+import type { ObjectStorage } from '../storage/port.ts';
+import { registerDocs } from './docs.ts';
+import { filesRoutes } from './files.ts';
+import { nativeRoutes } from './native/routes.ts';
+import { problem, registerProblemHandlers, sendProblem } from './problem.ts';
+import { validatorCompiler } from './validation.ts';
+
+export interface AppDeps {
+  jobs: JobService;
+  storage: ObjectStorage;
+  signer: LinkSigner;
+  logger: Logger;
+  bodyLimitBytes: number;
+  /** Named checks run by /ready; each throws when its component is not usable. */
+  readiness: Record<string, () => Promise<void>>;
+  version: string;
+}
+
+/** The whole HTTP surface as one Fastify instance that never listens: the process entry owns that. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.bodyLimitBytes,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,100}$/.test(given) ? given : randomUUID();
+    },
+    // One line per request (onResponse below) instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    routerOptions: { maxParamLength: 500 },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  registerProblemHandlers(app);
+
+  // An empty JSON body (curl -X POST -H 'content-type: application/json') means "no body", not malformed JSON.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (error) {
+      const failure = error as Error & { statusCode?: number; code?: string };
+      failure.statusCode = 400;
+      failure.code = 'FST_ERR_CTP_INVALID_JSON_BODY';
+      done(failure, undefined);
+    }
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      { method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      'request',
+    );
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'darkroom',
+        version: deps.version,
+        description: 'Self-hosted image-generation orchestrator. Errors are RFC 9457 problem details.',
+      },
+      tags: [{ name: 'jobs' }, { name: 'operations' }],
+    },
+  });
+
+  await registerDocs(app);
+  await app.register(filesRoutes, { storage: deps.storage, signer: deps.signer });
+  await app.register(nativeRoutes, { prefix: '/api/v1', jobs: deps.jobs });
+
+  app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
+  app.get('/ready', { schema: { tags: ['operations'], summary: 'Readiness: database, queue and storage checked' } }, async (_request, reply) => {
+    const checks: Record<string, string> = {};
+    await Promise.all(
+      Object.entries(deps.readiness).map(async ([name, check]) => {
+        checks[name] = await check().then(
+          () => 'ok',
+          (error: unknown) => {
+            deps.logger.warn({ err: error, check: name }, 'readiness check failed');
+            return 'failed';
+          },
+        );
+      }),
+    );
+    const failed = Object.entries(checks).filter(([, state]) => state !== 'ok').map(([name]) => name);
+    if (failed.length > 0) {
+      return sendProblem(reply, { ...problem(503, 'not_ready', `Not ready: ${failed.join(', ')} failed its check`), checks } as never);
+    }
+    return { status: 'ready', checks };
+  });
+
+  return app;
+}

@@ -1,0 +1,167 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { badRequest } from '../../core/errors.ts';
+import type { JobService } from '../../core/job-service.ts';
+import type { CreateJobInput } from '../../core/request.ts';
+import { presentEvents, presentJob } from './present.ts';
+import {
+  BatchBody,
+  BatchResponse,
+  BatchStatusResponse,
+  CreateJobBody,
+  EventsResponse,
+  ImageLinkResponse,
+  ImageParams,
+  ImageQuery,
+  JobIdParams,
+  JobSchema,
+  ListQuery,
+  ListResponse,
+  problemResponses,
+  QueueStatsResponse,
+} from './schemas.ts';
+
+export interface NativeRoutesOptions {
+  jobs: JobService;
+}
+
+const tags = ['jobs'];
+
+/** darkroom's own API under /api/v1. */
+export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = async (app, { jobs }) => {
+  const context = { dialect: 'native' };
+
+  app.post(
+    '/jobs',
+    {
+      schema: {
+        tags,
+        summary: 'Create a text-to-image job',
+        body: CreateJobBody,
+        response: { 202: JobSchema, ...problemResponses(400, 413, 415) },
+      },
+    },
+    async (request, reply) => reply.code(202).send(presentJob(await jobs.create(request.body, context))),
+  );
+
+  app.post(
+    '/jobs/batch',
+    {
+      schema: {
+        tags,
+        summary: 'Create several jobs at once (all or nothing)',
+        body: BatchBody,
+        response: { 202: BatchResponse, ...problemResponses(400, 413, 415) },
+      },
+    },
+    async (request, reply) => {
+      const { prompts, jobs: items, ...shared } = request.body;
+      if ((prompts === undefined) === (items === undefined)) {
+        throw badRequest('Give exactly one of `prompts` or `jobs`', [
+          { field: 'prompts', message: 'exactly one of prompts or jobs is required' },
+        ]);
+      }
+      const inputs: CreateJobInput[] = prompts
+        ? prompts.map((prompt) => ({ ...shared, prompt }))
+        : (items ?? []).map((item) => ({ ...shared, ...item }));
+      const batch = await jobs.createBatch(inputs, context);
+      return reply.code(202).send({ batchId: batch.batchId, jobs: batch.jobs.map(presentJob) });
+    },
+  );
+
+  app.get(
+    '/batches/:id',
+    {
+      schema: {
+        tags,
+        summary: 'A batch: counts per status and its jobs',
+        params: JobIdParams,
+        response: { 200: BatchStatusResponse, ...problemResponses(400, 404) },
+      },
+    },
+    async (request) => {
+      const batch = await jobs.getBatch(request.params.id);
+      return { ...batch, jobs: batch.jobs.map(presentJob) };
+    },
+  );
+
+  app.get(
+    '/jobs',
+    {
+      schema: {
+        tags,
+        summary: 'List jobs, newest first (cursor pagination)',
+        querystring: ListQuery,
+        response: { 200: ListResponse, ...problemResponses(400) },
+      },
+    },
+    async (request) => {
+      const page = await jobs.list(request.query);
+      return { items: page.items.map(presentJob), nextCursor: page.nextCursor };
+    },
+  );
+
+  app.get(
+    '/jobs/:id',
+    {
+      schema: { tags, summary: 'A job with its images', params: JobIdParams, response: { 200: JobSchema, ...problemResponses(400, 404) } },
+    },
+    async (request) => presentJob(await jobs.get(request.params.id)),
+  );
+
+  const cancelSchema = {
+    tags,
+    params: JobIdParams,
+    response: { 200: JobSchema, ...problemResponses(400, 404, 409) },
+  };
+  app.post('/jobs/:id/cancel', { schema: { ...cancelSchema, summary: 'Cancel a queued or running job' } }, async (request) =>
+    presentJob(await jobs.cancel(request.params.id)),
+  );
+  app.delete('/jobs/:id', { schema: { ...cancelSchema, summary: 'Cancel a queued or running job' } }, async (request) =>
+    presentJob(await jobs.cancel(request.params.id)),
+  );
+
+  app.get(
+    '/jobs/:id/images/:index',
+    {
+      schema: {
+        tags,
+        summary: 'A signed link to one image (or a redirect to it)',
+        params: ImageParams,
+        querystring: ImageQuery,
+        response: { 200: ImageLinkResponse, 302: { type: 'null', description: 'Redirect to the link' }, ...problemResponses(400, 404, 409) },
+      },
+    },
+    async (request, reply) => {
+      const link = await jobs.imageLink(request.params.id, request.params.index, request.query.type);
+      if (request.query.redirect) return reply.redirect(link.url, 302);
+      return { ...link, expiresAt: link.expiresAt.toISOString() };
+    },
+  );
+
+  app.get(
+    '/jobs/:id/events',
+    {
+      schema: { tags, summary: "A job's history", params: JobIdParams, response: { 200: EventsResponse, ...problemResponses(400, 404) } },
+    },
+    async (request) => presentEvents(await jobs.events(request.params.id)),
+  );
+
+  app.get(
+    '/queue/stats',
+    { schema: { tags: ['operations'], summary: 'Jobs per status, pending queue entries and live workers', response: { 200: QueueStatsResponse } } },
+    async () => {
+      const stats = await jobs.queueStats();
+      return {
+        ...stats,
+        workers: stats.workers.map((worker) => ({
+          id: worker.id,
+          host: worker.host,
+          pid: worker.pid,
+          concurrency: worker.concurrency,
+          startedAt: worker.startedAt.toISOString(),
+          lastHeartbeat: worker.heartbeatAt.toISOString(),
+        })),
+      };
+    },
+  );
+};

@@ -1,0 +1,151 @@
+import { Type } from 'typebox';
+import { CreateJobSchema, GenerationOptionsSchema, PromptSchema } from '../../core/request.ts';
+import { JOB_STAGES, JOB_STATUSES } from '../../core/job.ts';
+import { MAX_BATCH_SIZE, MAX_PAGE_SIZE } from '../../core/job-service.ts';
+
+const DateTime = Type.String({ format: 'date-time' });
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const JobIdParams = Type.Object({ id: Type.String({ format: 'uuid', description: 'Job id (UUID)' }) });
+
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String(),
+    instance: Type.Optional(Type.String()),
+    errors: Type.Optional(
+      Type.Array(Type.Object({ in: Type.String(), field: Type.String(), message: Type.String() })),
+    ),
+  },
+  { description: 'RFC 9457 problem details' },
+);
+
+export const ImageSchema = Type.Object({
+  index: Type.Integer(),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  contentType: Type.String(),
+  bytes: Type.Integer(),
+  sha256: Type.String(),
+  seed: Nullable(Type.Integer()),
+  url: Type.String({ description: 'Signed link to the original' }),
+  thumbnailUrl: Type.String({ description: 'Signed link to the 128×128 WebP thumbnail' }),
+  expiresAt: DateTime,
+});
+
+export const JobSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    batchId: Nullable(Type.String()),
+    status: Type.Enum(JOB_STATUSES),
+    stage: Nullable(Type.Enum(JOB_STAGES)),
+    progress: Nullable(Type.Number()),
+    queuePosition: Nullable(Type.Integer()),
+    priority: Type.Integer(),
+    attempts: Type.Integer(),
+    maxAttempts: Type.Integer(),
+    provider: Type.String(),
+    providerJobId: Nullable(Type.String()),
+    request: Type.Object({ prompt: Type.String(), ...GenerationOptionsSchema.properties }),
+    error: Nullable(Type.Object({ code: Type.String(), message: Type.String(), retryable: Type.Boolean() })),
+    timings: Type.Object({ providerMs: Type.Number(), imageMs: Type.Number(), storageMs: Type.Number() }),
+    createdAt: DateTime,
+    startedAt: Nullable(DateTime),
+    completedAt: Nullable(DateTime),
+    deadlineAt: Nullable(DateTime),
+    images: Type.Array(ImageSchema),
+  },
+  { description: 'A job and its images' },
+);
+
+export const CreateJobBody = CreateJobSchema;
+
+export const BatchBody = Type.Object(
+  {
+    prompts: Type.Optional(Type.Array(PromptSchema, { minItems: 1, maxItems: MAX_BATCH_SIZE })),
+    jobs: Type.Optional(Type.Array(CreateJobSchema, { minItems: 1, maxItems: MAX_BATCH_SIZE })),
+    ...GenerationOptionsSchema.properties,
+  },
+  {
+    additionalProperties: false,
+    description: 'Either `prompts` (one job per prompt) or `jobs`; the other options are defaults for every job.',
+  },
+);
+
+export const BatchResponse = Type.Object({ batchId: Type.String(), jobs: Type.Array(JobSchema) });
+
+const StatusCounts = Type.Object(Object.fromEntries(JOB_STATUSES.map((status) => [status, Type.Integer()])));
+
+export const BatchStatusResponse = Type.Object({
+  batchId: Type.String(),
+  total: Type.Integer(),
+  counts: StatusCounts,
+  jobs: Type.Array(JobSchema),
+});
+
+export const ListQuery = Type.Object(
+  {
+    status: Type.Optional(Type.Enum(JOB_STATUSES)),
+    limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: 20 }),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ListResponse = Type.Object({ items: Type.Array(JobSchema), nextCursor: Nullable(Type.String()) });
+
+export const ImageParams = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  index: Type.Integer({ minimum: 0, maximum: 99 }),
+});
+
+export const ImageQuery = Type.Object(
+  {
+    type: Type.Union([Type.Literal('original'), Type.Literal('thumbnail')], { default: 'original' }),
+    redirect: Type.Boolean({ default: false }),
+  },
+  { additionalProperties: false },
+);
+
+export const ImageLinkResponse = Type.Object({
+  url: Type.String(),
+  expiresAt: DateTime,
+  width: Type.Integer(),
+  height: Type.Integer(),
+  contentType: Type.String(),
+});
+
+export const EventsResponse = Type.Object({
+  items: Type.Array(
+    Type.Object({
+      id: Type.Integer(),
+      type: Type.String(),
+      status: Type.String(),
+      stage: Nullable(Type.String()),
+      data: Type.Record(Type.String(), Type.Unknown()),
+      createdAt: DateTime,
+    }),
+  ),
+});
+
+export const QueueStatsResponse = Type.Object({
+  queue: Type.String(),
+  jobs: StatusCounts,
+  pending: Type.Object({ waiting: Type.Integer(), delayed: Type.Integer(), active: Type.Integer() }),
+  workers: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      host: Type.String(),
+      pid: Type.Integer(),
+      concurrency: Type.Integer(),
+      startedAt: DateTime,
+      lastHeartbeat: DateTime,
+    }),
+  ),
+});
+
+export const problemResponses = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((status) => [status, { ...ProblemSchema, description: 'Problem details' }]));

@@ -1,0 +1,22 @@
+import { Ajv, type Options } from 'ajv';
+import addFormats from 'ajv-formats';
+import type { FastifySchemaCompiler } from 'fastify';
+
+const base: Options = { allErrors: true, useDefaults: true, removeAdditional: false, strict: false };
+
+function makeAjv(coerceTypes: Options['coerceTypes']) {
+  const ajv = new Ajv({ ...base, coerceTypes });
+  addFormats.default(ajv);
+  return ajv;
+}
+
+const strict = makeAjv(false);
+const coercing = makeAjv('array');
+
+/**
+ * Bodies are JSON and must carry the right types ("512" is not a width). Query strings and path
+ * parameters are text by nature, so those are coerced (`?limit=10`). Every error is reported, not
+ * just the first, so one answer lists every bad field.
+ */
+export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema, httpPart }) =>
+  (httpPart === 'body' ? strict : coercing).compile(schema);

@@ -1,0 +1,182 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseDotenv } from 'dotenv';
+
+/**
+ * darkroom's configuration, read once from the environment (and `.env` when present), validated and
+ * typed. Nothing else in the code base reads `process.env`.
+ */
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** Unset means an embedded PGlite database under `dataDir`. */
+  databaseUrl: string | undefined;
+  queue: 'embedded' | 'redis' | 'postgres';
+  redisUrl: string | undefined;
+  storage: 'fs' | 's3';
+  s3: {
+    endpoint: string | undefined;
+    region: string;
+    bucket: string | undefined;
+    accessKeyId: string | undefined;
+    secretAccessKey: string | undefined;
+    forcePathStyle: boolean;
+  };
+  /** Base of every absolute link darkroom hands out; unset means the server's own address. */
+  publicUrl: string | undefined;
+  signedUrlTtlSeconds: number;
+  /** HMAC key for filesystem links; unset means a key generated once and kept in `dataDir`. */
+  signingSecret: string | undefined;
+  defaultProvider: string;
+  mock: { latencyMs: { min: number; max: number }; failureRate: number };
+  workerConcurrency: number;
+  /** How many times a job is started before a retryable failure becomes final. */
+  jobMaxAttempts: number;
+  /** First retry delay; later ones double, with jitter, up to `retryMaxDelayMs`. */
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  /** How long running steps may take to finish after SIGINT/SIGTERM before the process exits. */
+  shutdownGraceMs: number;
+  bodyLimitBytes: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads `.env` in the working directory, if any; real environment variables win over it. */
+export function readEnvironment(cwd = process.cwd()): Env {
+  const file = `${cwd}/.env`;
+  const fromFile = existsSync(file) ? parseDotenv(readFileSync(file)) : {};
+  return { ...fromFile, ...process.env };
+}
+
+export function loadConfig(env: Env = readEnvironment()): Config {
+  const problems: string[] = [];
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === '' ? undefined : value;
+  };
+
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!/^-?\d+$/.test(raw) || value < min || value > max) {
+      problems.push(`${name}="${raw}" must be a whole number from ${min} to ${max}`);
+      return fallback;
+    }
+    return value;
+  };
+
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(raw)) {
+      problems.push(`${name}="${raw}" must be one of: ${allowed.join(', ')}`);
+      return fallback;
+    }
+    return raw as T;
+  };
+
+  const boolean = (name: string, fallback: boolean): boolean => {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (['true', '1', 'yes'].includes(raw)) return true;
+    if (['false', '0', 'no'].includes(raw)) return false;
+    problems.push(`${name}="${raw}" must be true or false`);
+    return fallback;
+  };
+
+  const url = (name: string, protocols: string[]): string | undefined => {
+    const raw = read(name);
+    if (raw === undefined) return undefined;
+    try {
+      const parsed = new URL(raw);
+      if (!protocols.includes(parsed.protocol)) throw new Error('protocol');
+      return raw.replace(/\/+$/, '');
+    } catch {
+      problems.push(`${name} must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+      return undefined;
+    }
+  };
+
+  const latency = (): { min: number; max: number } => {
+    const raw = read('MOCK_LATENCY_MS');
+    if (raw === undefined) return { min: 1500, max: 4000 };
+    const match = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(raw);
+    const min = Number(match?.[1]);
+    const max = match?.[2] === undefined ? min : Number(match[2]);
+    if (!match || max < min || max > 3_600_000) {
+      problems.push(`MOCK_LATENCY_MS="${raw}" must be milliseconds ("2000") or a range ("500-3000") up to 3600000`);
+      return { min: 1500, max: 4000 };
+    }
+    return { min, max };
+  };
+
+  const failureRate = (): number => {
+    const raw = read('MOCK_FAILURE_RATE');
+    if (raw === undefined) return 0;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < 0 || value > 1) {
+      problems.push(`MOCK_FAILURE_RATE="${raw}" must be a number from 0 to 1`);
+      return 0;
+    }
+    return value;
+  };
+
+  const queue = oneOf('QUEUE', ['embedded', 'redis', 'postgres'] as const, 'embedded');
+  const storage = oneOf('STORAGE', ['fs', 's3'] as const, 'fs');
+  const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
+  const redisUrl = url('REDIS_URL', ['redis:', 'rediss:']);
+
+  const config: Config = {
+    port: integer('PORT', 3000, 0, 65535),
+    host: read('HOST') ?? '127.0.0.1',
+    dataDir: read('DATA_DIR') ?? './data',
+    databaseUrl,
+    queue,
+    redisUrl,
+    storage,
+    s3: {
+      endpoint: url('S3_ENDPOINT', ['http:', 'https:']),
+      region: read('S3_REGION') ?? 'us-east-1',
+      bucket: read('S3_BUCKET'),
+      accessKeyId: read('S3_ACCESS_KEY_ID'),
+      secretAccessKey: read('S3_SECRET_ACCESS_KEY'),
+      forcePathStyle: boolean('S3_FORCE_PATH_STYLE', false),
+    },
+    publicUrl: url('PUBLIC_URL', ['http:', 'https:']),
+    signedUrlTtlSeconds: integer('SIGNED_URL_TTL', 3600, 1, 7 * 24 * 3600),
+    signingSecret: read('SIGNING_SECRET'),
+    defaultProvider: read('DEFAULT_PROVIDER') ?? 'mock',
+    mock: { latencyMs: latency(), failureRate: failureRate() },
+    workerConcurrency: integer('WORKER_CONCURRENCY', 4, 0, 1000),
+    jobMaxAttempts: integer('JOB_MAX_ATTEMPTS', 5, 1, 100),
+    retryBaseDelayMs: integer('RETRY_BASE_DELAY_MS', 1000, 1, 3_600_000),
+    retryMaxDelayMs: integer('RETRY_MAX_DELAY_MS', 60_000, 1, 24 * 3_600_000),
+    shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
+    bodyLimitBytes: integer('BODY_LIMIT_BYTES', 1_048_576, 1024, 100 * 1_048_576),
+    logLevel: oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+  };
+
+  if (config.signingSecret !== undefined && config.signingSecret.length < 32) {
+    problems.push('SIGNING_SECRET must be at least 32 characters');
+  }
+  if (queue === 'redis' && !redisUrl) problems.push('QUEUE=redis needs REDIS_URL');
+  if (queue === 'postgres' && !databaseUrl) problems.push('QUEUE=postgres needs DATABASE_URL');
+  if (queue !== 'embedded') problems.push(`QUEUE=${queue} is not available in this build; use QUEUE=embedded`);
+  if (storage === 's3') problems.push('STORAGE=s3 is not available in this build; use STORAGE=fs');
+  if (config.retryMaxDelayMs < config.retryBaseDelayMs) {
+    problems.push('RETRY_MAX_DELAY_MS must not be smaller than RETRY_BASE_DELAY_MS');
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}

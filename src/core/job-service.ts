@@ -1,0 +1,261 @@
+import { v7 as uuidv7 } from 'uuid';
+import type { Logger } from 'pino';
+import type { JobRepository, NewJob } from '../db/jobs-repository.ts';
+import type { JobQueue } from '../queue/port.ts';
+import type { ProviderRegistry } from '../providers/port.ts';
+import type { ObjectStorage } from '../storage/port.ts';
+import { THUMBNAIL_SIZE } from '../storage/thumbnail.ts';
+import { badRequest, conflict, DarkroomError, notFound } from './errors.ts';
+import { ACTIVE_STATUSES, JOB_STATUSES, type Job, type JobImage, type JobStatus } from './job.ts';
+import { METADATA_MAX_BYTES, normaliseRequest, type CreateJobInput, type GenerationRequest } from './request.ts';
+
+export interface JobServiceDeps {
+  repo: JobRepository;
+  queue: JobQueue;
+  providers: ProviderRegistry;
+  storage: ObjectStorage;
+  defaultProvider: string;
+  maxAttempts: number;
+  signedUrlTtlSeconds: number;
+  logger: Logger;
+}
+
+export interface ImageView {
+  index: number;
+  width: number;
+  height: number;
+  contentType: string;
+  bytes: number;
+  sha256: string;
+  seed: number | null;
+  url: string;
+  thumbnailUrl: string;
+  expiresAt: Date;
+}
+
+export interface JobView extends Job {
+  images: ImageView[];
+}
+
+export interface CreateContext {
+  dialect: string;
+}
+
+export type ImageType = 'original' | 'thumbnail';
+
+export const MAX_BATCH_SIZE = 100;
+export const MAX_PAGE_SIZE = 100;
+/** A worker not heard from for this long is left out of queue stats. */
+const WORKER_STALE_MS = 30_000;
+
+export type JobService = ReturnType<typeof makeJobService>;
+
+/** The core's use cases. Dialects translate to and from these; nothing here knows about HTTP. */
+export function makeJobService(deps: JobServiceDeps) {
+  const { repo, queue, storage, logger } = deps;
+
+  function prepare(input: CreateJobInput, field: string): { request: GenerationRequest; deadlineAt: Date | null } {
+    const request = normaliseRequest(input);
+    const provider = request.provider ?? deps.defaultProvider;
+    if (!deps.providers.get(provider)) {
+      const available = deps.providers.names().join(', ');
+      throw badRequest(`Provider "${provider}" is not configured (available: ${available})`, [
+        { field: `${field}/provider`, message: `"${provider}" is not a configured provider; available: ${available}` },
+      ]);
+    }
+    request.provider = provider;
+    if (request.metadata && Buffer.byteLength(JSON.stringify(request.metadata)) > METADATA_MAX_BYTES) {
+      throw badRequest('metadata is too large', [
+        { field: `${field}/metadata`, message: `must serialise to at most ${METADATA_MAX_BYTES} bytes` },
+      ]);
+    }
+    let deadlineAt: Date | null = null;
+    if (request.deadline) {
+      deadlineAt = new Date(request.deadline);
+      if (Number.isNaN(deadlineAt.getTime()) || deadlineAt.getTime() <= Date.now()) {
+        throw badRequest('deadline must be a date-time in the future', [
+          { field: `${field}/deadline`, message: 'must be a date-time in the future' },
+        ]);
+      }
+    }
+    return { request, deadlineAt };
+  }
+
+  function row(input: CreateJobInput, context: CreateContext, batchId: string | null, field: string): NewJob {
+    const { request, deadlineAt } = prepare(input, field);
+    return {
+      id: uuidv7(),
+      owner: null,
+      batchId,
+      dialect: context.dialect,
+      status: 'queued',
+      priority: request.priority,
+      provider: request.provider as string,
+      request,
+      maxAttempts: deps.maxAttempts,
+      deadlineAt,
+    };
+  }
+
+  async function enqueueAll(jobs: Job[]): Promise<void> {
+    for (const job of jobs) {
+      await queue.enqueue(job.id, { priority: job.priority }).catch((error: unknown) => {
+        // The row is committed; a later resume (or the reconciler) enqueues it again.
+        logger.error({ err: error, jobId: job.id }, 'could not enqueue a stored job');
+      });
+    }
+  }
+
+  async function view(job: Job, images?: JobImage[]): Promise<JobView> {
+    const own = images ?? (await repo.listImages([job.id]));
+    return { ...job, images: await Promise.all(own.map(imageView)) };
+  }
+
+  async function imageView(image: JobImage): Promise<ImageView> {
+    const [original, thumbnail] = await Promise.all([
+      storage.signedUrl(image.originalKey, deps.signedUrlTtlSeconds),
+      storage.signedUrl(image.thumbnailKey, deps.signedUrlTtlSeconds),
+    ]);
+    return {
+      index: image.index,
+      width: image.width,
+      height: image.height,
+      contentType: image.contentType,
+      bytes: image.bytes,
+      sha256: image.sha256,
+      seed: image.seed,
+      url: original.url,
+      thumbnailUrl: thumbnail.url,
+      expiresAt: original.expiresAt,
+    };
+  }
+
+  async function views(jobs: Job[]): Promise<JobView[]> {
+    const images = await repo.listImages(jobs.map((job) => job.id));
+    return Promise.all(jobs.map((job) => view(job, images.filter((image) => image.jobId === job.id))));
+  }
+
+  async function getJob(id: string): Promise<Job> {
+    const job = await repo.get(id);
+    if (!job) throw notFound('Job', id);
+    return job;
+  }
+
+  return {
+    async create(input: CreateJobInput, context: CreateContext): Promise<JobView> {
+      const [job] = await repo.insertJobs([row(input, context, null, '')]);
+      if (!job) throw new Error('insert returned no row');
+      await enqueueAll([job]);
+      return view(job, []);
+    },
+
+    /** All or nothing: one bad job refuses the whole batch, and nothing is stored. */
+    async createBatch(inputs: CreateJobInput[], context: CreateContext): Promise<{ batchId: string; jobs: JobView[] }> {
+      if (inputs.length === 0 || inputs.length > MAX_BATCH_SIZE) {
+        throw badRequest(`A batch has 1 to ${MAX_BATCH_SIZE} jobs; this one has ${inputs.length}`);
+      }
+      const batchId = uuidv7();
+      const rows = inputs.map((input, index) => row(input, context, batchId, `/jobs/${index}`));
+      const jobs = await repo.insertJobs(rows);
+      await enqueueAll(jobs);
+      return { batchId, jobs: jobs.map((job) => ({ ...job, images: [] })) };
+    },
+
+    async get(id: string): Promise<JobView> {
+      return view(await getJob(id));
+    },
+
+    async list(query: { status?: JobStatus; limit: number; cursor?: string }): Promise<{ items: JobView[]; nextCursor: string | null }> {
+      const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+      const page = await repo.list({ status: query.status, limit: query.limit + 1, after });
+      const items = page.slice(0, query.limit);
+      const last = items.at(-1);
+      return { items: await views(items), nextCursor: page.length > query.limit && last ? encodeCursor(last.id) : null };
+    },
+
+    async getBatch(batchId: string) {
+      const jobs = await repo.listByBatch(batchId);
+      if (jobs.length === 0) throw notFound('Batch', batchId);
+      const counts = Object.fromEntries(JOB_STATUSES.map((status) => [status, 0])) as Record<JobStatus, number>;
+      for (const job of jobs) counts[job.status] += 1;
+      return { batchId, total: jobs.length, counts, jobs: await views(jobs) };
+    },
+
+    /** Cancels a queued or running job, here and upstream. A finished job is a 409. */
+    async cancel(id: string): Promise<JobView> {
+      const cancelled = await repo.transition(id, ACTIVE_STATUSES, 'cancelled', {
+        stage: null,
+        queuePosition: null,
+        completedAt: new Date(),
+      });
+      if (!cancelled) {
+        const current = await getJob(id);
+        throw conflict(`Job ${id} has already finished (${current.status}) and cannot be cancelled`);
+      }
+      await queue.remove(id);
+      const provider = deps.providers.get(cancelled.provider);
+      if (provider && cancelled.providerJobId) {
+        await provider
+          .cancel({ providerJobId: cancelled.providerJobId, request: cancelled.request })
+          .catch((error: unknown) => logger.warn({ err: error, jobId: id }, 'could not cancel the upstream job'));
+      }
+      return view(cancelled);
+    },
+
+    async imageLink(id: string, index: number, type: ImageType) {
+      const job = await getJob(id);
+      if (job.status !== 'succeeded') {
+        throw new DarkroomError(409, 'job_unfinished', `Job ${id} is ${job.status}; its images exist once it has succeeded`);
+      }
+      const image = (await repo.listImages([id])).find((candidate) => candidate.index === index);
+      if (!image) throw notFound('Image', `${index} of job ${id}`);
+      const key = type === 'original' ? image.originalKey : image.thumbnailKey;
+      const link = await storage.signedUrl(key, deps.signedUrlTtlSeconds);
+      const thumbnail = type === 'thumbnail';
+      return {
+        url: link.url,
+        expiresAt: link.expiresAt,
+        width: thumbnail ? THUMBNAIL_SIZE : image.width,
+        height: thumbnail ? THUMBNAIL_SIZE : image.height,
+        contentType: thumbnail ? 'image/webp' : image.contentType,
+      };
+    },
+
+    async events(id: string) {
+      await getJob(id);
+      return repo.listEvents(id);
+    },
+
+    /** Jobs per status, pending queue entries, and the workers heard from recently. */
+    async queueStats() {
+      const [jobs, pending, workers] = await Promise.all([
+        repo.countByStatus(),
+        queue.stats(),
+        repo.listWorkers(new Date(Date.now() - WORKER_STALE_MS)),
+      ]);
+      return { queue: queue.kind, jobs, pending, workers };
+    },
+
+    /** Enqueues every unfinished job again: how a restarted process picks up where it stopped. */
+    async resume(): Promise<number> {
+      const unfinished = await repo.listUnfinished();
+      for (const job of unfinished) {
+        const delayMs = Math.max(0, job.runAfter.getTime() - Date.now());
+        await queue.enqueue(job.id, { priority: job.priority, delayMs });
+      }
+      return unfinished.length;
+    },
+  };
+}
+
+export function encodeCursor(id: string): string {
+  return Buffer.from(id).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): string {
+  const id = Buffer.from(cursor, 'base64url').toString();
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)) {
+    throw badRequest('cursor is not one this API handed out', [{ field: 'cursor', message: 'is malformed' }]);
+  }
+  return id;
+}

@@ -1,0 +1,249 @@
+import { and, asc, count, desc, eq, gte, inArray, lt, sql } from 'drizzle-orm';
+import type { Job, JobEvent, JobEventType, JobImage, JobStatus } from '../core/job.ts';
+import { assertTransition } from '../core/job.ts';
+import type { Db } from './client.ts';
+import { images, jobEvents, jobs, workers } from './schema.ts';
+
+export type NewJob = typeof jobs.$inferInsert;
+export type NewImage = typeof images.$inferInsert;
+/** Columns a caller may change alongside (or without) a status change. */
+export type JobPatch = Partial<
+  Pick<
+    Job,
+    | 'stage'
+    | 'progress'
+    | 'queuePosition'
+    | 'providerJobId'
+    | 'attempts'
+    | 'error'
+    | 'timings'
+    | 'runAfter'
+    | 'startedAt'
+    | 'completedAt'
+  >
+>;
+
+export interface EventInput {
+  type: JobEventType;
+  data?: Record<string, unknown>;
+}
+
+export interface ListQuery {
+  owner?: string | null;
+  status?: JobStatus;
+  limit: number;
+  /** Id of the last job of the previous page: the next page starts strictly after it. */
+  after?: string;
+}
+
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  concurrency: number;
+  startedAt: Date;
+  heartbeatAt: Date;
+}
+
+export type JobRepository = ReturnType<typeof makeJobRepository>;
+
+/**
+ * All SQL about jobs, images, events and workers. Status changes are compare-and-set
+ * (`UPDATE … WHERE status IN (expected)`), so when two actors race only one of them wins.
+ */
+export function makeJobRepository(db: Db) {
+  const toJob = (row: typeof jobs.$inferSelect): Job => {
+    const { idempotencyKey, ...job } = row;
+    return job;
+  };
+
+  async function insertJobs(rows: NewJob[]): Promise<Job[]> {
+    return db.transaction(async (tx) => {
+      const inserted = await tx.insert(jobs).values(rows).returning();
+      await tx.insert(jobEvents).values(
+        inserted.map((job) => ({ jobId: job.id, type: 'created' as const, status: job.status, data: {} })),
+      );
+      return inserted.map(toJob);
+    });
+  }
+
+  async function get(id: string): Promise<Job | null> {
+    const [row] = await db.select().from(jobs).where(eq(jobs.id, id));
+    return row ? toJob(row) : null;
+  }
+
+  async function list(query: ListQuery): Promise<Job[]> {
+    const conditions = [];
+    if (query.owner !== undefined) {
+      conditions.push(query.owner === null ? sql`${jobs.owner} is null` : eq(jobs.owner, query.owner));
+    }
+    if (query.status) conditions.push(eq(jobs.status, query.status));
+    if (query.after) conditions.push(lt(jobs.id, query.after));
+    const rows = await db
+      .select()
+      .from(jobs)
+      .where(and(...conditions))
+      .orderBy(desc(jobs.id))
+      .limit(query.limit);
+    return rows.map(toJob);
+  }
+
+  async function listByBatch(batchId: string): Promise<Job[]> {
+    const rows = await db.select().from(jobs).where(eq(jobs.batchId, batchId)).orderBy(asc(jobs.id));
+    return rows.map(toJob);
+  }
+
+  /** Jobs that are not finished: what a restarted embedded process must carry on with. */
+  async function listUnfinished(): Promise<Job[]> {
+    const rows = await db
+      .select()
+      .from(jobs)
+      .where(inArray(jobs.status, ['queued', 'running']))
+      .orderBy(asc(jobs.id));
+    return rows.map(toJob);
+  }
+
+  /**
+   * Moves a job to `to` only if its status is still one of `from`; returns the updated job, or null
+   * when the job is missing or another actor changed its status first.
+   */
+  async function transition(
+    id: string,
+    from: readonly JobStatus[],
+    to: JobStatus,
+    patch: JobPatch = {},
+    event: EventInput = { type: 'status' },
+  ): Promise<Job | null> {
+    for (const status of from) assertTransition(status, to);
+    return db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(jobs)
+        .set({ ...patch, status: to, updatedAt: new Date() })
+        .where(and(eq(jobs.id, id), inArray(jobs.status, [...from])))
+        .returning();
+      if (!row) return null;
+      await tx.insert(jobEvents).values({
+        jobId: id,
+        type: event.type,
+        status: to,
+        stage: row.stage,
+        data: { ...event.data, ...(row.error && to !== 'succeeded' ? { error: row.error } : {}) },
+      });
+      return toJob(row);
+    });
+  }
+
+  /** Changes a job without changing its status, only while it still has `status`. */
+  async function update(id: string, status: JobStatus, patch: JobPatch, event?: EventInput): Promise<Job | null> {
+    return db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(jobs)
+        .set({ ...patch, updatedAt: new Date() })
+        .where(and(eq(jobs.id, id), eq(jobs.status, status)))
+        .returning();
+      if (!row) return null;
+      if (event) {
+        await tx
+          .insert(jobEvents)
+          .values({ jobId: id, type: event.type, status, stage: row.stage, data: event.data ?? {} });
+      }
+      return toJob(row);
+    });
+  }
+
+  /** Saves image rows; a repeated index replaces the earlier row, so a retried store never doubles. */
+  async function saveImages(rows: NewImage[]): Promise<void> {
+    if (rows.length === 0) return;
+    await db.transaction(async (tx) => {
+      await tx
+        .insert(images)
+        .values(rows)
+        .onConflictDoUpdate({
+          target: [images.jobId, images.index],
+          set: {
+            originalKey: sql`excluded.original_key`,
+            thumbnailKey: sql`excluded.thumbnail_key`,
+            contentType: sql`excluded.content_type`,
+            width: sql`excluded.width`,
+            height: sql`excluded.height`,
+            bytes: sql`excluded.bytes`,
+            sha256: sql`excluded.sha256`,
+            seed: sql`excluded.seed`,
+          },
+        });
+      await tx.insert(jobEvents).values(
+        rows.map((row) => ({
+          jobId: row.jobId,
+          type: 'image' as const,
+          status: 'running' as const,
+          stage: 'storing' as const,
+          data: { index: row.index, width: row.width, height: row.height, contentType: row.contentType },
+        })),
+      );
+    });
+  }
+
+  async function listImages(jobIds: string[]): Promise<JobImage[]> {
+    if (jobIds.length === 0) return [];
+    return db
+      .select()
+      .from(images)
+      .where(inArray(images.jobId, jobIds))
+      .orderBy(asc(images.jobId), asc(images.index));
+  }
+
+  async function deleteImages(jobId: string): Promise<JobImage[]> {
+    return db.delete(images).where(eq(images.jobId, jobId)).returning();
+  }
+
+  async function listEvents(jobId: string): Promise<JobEvent[]> {
+    return db.select().from(jobEvents).where(eq(jobEvents.jobId, jobId)).orderBy(asc(jobEvents.id));
+  }
+
+  async function countByStatus(): Promise<Record<JobStatus, number>> {
+    const rows = await db.select({ status: jobs.status, n: count() }).from(jobs).groupBy(jobs.status);
+    const counts: Record<JobStatus, number> = {
+      queued: 0,
+      running: 0,
+      succeeded: 0,
+      failed: 0,
+      cancelled: 0,
+      expired: 0,
+    };
+    for (const row of rows) counts[row.status] = row.n;
+    return counts;
+  }
+
+  async function heartbeat(worker: Omit<WorkerInfo, 'startedAt' | 'heartbeatAt'>): Promise<void> {
+    await db
+      .insert(workers)
+      .values(worker)
+      .onConflictDoUpdate({ target: workers.id, set: { heartbeatAt: new Date(), concurrency: worker.concurrency } });
+  }
+
+  async function removeWorker(id: string): Promise<void> {
+    await db.delete(workers).where(eq(workers.id, id));
+  }
+
+  async function listWorkers(aliveSince: Date): Promise<WorkerInfo[]> {
+    return db.select().from(workers).where(gte(workers.heartbeatAt, aliveSince)).orderBy(asc(workers.startedAt));
+  }
+
+  return {
+    insertJobs,
+    get,
+    list,
+    listByBatch,
+    listUnfinished,
+    transition,
+    update,
+    saveImages,
+    listImages,
+    deleteImages,
+    listEvents,
+    countByStatus,
+    heartbeat,
+    removeWorker,
+    listWorkers,
+  };
+}

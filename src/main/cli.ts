@@ -1,0 +1,73 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from '../config/index.ts';
+import { openDatabase } from '../db/client.ts';
+import { createDarkroom } from './compose.ts';
+
+const HELP = `darkroom — self-hosted image-generation orchestrator
+
+Usage: darkroom <command>
+
+Commands:
+  serve     run the API and a worker in one process (what \`npm start\` runs)
+  migrate   apply database migrations and exit
+
+Configuration comes from the environment and .env; see .env.example.`;
+
+async function serve(config: Config): Promise<void> {
+  const darkroom = await createDarkroom(config);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      darkroom.logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    darkroom.logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');
+    darkroom.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        darkroom.logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await darkroom.start();
+}
+
+async function migrate(config: Config): Promise<void> {
+  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  try {
+    await database.migrate();
+    console.log(`migrations applied (${database.kind})`);
+  } finally {
+    await database.close();
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+  const command = positionals[0] ?? 'serve';
+  if (values.help || command === 'help') {
+    console.log(HELP);
+    return;
+  }
+  const commands: Record<string, (config: Config) => Promise<void>> = { serve, migrate };
+  const run = commands[command];
+  if (!run) {
+    console.error(`Unknown command "${command}".\n\n${HELP}`);
+    process.exitCode = 2;
+    return;
+  }
+  await run(loadConfig());
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(78);
+  }
+  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+  process.exit(1);
+});

@@ -1,0 +1,147 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { buildApp } from '../api/app.ts';
+import type { Config } from '../config/index.ts';
+import { makeJobService, type JobService } from '../core/job-service.ts';
+import { openDatabase, type Database } from '../db/client.ts';
+import { makeJobRepository, type JobRepository } from '../db/jobs-repository.ts';
+import { makeMockProvider } from '../providers/mock/index.ts';
+import { makeProviderRegistry, type Provider } from '../providers/port.ts';
+import { makeEmbeddedQueue } from '../queue/embedded.ts';
+import type { JobQueue } from '../queue/port.ts';
+import { makeFsStorage } from '../storage/fs.ts';
+import type { ObjectStorage } from '../storage/port.ts';
+import { makeLinkSigner, resolveSigningSecret } from '../storage/signing.ts';
+import { makePipeline } from '../worker/pipeline.ts';
+import { makeWorker, type Worker } from '../worker/worker.ts';
+
+const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const PROVIDER_CALL_TIMEOUT_MS = 120_000;
+
+export interface DarkroomOverrides {
+  logger?: Logger;
+  /** Replaces the providers built from configuration (tests inject controlled ones through the same port). */
+  providers?: Provider[];
+  /** Randomness for retry jitter and the mock provider, so tests can pin it. */
+  random?: () => number;
+}
+
+export interface Darkroom {
+  readonly config: Config;
+  readonly app: FastifyInstance;
+  readonly jobs: JobService;
+  readonly repo: JobRepository;
+  readonly database: Database;
+  readonly queue: JobQueue;
+  readonly storage: ObjectStorage;
+  readonly worker: Worker;
+  readonly logger: Logger;
+  /** The base of absolute links: PUBLIC_URL, or the address the server listens on. */
+  baseUrl(): string;
+  /** Listens, resumes unfinished jobs and starts the worker. */
+  start(): Promise<string>;
+  /** Stops taking requests and work, lets running steps finish (up to the grace period), closes everything. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The one composition root: the CLI, the servers and the tests all build darkroom here. */
+export async function createDarkroom(config: Config, overrides: DarkroomOverrides = {}): Promise<Darkroom> {
+  const logger = overrides.logger ?? pino({ level: config.logLevel, base: { service: 'darkroom' } });
+  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  try {
+    await database.migrate();
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  const repo = makeJobRepository(database.db);
+  const queue = makeEmbeddedQueue();
+
+  let listeningUrl = `http://${config.host}:${config.port}`;
+  const baseUrl = () => config.publicUrl ?? listeningUrl;
+  const signer = makeLinkSigner(resolveSigningSecret(config.signingSecret, config.dataDir));
+  const storage = makeFsStorage({ root: join(config.dataDir, 'objects'), signer, baseUrl });
+
+  const providers = makeProviderRegistry(
+    overrides.providers ?? [
+      makeMockProvider({ latencyMs: config.mock.latencyMs, failureRate: config.mock.failureRate, random: overrides.random }),
+    ],
+  );
+
+  const jobs = makeJobService({
+    repo,
+    queue,
+    providers,
+    storage,
+    defaultProvider: config.defaultProvider,
+    maxAttempts: config.jobMaxAttempts,
+    signedUrlTtlSeconds: config.signedUrlTtlSeconds,
+    logger,
+  });
+
+  const pipeline = makePipeline({
+    repo,
+    providers,
+    storage,
+    retry: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
+    providerCallTimeoutMs: PROVIDER_CALL_TIMEOUT_MS,
+    logger: logger.child({ component: 'worker' }),
+    random: overrides.random,
+  });
+  const worker = makeWorker({
+    id: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    queue,
+    pipeline,
+    repo,
+    concurrency: config.workerConcurrency,
+    logger,
+  });
+
+  const app = await buildApp({
+    jobs,
+    storage,
+    signer,
+    logger,
+    bodyLimitBytes: config.bodyLimitBytes,
+    readiness: { database: database.ping, queue: queue.ping, storage: storage.check },
+    version: packageJson.version,
+  });
+
+  let closing: Promise<void> | undefined;
+
+  return {
+    config,
+    app,
+    jobs,
+    repo,
+    database,
+    queue,
+    storage,
+    worker,
+    logger,
+    baseUrl,
+    async start() {
+      const address = await app.listen({ port: config.port, host: config.host });
+      listeningUrl = address;
+      const resumed = await jobs.resume();
+      await worker.start();
+      logger.info({ url: baseUrl(), resumed, concurrency: config.workerConcurrency, database: database.kind }, 'darkroom is running');
+      return address;
+    },
+    close() {
+      closing ??= (async () => {
+        await app.close();
+        await worker.stop(config.shutdownGraceMs);
+        await queue.close();
+        await storage.close();
+        await database.close();
+      })();
+      return closing;
+    },
+  };
+}

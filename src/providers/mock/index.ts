@@ -1,0 +1,125 @@
+import { ProviderError } from '../../core/errors.ts';
+import type { PollResult, Provider, ProviderJobRef } from '../port.ts';
+import { renderMockImage } from './image.ts';
+
+export interface MockProviderOptions {
+  latencyMs: { min: number; max: number };
+  /** Share of submissions that fail: a third each are retryable submit errors, permanent rejections, and worker failures. */
+  failureRate: number;
+  random?: () => number;
+  now?: () => number;
+}
+
+/** Everything the mock needs to answer a poll, carried in its provider job id so a restarted process can resume. */
+interface MockTicket {
+  /** submitted at (epoch ms) */
+  t: number;
+  /** latency chosen for this job (ms) */
+  l: number;
+  /** seed of the first image */
+  s: number;
+  /** 1 when this job fails on the "worker" when it completes */
+  f: 0 | 1;
+  /** uniqueness */
+  n: number;
+}
+
+const PREFIX = 'mock-';
+const MAX_SEED = 4294967295;
+
+function encodeTicket(ticket: MockTicket): string {
+  return PREFIX + Buffer.from(JSON.stringify(ticket)).toString('base64url');
+}
+
+function decodeTicket(providerJobId: string): MockTicket {
+  try {
+    if (!providerJobId.startsWith(PREFIX)) throw new Error('prefix');
+    const ticket = JSON.parse(Buffer.from(providerJobId.slice(PREFIX.length), 'base64url').toString()) as MockTicket;
+    if (![ticket.t, ticket.l, ticket.s, ticket.n].every(Number.isFinite)) throw new Error('fields');
+    return ticket;
+  } catch {
+    throw new ProviderError(`The mock provider has no job ${providerJobId}`, {
+      code: 'upstream_job_not_found',
+      retryable: true,
+      resubmit: true,
+    });
+  }
+}
+
+/**
+ * The built-in provider: no GPU, no network. It renders deterministic pictures (see image.ts),
+ * takes `latencyMs` to "generate", and injects failures at `failureRate` so every retry path runs.
+ */
+export function makeMockProvider(options: MockProviderOptions): Provider {
+  const random = options.random ?? Math.random;
+  const now = options.now ?? Date.now;
+  const cancelled = new Set<string>();
+
+  return {
+    name: 'mock',
+
+    async submit(request) {
+      if (random() < options.failureRate) {
+        const kind = random();
+        if (kind < 1 / 3) {
+          throw new ProviderError('Mock upstream answered 503 Service Unavailable', {
+            code: 'upstream_unavailable',
+            retryable: true,
+          });
+        }
+        if (kind < 2 / 3) {
+          throw new ProviderError('Mock upstream rejected the request: prompt refused by content policy', {
+            code: 'rejected',
+            retryable: false,
+          });
+        }
+        return { providerJobId: encodeTicket(ticketFor(request.seed, 1)) };
+      }
+      return { providerJobId: encodeTicket(ticketFor(request.seed, 0)) };
+    },
+
+    async poll(job: ProviderJobRef): Promise<PollResult> {
+      const ticket = decodeTicket(job.providerJobId);
+      if (cancelled.has(job.providerJobId)) return { state: 'cancelled' };
+      const elapsed = now() - ticket.t;
+      if (elapsed < ticket.l) {
+        return { state: 'running', progress: elapsed / ticket.l, nextPollMs: Math.min(ticket.l - elapsed, 1000) };
+      }
+      if (ticket.f === 1) {
+        throw new ProviderError('Mock worker crashed while generating (CUDA out of memory)', {
+          code: 'worker_failed',
+          retryable: true,
+          resubmit: true,
+        });
+      }
+      const { prompt, width, height, numImages } = job.request;
+      const outputs = await Promise.all(
+        Array.from({ length: numImages }, async (_, index) => {
+          const seed = (ticket.s + index) % (MAX_SEED + 1);
+          const bytes = await renderMockImage(prompt, seed, width, height);
+          return { bytes, contentType: 'image/png', seed };
+        }),
+      );
+      return { state: 'succeeded', outputs };
+    },
+
+    async cancel(job) {
+      cancelled.add(job.providerJobId);
+    },
+
+    async check() {
+      return { ok: true, detail: 'The mock provider runs in-process' };
+    },
+  };
+
+  function ticketFor(seed: number | undefined, fails: 0 | 1): MockTicket {
+    const { min, max } = options.latencyMs;
+    return {
+      t: now(),
+      l: Math.round(min + random() * (max - min)),
+      s: seed ?? Math.floor(random() * (MAX_SEED + 1)),
+      f: fails,
+      n: Math.floor(random() * 1e9),
+    };
+  }
+}

@@ -1,0 +1,53 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The storage port: where originals and thumbnails live. Keys are relative paths such as
+ * `jobs/{jobId}/0-original.png`; writing a key again replaces it (so a retried store never doubles).
+ */
+export interface StoredObject {
+  body: Readable;
+  size: number;
+  contentType: string;
+}
+
+export interface SignedLink {
+  url: string;
+  expiresAt: Date;
+}
+
+export interface ObjectStorage {
+  readonly kind: string;
+  put(key: string, body: Buffer, contentType: string): Promise<void>;
+  /** null when the key does not exist. */
+  get(key: string): Promise<StoredObject | null>;
+  delete(keys: string[]): Promise<void>;
+  /** An absolute link that lets anyone holding it read the object until it expires. */
+  signedUrl(key: string, ttlSeconds: number): Promise<SignedLink>;
+  check(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const EXTENSION_BY_TYPE: Record<string, string> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpg',
+  'image/webp': 'webp',
+  'image/gif': 'gif',
+  'image/avif': 'avif',
+};
+
+export const TYPE_BY_EXTENSION: Record<string, string> = Object.fromEntries(
+  Object.entries(EXTENSION_BY_TYPE).map(([type, extension]) => [extension, type]),
+);
+
+export function imageKeys(jobId: string, index: number, contentType: string) {
+  const extension = EXTENSION_BY_TYPE[contentType] ?? 'bin';
+  return {
+    originalKey: `jobs/${jobId}/${index}-original.${extension}`,
+    thumbnailKey: `jobs/${jobId}/${index}-thumbnail.webp`,
+  };
+}
+
+/** Keys are built by darkroom, but links arrive from outside: refuse anything that could leave the root. */
+export function isSafeKey(key: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._/-]{0,500}$/.test(key) && !key.split('/').some((part) => part === '..' || part === '.' || part === '');
+}

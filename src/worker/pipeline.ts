@@ -1,0 +1,242 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ProviderError } from '../core/errors.ts';
+import { isTerminal, type Job, type JobError, type JobTimings } from '../core/job.ts';
+import type { JobRepository, NewImage } from '../db/jobs-repository.ts';
+import type { HandlerResult } from '../queue/port.ts';
+import type { Provider, ProviderContext, ProviderOutput, ProviderRegistry } from '../providers/port.ts';
+import { imageKeys, type ObjectStorage } from '../storage/port.ts';
+import { prepareImage } from '../storage/thumbnail.ts';
+import { pollDelayMs, retryDelayMs } from './backoff.ts';
+
+export interface PipelineDeps {
+  repo: JobRepository;
+  providers: ProviderRegistry;
+  storage: ObjectStorage;
+  retry: { baseMs: number; maxMs: number };
+  /** Longest a single provider call may take before it counts as a (retryable) timeout. */
+  providerCallTimeoutMs: number;
+  logger: Logger;
+  random?: () => number;
+}
+
+export type Pipeline = ReturnType<typeof makePipeline>;
+
+/**
+ * One turn of a job: read the row, then do the next step (start, submit, poll, store, finish) and
+ * say when the job wants its next turn. Every step starts from the row, so a repeated or resumed
+ * delivery carries on where the last one stopped (invariants 1, 2 and 4 in DESIGN.md).
+ */
+export function makePipeline(deps: PipelineDeps) {
+  const { repo, storage, logger } = deps;
+  const random = deps.random ?? Math.random;
+
+  async function run(jobId: string): Promise<HandlerResult> {
+    let job = await repo.get(jobId);
+    if (!job || isTerminal(job.status)) return undefined;
+
+    const waitMs = job.runAfter.getTime() - Date.now();
+    if (waitMs > 0) return { runAgainInMs: waitMs };
+    if (job.deadlineAt && job.deadlineAt.getTime() <= Date.now()) return expire(job);
+
+    if (job.status === 'queued') {
+      job = await repo.transition(jobId, ['queued'], 'running', {
+        stage: job.providerJobId ? 'waiting_upstream' : 'submitting',
+        attempts: job.attempts + 1,
+        startedAt: job.startedAt ?? new Date(),
+      });
+      if (!job) return undefined;
+    }
+
+    const provider = deps.providers.get(job.provider);
+    if (!provider) {
+      return fail(job, { code: 'provider_unavailable', message: `Provider ${job.provider} is not configured`, retryable: false });
+    }
+
+    const timings = { ...job.timings };
+    try {
+      return await step(job, provider, timings);
+    } catch (error) {
+      return handleFailure(job, provider, error, timings);
+    }
+  }
+
+  async function step(current: Job, provider: Provider, timings: JobTimings): Promise<HandlerResult> {
+    let job = current;
+    if (!job.providerJobId) {
+      const started = performance.now();
+      const { providerJobId } = await provider.submit(job.request, context(job));
+      timings.providerMs += performance.now() - started;
+      const saved = await repo.update(
+        job.id,
+        'running',
+        { providerJobId, stage: 'waiting_upstream', timings },
+        { type: 'stage', data: { providerJobId } },
+      );
+      if (!saved) {
+        // Cancelled or expired while submitting: stop the upstream work we just started.
+        await cancelUpstream(provider, job, providerJobId);
+        return undefined;
+      }
+      job = saved;
+    }
+
+    const started = performance.now();
+    const providerJobId = job.providerJobId as string;
+    const result = await provider.poll({ providerJobId, request: job.request }, context(job));
+    timings.providerMs += performance.now() - started;
+
+    switch (result.state) {
+      case 'queued':
+      case 'running': {
+        const progress = result.state === 'running' ? (result.progress ?? null) : 0;
+        const queuePosition = result.state === 'queued' ? (result.queuePosition ?? null) : null;
+        const changed = progress !== job.progress || queuePosition !== job.queuePosition || job.stage !== 'waiting_upstream';
+        const updated = await repo.update(
+          job.id,
+          'running',
+          { stage: 'waiting_upstream', progress, queuePosition, timings },
+          changed ? { type: 'progress', data: { progress, queuePosition } } : undefined,
+        );
+        if (!updated) return undefined;
+        const runningFor = Date.now() - (job.startedAt?.getTime() ?? Date.now());
+        return { runAgainInMs: untilDeadline(job, result.nextPollMs ?? pollDelayMs(runningFor)) };
+      }
+      case 'cancelled':
+        return fail(job, { code: 'upstream_cancelled', message: 'The upstream service cancelled the job', retryable: false }, timings);
+      case 'succeeded':
+        return store(job, result.outputs, timings);
+    }
+  }
+
+  async function store(job: Job, allOutputs: ProviderOutput[], timings: JobTimings): Promise<HandlerResult> {
+    const outputs = allOutputs.slice(0, job.request.numImages);
+    if (outputs.length === 0) {
+      throw new ProviderError('The provider finished without returning an image', { code: 'no_output', retryable: true, resubmit: true });
+    }
+    const storing = await repo.update(job.id, 'running', { stage: 'storing', progress: 1, queuePosition: null }, { type: 'stage' });
+    if (!storing) return undefined;
+
+    const rows: NewImage[] = [];
+    for (const [index, output] of outputs.entries()) {
+      const imageStarted = performance.now();
+      const prepared = await prepareImage(output.bytes).catch((cause: unknown) => {
+        throw new ProviderError(`The provider returned an unreadable image (${output.contentType})`, {
+          code: 'invalid_output',
+          retryable: true,
+          resubmit: true,
+          cause,
+        });
+      });
+      timings.imageMs += performance.now() - imageStarted;
+
+      const keys = imageKeys(job.id, index, output.contentType);
+      const storageStarted = performance.now();
+      await storage.put(keys.originalKey, output.bytes, output.contentType);
+      await storage.put(keys.thumbnailKey, prepared.thumbnail, 'image/webp');
+      timings.storageMs += performance.now() - storageStarted;
+
+      rows.push({
+        id: randomUUID(),
+        jobId: job.id,
+        index,
+        ...keys,
+        contentType: output.contentType,
+        width: prepared.width,
+        height: prepared.height,
+        bytes: output.bytes.length,
+        sha256: createHash('sha256').update(output.bytes).digest('hex'),
+        seed: output.seed ?? null,
+      });
+    }
+    await repo.saveImages(rows);
+
+    const done = await repo.transition(
+      job.id,
+      ['running'],
+      'succeeded',
+      { stage: null, progress: 1, queuePosition: null, error: null, completedAt: new Date(), timings },
+      { type: 'status', data: { images: rows.length } },
+    );
+    if (!done) {
+      // Cancelled or expired while storing: that status won, so nothing of this run may remain.
+      const removed = await repo.deleteImages(job.id);
+      await storage.delete(removed.flatMap((image) => [image.originalKey, image.thumbnailKey]));
+    }
+    return undefined;
+  }
+
+  async function handleFailure(job: Job, provider: Provider, error: unknown, timings: JobTimings): Promise<HandlerResult> {
+    const failure = classify(error, job);
+    const jobError: JobError = { code: failure.code, message: failure.message, retryable: failure.retryable };
+    if (failure.retryable && job.attempts < job.maxAttempts) {
+      const delay = untilDeadline(job, Math.max(failure.retryAfterMs ?? 0, retryDelayMs(job.attempts, deps.retry, random)));
+      const keepUpstream = !failure.resubmit && job.providerJobId !== null;
+      const requeued = await repo.transition(job.id, ['running'], 'queued', {
+        stage: null,
+        progress: null,
+        queuePosition: null,
+        error: jobError,
+        timings,
+        runAfter: new Date(Date.now() + delay),
+        providerJobId: keepUpstream ? job.providerJobId : null,
+      });
+      if (!requeued) return undefined;
+      logger.warn({ jobId: job.id, attempt: job.attempts, code: failure.code, retryInMs: delay }, 'job attempt failed; retrying');
+      return { runAgainInMs: delay };
+    }
+    if (job.providerJobId && !failure.resubmit) await cancelUpstream(provider, job, job.providerJobId);
+    return fail(job, jobError, timings);
+  }
+
+  function classify(error: unknown, job: Job): ProviderError {
+    if (error instanceof ProviderError) return error;
+    logger.error({ err: error, jobId: job.id }, 'unexpected error while running a job');
+    return new ProviderError('darkroom hit an internal error while running the job', { code: 'internal_error', retryable: true });
+  }
+
+  async function fail(job: Job, error: JobError, timings?: JobTimings): Promise<HandlerResult> {
+    await repo.transition(job.id, ['running'], 'failed', {
+      stage: null,
+      queuePosition: null,
+      error,
+      completedAt: new Date(),
+      ...(timings ? { timings } : {}),
+    });
+    return undefined;
+  }
+
+  async function expire(job: Job): Promise<HandlerResult> {
+    const expired = await repo.transition(job.id, ['queued', 'running'], 'expired', {
+      stage: null,
+      queuePosition: null,
+      completedAt: new Date(),
+      error: {
+        code: 'deadline_exceeded',
+        message: `The job did not finish before its deadline (${job.deadlineAt?.toISOString()})`,
+        retryable: false,
+      },
+    });
+    const provider = deps.providers.get(job.provider);
+    if (expired && provider && job.providerJobId) await cancelUpstream(provider, job, job.providerJobId);
+    return undefined;
+  }
+
+  async function cancelUpstream(provider: Provider, job: Job, providerJobId: string): Promise<void> {
+    await provider.cancel({ providerJobId, request: job.request }).catch((error: unknown) => {
+      logger.warn({ err: error, jobId: job.id, provider: provider.name }, 'could not cancel the upstream job');
+    });
+  }
+
+  function context(job: Job): ProviderContext {
+    return { jobId: job.id, deadlineAt: job.deadlineAt, signal: AbortSignal.timeout(deps.providerCallTimeoutMs) };
+  }
+
+  /** Never sleep past the deadline: the job must wake up to expire on time. */
+  function untilDeadline(job: Job, delayMs: number): number {
+    if (!job.deadlineAt) return delayMs;
+    return Math.max(0, Math.min(delayMs, job.deadlineAt.getTime() - Date.now()));
+  }
+
+  return { run };
+}
