@@ -1,0 +1,87 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/index.ts';
+import { createDarkroom, type Darkroom, type DarkroomOverrides } from '../../src/main/compose.ts';
+
+export interface TestDarkroom {
+  darkroom: Darkroom;
+  url: string;
+  dataDir: string;
+  /** fetch against this darkroom, JSON in and out. */
+  api(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse>;
+  /** Polls until the job has one of `statuses` (default: any terminal status). */
+  waitForJob(id: string, statuses?: string[], timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Stops the process-level pieces; keeps DATA_DIR unless `removeData`. */
+  close(options?: { removeData?: boolean }): Promise<void>;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  // Tests inspect arbitrary JSON shapes; each assertion narrows what it reads.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  body: any;
+}
+
+export function makeDataDir(): string {
+  return mkdtempSync(join(tmpdir(), 'darkroom-test-'));
+}
+
+/** A real darkroom on an ephemeral port, with fast retries and an instant mock unless `env` says otherwise. */
+export async function startDarkroom(
+  env: Record<string, string> = {},
+  overrides: DarkroomOverrides & { dataDir?: string } = {},
+): Promise<TestDarkroom> {
+  const dataDir = overrides.dataDir ?? makeDataDir();
+  const config = loadConfig({
+    PORT: '0',
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'silent',
+    MOCK_LATENCY_MS: '0',
+    RETRY_BASE_DELAY_MS: '5',
+    RETRY_MAX_DELAY_MS: '50',
+    SHUTDOWN_GRACE_MS: '2000',
+    ...env,
+  });
+  const darkroom = await createDarkroom(config, overrides);
+  const url = await darkroom.start();
+
+  const api: TestDarkroom['api'] = async (method, path, body, headers = {}) => {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+    }
+    const response = await fetch(`${url}${path}`, { ...init, redirect: 'manual' });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // Not JSON: the test sees the text.
+    }
+    return { status: response.status, headers: response.headers, body: parsed };
+  };
+
+  const terminal = ['succeeded', 'failed', 'cancelled', 'expired'];
+  return {
+    darkroom,
+    url,
+    dataDir,
+    api,
+    async waitForJob(id, statuses = terminal, timeoutMs = 20_000) {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const { body } = await api('GET', `/api/v1/jobs/${id}`);
+        if (statuses.includes(body.status)) return body;
+        if (Date.now() > until) throw new Error(`job ${id} is still ${body.status} after ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    async close(options = {}) {
+      await darkroom.close();
+      if (options.removeData) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,31 @@
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
+
+describe('embedded darkroom, end to end', () => {
+  let dr: TestDarkroom;
+  beforeAll(async () => {
+    dr = await startDarkroom();
+  });
+  afterAll(() => dr.close({ removeData: true }));
+
+  it('takes a job to succeeded and serves a PNG original and a 128×128 WebP thumbnail', async () => {
+    const created = await dr.api('POST', '/api/v1/jobs', { prompt: 'a lighthouse at dusk', width: 640, height: 384, numImages: 2, seed: 11 });
+    expect(created.status).toBe(202);
+    expect(created.body.status).toBe('queued');
+    const job = await dr.waitForJob(created.body.id);
+    expect(job.status).toBe('succeeded');
+    const images = job.images as { url: string; thumbnailUrl: string; seed: number; width: number; height: number }[];
+    expect(images.map((image) => image.seed)).toEqual([11, 12]);
+
+    const original = await fetch(images[0]!.url);
+    expect(original.headers.get('content-type')).toBe('image/png');
+    const originalMeta = await sharp(Buffer.from(await original.arrayBuffer())).metadata();
+    expect([originalMeta.format, originalMeta.width, originalMeta.height]).toEqual(['png', 640, 384]);
+
+    const thumbnail = await fetch(images[0]!.thumbnailUrl);
+    expect(thumbnail.headers.get('content-type')).toBe('image/webp');
+    const thumbnailMeta = await sharp(Buffer.from(await thumbnail.arrayBuffer())).metadata();
+    expect([thumbnailMeta.format, thumbnailMeta.width, thumbnailMeta.height]).toEqual(['webp', 128, 128]);
+  });
+});
