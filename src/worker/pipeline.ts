@@ -22,6 +22,12 @@ export interface PipelineDeps {
 
 export type Pipeline = ReturnType<typeof makePipeline>;
 
+interface Turn {
+  job: Job;
+  provider: Provider;
+  timings: JobTimings;
+}
+
 /**
  * One turn of a job: read the row, then do the next step (start, submit, poll, store, finish) and
  * say when the job wants its next turn. Every step starts from the row, so a repeated or resumed
@@ -53,16 +59,19 @@ export function makePipeline(deps: PipelineDeps) {
       return fail(job, { code: 'provider_unavailable', message: `Provider ${job.provider} is not configured`, retryable: false });
     }
 
-    const timings = { ...job.timings };
+    // `turn.job` follows the row as this turn changes it, so a failure is judged on the latest
+    // row (with the provider job id just saved), never on the row the turn started from.
+    const turn: Turn = { job, provider, timings: { ...job.timings } };
     try {
-      return await step(job, provider, timings);
+      return await step(turn);
     } catch (error) {
-      return handleFailure(job, provider, error, timings);
+      return handleFailure(turn, error);
     }
   }
 
-  async function step(current: Job, provider: Provider, timings: JobTimings): Promise<HandlerResult> {
-    let job = current;
+  async function step(turn: Turn): Promise<HandlerResult> {
+    const { provider, timings } = turn;
+    let job = turn.job;
     if (!job.providerJobId) {
       const started = performance.now();
       const { providerJobId } = await provider.submit(job.request, context(job));
@@ -78,7 +87,7 @@ export function makePipeline(deps: PipelineDeps) {
         await cancelUpstream(provider, job, providerJobId);
         return undefined;
       }
-      job = saved;
+      job = turn.job = saved;
     }
 
     const started = performance.now();
@@ -105,11 +114,12 @@ export function makePipeline(deps: PipelineDeps) {
       case 'cancelled':
         return fail(job, { code: 'upstream_cancelled', message: 'The upstream service cancelled the job', retryable: false }, timings);
       case 'succeeded':
-        return store(job, result.outputs, timings);
+        return store(turn, result.outputs);
     }
   }
 
-  async function store(job: Job, allOutputs: ProviderOutput[], timings: JobTimings): Promise<HandlerResult> {
+  async function store(turn: Turn, allOutputs: ProviderOutput[]): Promise<HandlerResult> {
+    const { job, timings } = turn;
     const outputs = allOutputs.slice(0, job.request.numImages);
     if (outputs.length === 0) {
       throw new ProviderError('The provider finished without returning an image', { code: 'no_output', retryable: true, resubmit: true });
@@ -166,7 +176,8 @@ export function makePipeline(deps: PipelineDeps) {
     return undefined;
   }
 
-  async function handleFailure(job: Job, provider: Provider, error: unknown, timings: JobTimings): Promise<HandlerResult> {
+  async function handleFailure(turn: Turn, error: unknown): Promise<HandlerResult> {
+    const { job, provider, timings } = turn;
     const failure = classify(error, job);
     const jobError: JobError = { code: failure.code, message: failure.message, retryable: failure.retryable };
     if (failure.retryable && job.attempts < job.maxAttempts) {
