@@ -1,0 +1,66 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config/index.ts';
+
+describe('loadConfig', () => {
+  it('runs on embedded defaults with an empty environment', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      host: '127.0.0.1',
+      dataDir: './data',
+      databaseUrl: undefined,
+      queue: 'embedded',
+      storage: 'fs',
+      signedUrlTtlSeconds: 3600,
+      defaultProvider: 'mock',
+      mock: { failureRate: 0 },
+      bodyLimitBytes: 1_048_576,
+    });
+  });
+
+  it('reads MOCK_LATENCY_MS as a number or a min-max range', () => {
+    expect(loadConfig({ MOCK_LATENCY_MS: '250' }).mock.latencyMs).toEqual({ min: 250, max: 250 });
+    expect(loadConfig({ MOCK_LATENCY_MS: '100-900' }).mock.latencyMs).toEqual({ min: 100, max: 900 });
+  });
+
+  it('strips a trailing slash from URLs', () => {
+    expect(loadConfig({ PUBLIC_URL: 'https://img.example.com/' }).publicUrl).toBe('https://img.example.com');
+  });
+
+  it.each([
+    ['PORT', 'eighty', 'PORT="eighty" must be a whole number from 0 to 65535'],
+    ['PORT', '70000', 'PORT="70000" must be a whole number from 0 to 65535'],
+    ['QUEUE', 'kafka', 'QUEUE="kafka" must be one of: embedded, redis, postgres'],
+    ['STORAGE', 'ftp', 'STORAGE="ftp" must be one of: fs, s3'],
+    ['MOCK_FAILURE_RATE', '1.5', 'MOCK_FAILURE_RATE="1.5" must be a number from 0 to 1'],
+    ['MOCK_LATENCY_MS', '900-100', 'MOCK_LATENCY_MS="900-100" must be milliseconds ("2000") or a range ("500-3000") up to 3600000'],
+    ['SIGNED_URL_TTL', '0', 'SIGNED_URL_TTL="0" must be a whole number from 1 to 604800'],
+    ['DATABASE_URL', 'mysql://x', 'DATABASE_URL must be a URL starting with postgres:// or postgresql://'],
+    ['S3_FORCE_PATH_STYLE', 'maybe', 'S3_FORCE_PATH_STYLE="maybe" must be true or false'],
+    ['LOG_LEVEL', 'loud', 'LOG_LEVEL="loud" must be one of: fatal, error, warn, info, debug, trace, silent'],
+    ['SIGNING_SECRET', 'short', 'SIGNING_SECRET must be at least 32 characters'],
+  ])('refuses %s=%s, naming the variable and what it accepts', (name, value, message) => {
+    try {
+      loadConfig({ [name]: value });
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).problems).toContain(message);
+    }
+  });
+
+  it('lists every problem at once', () => {
+    expect(() => loadConfig({ PORT: 'x', WORKER_CONCURRENCY: '-1' })).toThrow(/PORT="x"[\s\S]*WORKER_CONCURRENCY="-1"/);
+  });
+
+  it('stops `darkroom serve` with the message and a non-zero exit', () => {
+    const result = spawnSync(process.execPath, ['bin/darkroom.js', 'serve'], {
+      env: { ...process.env, PORT: 'abc', MOCK_FAILURE_RATE: '2' },
+      encoding: 'utf8',
+    });
+    expect(result.status).toBe(78);
+    expect(result.stderr).toContain('PORT="abc" must be a whole number from 0 to 65535');
+    expect(result.stderr).toContain('MOCK_FAILURE_RATE="2" must be a number from 0 to 1');
+  });
+});
