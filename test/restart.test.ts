@@ -45,14 +45,14 @@ describe('restart', () => {
     const first = await spawnServer(env);
     cleanups.push(() => void first.child.kill('SIGKILL'));
     const prompts = Array.from({ length: 12 }, (_, i) => ({ prompt: `killed mid-run ${i}`, numImages: (i % 3) + 1, width: 256, height: 256 }));
-    const created = await (
+    const created = (await (
       await fetch(`${first.url}/api/v1/jobs/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jobs: prompts }) })
-    ).json();
-    const ids = (created.jobs as { id: string }[]).map((job) => job.id);
+    ).json()) as { jobs: { id: string }[] };
+    const ids = created.jobs.map((job) => job.id);
     // Kill once some jobs are finished and others are in flight.
     for (;;) {
-      const stats = await (await fetch(`${first.url}/api/v1/queue/stats`)).json();
-      if (stats.jobs.succeeded >= 2 && stats.jobs.running >= 1) break;
+      const stats = (await (await fetch(`${first.url}/api/v1/queue/stats`)).json()) as { jobs: Record<string, number> };
+      if ((stats.jobs.succeeded ?? 0) >= 2 && (stats.jobs.running ?? 0) >= 1) break;
       await new Promise((r) => setTimeout(r, 20));
     }
     first.child.kill('SIGKILL');
@@ -64,7 +64,7 @@ describe('restart', () => {
     for (const [index, id] of ids.entries()) {
       let job: { status: string; images: unknown[] };
       for (;;) {
-        job = await (await fetch(`${second.url}/api/v1/jobs/${id}`)).json();
+        job = (await (await fetch(`${second.url}/api/v1/jobs/${id}`)).json()) as typeof job;
         if (!['queued', 'running'].includes(job.status)) break;
         await new Promise((r) => setTimeout(r, 50));
       }

@@ -29,3 +29,27 @@ describe('embedded darkroom, end to end', () => {
     expect([thumbnailMeta.format, thumbnailMeta.width, thumbnailMeta.height]).toEqual(['webp', 128, 128]);
   });
 });
+
+describe('providers', () => {
+  let dr: TestDarkroom;
+  beforeAll(async () => {
+    dr = await startDarkroom();
+  });
+  afterAll(() => dr.close({ removeData: true }));
+
+  it('lists the configured providers with their health', async () => {
+    const { status, body } = await dr.api('GET', '/api/v1/providers');
+    expect(status).toBe(200);
+    expect(body.items).toEqual([
+      { name: 'mock', default: true, healthy: true, detail: 'The mock provider runs in-process', latencyMs: expect.any(Number) },
+    ]);
+  });
+
+  it('tests one provider, and answers 404 for one that is not configured', async () => {
+    expect((await dr.api('POST', '/api/v1/providers/mock/test')).body).toMatchObject({ name: 'mock', healthy: true });
+    const missing = await dr.api('POST', '/api/v1/providers/civitai/test');
+    expect(missing.status).toBe(404);
+    expect(missing.body.detail).toBe('Provider civitai is not configured (available: mock)');
+    expect((await dr.api('POST', '/api/v1/providers/Bad%20Name/test')).status).toBe(400);
+  });
+});

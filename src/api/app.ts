@@ -40,8 +40,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   registerProblemHandlers(app);
 
+  // Bodies are JSON only: anything else (Fastify's default text/plain included) is a 415. A dialect that
+  // takes another media type registers its parser inside its own plugin.
   // An empty JSON body (curl -X POST -H 'content-type: application/json') means "no body", not malformed JSON.
-  app.removeContentTypeParser('application/json');
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     const text = body as string;
     if (text.trim() === '') return done(null, undefined);

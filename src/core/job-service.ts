@@ -226,6 +226,29 @@ export function makeJobService(deps: JobServiceDeps) {
       return repo.listEvents(id);
     },
 
+    /** Every configured provider with the result of its health check. */
+    async providers() {
+      return Promise.all(deps.providers.names().map((name) => this.testProvider(name)));
+    },
+
+    /** Checks one provider's connection (credentials, reachability), never throwing for an unhealthy one. */
+    async testProvider(name: string) {
+      const provider = deps.providers.get(name);
+      if (!provider) throw new DarkroomError(404, 'not_found', `Provider ${name} is not configured (available: ${deps.providers.names().join(', ')})`);
+      const started = performance.now();
+      const check = await provider.check().catch((error: unknown) => ({
+        ok: false,
+        detail: error instanceof Error ? error.message : 'the check failed',
+      }));
+      return {
+        name,
+        default: name === deps.defaultProvider,
+        healthy: check.ok,
+        detail: check.detail,
+        latencyMs: Math.round(performance.now() - started),
+      };
+    },
+
     /** Jobs per status, pending queue entries, and the workers heard from recently. */
     async queueStats() {
       const [jobs, pending, workers] = await Promise.all([

@@ -47,11 +47,16 @@ export interface WorkerInfo {
 
 export type JobRepository = ReturnType<typeof makeJobRepository>;
 
+export interface JobRepositoryOptions {
+  /** Told of every committed status change: the hook for logs (and, later, live events). */
+  onTransition?: (job: Job, from: readonly JobStatus[]) => void;
+}
+
 /**
  * All SQL about jobs, images, events and workers. Status changes are compare-and-set
  * (`UPDATE … WHERE status IN (expected)`), so when two actors race only one of them wins.
  */
-export function makeJobRepository(db: Db) {
+export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
   const toJob = (row: typeof jobs.$inferSelect): Job => {
     const { idempotencyKey, ...job } = row;
     return job;
@@ -115,7 +120,7 @@ export function makeJobRepository(db: Db) {
     event: EventInput = { type: 'status' },
   ): Promise<Job | null> {
     for (const status of from) assertTransition(status, to);
-    return db.transaction(async (tx) => {
+    const moved = await db.transaction(async (tx) => {
       const [row] = await tx
         .update(jobs)
         .set({ ...patch, status: to, updatedAt: new Date() })
@@ -131,6 +136,8 @@ export function makeJobRepository(db: Db) {
       });
       return toJob(row);
     });
+    if (moved) options.onTransition?.(moved, from);
+    return moved;
   }
 
   /** Changes a job without changing its status, only while it still has `status`. */

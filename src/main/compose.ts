@@ -59,7 +59,14 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     await database.close();
     throw error;
   }
-  const repo = makeJobRepository(database.db);
+  const jobLog = logger.child({ component: 'jobs' });
+  const repo = makeJobRepository(database.db, {
+    onTransition: (job) =>
+      jobLog.info(
+        { jobId: job.id, status: job.status, attempt: job.attempts, provider: job.provider, ...(job.error ? { error: job.error.code } : {}) },
+        `job ${job.status}`,
+      ),
+  });
   const queue = makeEmbeddedQueue();
 
   let listeningUrl = `http://${config.host}:${config.port}`;

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import { badRequest } from '../../core/errors.ts';
 import type { JobService } from '../../core/job-service.ts';
 import type { CreateJobInput } from '../../core/request.ts';
@@ -17,6 +18,8 @@ import {
   ListQuery,
   ListResponse,
   problemResponses,
+  ProviderParams,
+  ProviderStatusSchema,
   QueueStatsResponse,
 } from './schemas.ts';
 
@@ -144,6 +147,31 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
       schema: { tags, summary: "A job's history", params: JobIdParams, response: { 200: EventsResponse, ...problemResponses(400, 404) } },
     },
     async (request) => presentEvents(await jobs.events(request.params.id)),
+  );
+
+  app.get(
+    '/providers',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Configured providers and whether each is healthy',
+        response: { 200: Type.Object({ items: Type.Array(ProviderStatusSchema) }) },
+      },
+    },
+    async () => ({ items: await jobs.providers() }),
+  );
+
+  app.post(
+    '/providers/:name/test',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: "Check one provider's connection",
+        params: ProviderParams,
+        response: { 200: ProviderStatusSchema, ...problemResponses(400, 404) },
+      },
+    },
+    async (request) => jobs.testProvider(request.params.name),
   );
 
   app.get(

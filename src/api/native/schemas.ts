@@ -104,7 +104,7 @@ export const ImageParams = Type.Object({
 
 export const ImageQuery = Type.Object(
   {
-    type: Type.Union([Type.Literal('original'), Type.Literal('thumbnail')], { default: 'original' }),
+    type: Type.Enum(['original', 'thumbnail'], { default: 'original' }),
     redirect: Type.Boolean({ default: false }),
   },
   { additionalProperties: false },
@@ -149,3 +149,13 @@ export const QueueStatsResponse = Type.Object({
 
 export const problemResponses = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [status, { ...ProblemSchema, description: 'Problem details' }]));
+
+export const ProviderStatusSchema = Type.Object({
+  name: Type.String(),
+  default: Type.Boolean({ description: 'Used when a job names no provider and no routing rule applies' }),
+  healthy: Type.Boolean(),
+  detail: Type.String(),
+  latencyMs: Type.Integer({ description: 'How long the check took' }),
+});
+
+export const ProviderParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9_-]+$' }) });
