@@ -29,6 +29,21 @@ export interface Config {
   signingSecret: string | undefined;
   defaultProvider: string;
   mock: { latencyMs: { min: number; max: number }; failureRate: number };
+  /** A provider is configured when its credentials are set (see providers/index.ts). */
+  fusionbrain: { apiUrl: string; apiKey: string | undefined; secretKey: string | undefined };
+  runpod: {
+    apiUrl: string;
+    apiKey: string | undefined;
+    endpointId: string | undefined;
+    inputFormat: 'comfyui' | 'sdxl' | 'a1111' | 'custom';
+  };
+  civitai: { apiUrl: string; apiToken: string | undefined };
+  /** Longest a single call to a provider may take before it counts as a (retryable) timeout. */
+  providerTimeoutMs: number;
+  /** Largest image darkroom downloads or decodes from a provider. */
+  providerMaxImageBytes: number;
+  /** When both are set, the Fusion Brain dialect requires these as X-Key / X-Secret. */
+  fusionbrainDialect: { apiKey: string | undefined; secretKey: string | undefined };
   workerConcurrency: number;
   /** How many times a job is started before a retryable failure becomes final. */
   jobMaxAttempts: number;
@@ -157,6 +172,24 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     signingSecret: read('SIGNING_SECRET'),
     defaultProvider: read('DEFAULT_PROVIDER') ?? 'mock',
     mock: { latencyMs: latency(), failureRate: failureRate() },
+    fusionbrain: {
+      apiUrl: url('FUSIONBRAIN_API_URL', ['http:', 'https:']) ?? 'https://api-key.fusionbrain.ai',
+      apiKey: read('FUSIONBRAIN_API_KEY'),
+      secretKey: read('FUSIONBRAIN_SECRET_KEY'),
+    },
+    runpod: {
+      apiUrl: url('RUNPOD_API_URL', ['http:', 'https:']) ?? 'https://api.runpod.ai/v2',
+      apiKey: read('RUNPOD_API_KEY'),
+      endpointId: read('RUNPOD_ENDPOINT_ID'),
+      inputFormat: oneOf('RUNPOD_INPUT_FORMAT', ['comfyui', 'sdxl', 'a1111', 'custom'] as const, 'sdxl'),
+    },
+    civitai: {
+      apiUrl: url('CIVITAI_API_URL', ['http:', 'https:']) ?? 'https://orchestration.civitai.com',
+      apiToken: read('CIVITAI_API_TOKEN'),
+    },
+    providerTimeoutMs: integer('PROVIDER_TIMEOUT_MS', 60_000, 100, 3_600_000),
+    providerMaxImageBytes: integer('PROVIDER_MAX_IMAGE_BYTES', 50 * 1_048_576, 1024, 1024 * 1_048_576),
+    fusionbrainDialect: { apiKey: read('FUSIONBRAIN_DIALECT_API_KEY'), secretKey: read('FUSIONBRAIN_DIALECT_SECRET_KEY') },
     workerConcurrency: integer('WORKER_CONCURRENCY', 4, 0, 1000),
     jobMaxAttempts: integer('JOB_MAX_ATTEMPTS', 5, 1, 100),
     retryBaseDelayMs: integer('RETRY_BASE_DELAY_MS', 1000, 1, 3_600_000),
@@ -173,6 +206,10 @@ export function loadConfig(env: Env = readEnvironment()): Config {
   if (queue === 'postgres' && !databaseUrl) problems.push('QUEUE=postgres needs DATABASE_URL');
   if (queue !== 'embedded') problems.push(`QUEUE=${queue} is not available in this build; use QUEUE=embedded`);
   if (storage === 's3') problems.push('STORAGE=s3 is not available in this build; use STORAGE=fs');
+  if (config.runpod.apiKey && !config.runpod.endpointId) problems.push('RUNPOD_API_KEY is set but RUNPOD_ENDPOINT_ID is missing');
+  if (Boolean(config.fusionbrain.apiKey) !== Boolean(config.fusionbrain.secretKey)) {
+    problems.push('FUSIONBRAIN_API_KEY and FUSIONBRAIN_SECRET_KEY must be set together');
+  }
   if (config.retryMaxDelayMs < config.retryBaseDelayMs) {
     problems.push('RETRY_MAX_DELAY_MS must not be smaller than RETRY_BASE_DELAY_MS');
   }

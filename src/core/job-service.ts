@@ -7,6 +7,7 @@ import type { ObjectStorage } from '../storage/port.ts';
 import { THUMBNAIL_SIZE } from '../storage/thumbnail.ts';
 import { badRequest, conflict, DarkroomError, notFound } from './errors.ts';
 import { ACTIVE_STATUSES, JOB_STATUSES, type Job, type JobImage, type JobStatus } from './job.ts';
+import { routeProvider } from './routing.ts';
 import { METADATA_MAX_BYTES, normaliseRequest, type CreateJobInput, type GenerationRequest } from './request.ts';
 
 export interface JobServiceDeps {
@@ -56,7 +57,7 @@ export function makeJobService(deps: JobServiceDeps) {
 
   function prepare(input: CreateJobInput, field: string): { request: GenerationRequest; deadlineAt: Date | null } {
     const request = normaliseRequest(input);
-    const provider = request.provider ?? deps.defaultProvider;
+    const provider = routeProvider(request, deps.providers.names(), deps.defaultProvider);
     if (!deps.providers.get(provider)) {
       const available = deps.providers.names().join(', ');
       throw badRequest(`Provider "${provider}" is not configured (available: ${available})`, [

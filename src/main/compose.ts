@@ -9,7 +9,7 @@ import type { Config } from '../config/index.ts';
 import { makeJobService, type JobService } from '../core/job-service.ts';
 import { openDatabase, type Database } from '../db/client.ts';
 import { makeJobRepository, type JobRepository } from '../db/jobs-repository.ts';
-import { makeMockProvider } from '../providers/mock/index.ts';
+import { makeProviders } from '../providers/index.ts';
 import { makeProviderRegistry, type Provider } from '../providers/port.ts';
 import { makeEmbeddedQueue } from '../queue/embedded.ts';
 import type { JobQueue } from '../queue/port.ts';
@@ -21,7 +21,6 @@ import { makeWorker, type Worker } from '../worker/worker.ts';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-const PROVIDER_CALL_TIMEOUT_MS = 120_000;
 
 export interface DarkroomOverrides {
   logger?: Logger;
@@ -74,11 +73,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   const signer = makeLinkSigner(resolveSigningSecret(config.signingSecret, config.dataDir));
   const storage = makeFsStorage({ root: join(config.dataDir, 'objects'), signer, baseUrl });
 
-  const providers = makeProviderRegistry(
-    overrides.providers ?? [
-      makeMockProvider({ latencyMs: config.mock.latencyMs, failureRate: config.mock.failureRate, random: overrides.random }),
-    ],
-  );
+  const providers = makeProviderRegistry(overrides.providers ?? makeProviders(config, { random: overrides.random }));
 
   const jobs = makeJobService({
     repo,
@@ -96,7 +91,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     providers,
     storage,
     retry: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
-    providerCallTimeoutMs: PROVIDER_CALL_TIMEOUT_MS,
+    providerCallTimeoutMs: config.providerTimeoutMs,
     logger: logger.child({ component: 'worker' }),
     random: overrides.random,
   });

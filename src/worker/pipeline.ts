@@ -183,15 +183,21 @@ export function makePipeline(deps: PipelineDeps) {
     if (failure.retryable && job.attempts < job.maxAttempts) {
       const delay = untilDeadline(job, Math.max(failure.retryAfterMs ?? 0, retryDelayMs(job.attempts, deps.retry, random)));
       const keepUpstream = !failure.resubmit && job.providerJobId !== null;
-      const requeued = await repo.transition(job.id, ['running'], 'queued', {
-        stage: null,
-        progress: null,
-        queuePosition: null,
-        error: jobError,
-        timings,
-        runAfter: new Date(Date.now() + delay),
-        providerJobId: keepUpstream ? job.providerJobId : null,
-      });
+      const requeued = await repo.transition(
+        job.id,
+        ['running'],
+        'queued',
+        {
+          stage: null,
+          progress: null,
+          queuePosition: null,
+          error: jobError,
+          timings,
+          runAfter: new Date(Date.now() + delay),
+          providerJobId: keepUpstream ? job.providerJobId : null,
+        },
+        { type: 'status', data: { retryInMs: delay } },
+      );
       if (!requeued) return undefined;
       logger.warn({ jobId: job.id, attempt: job.attempts, code: failure.code, retryInMs: delay }, 'job attempt failed; retrying');
       return { runAgainInMs: delay };
