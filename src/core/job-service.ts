@@ -40,6 +40,8 @@ export interface JobView extends Job {
 
 export interface CreateContext {
   dialect: string;
+  /** Kept with the job for the dialect's own answers (see Job.dialectData). */
+  dialectData?: Record<string, unknown>;
 }
 
 export type ImageType = 'original' | 'thumbnail';
@@ -93,6 +95,7 @@ export function makeJobService(deps: JobServiceDeps) {
       priority: request.priority,
       provider: request.provider as string,
       request,
+      dialectData: context.dialectData ?? {},
       maxAttempts: deps.maxAttempts,
       deadlineAt,
     };
@@ -166,9 +169,29 @@ export function makeJobService(deps: JobServiceDeps) {
       return view(await getJob(id));
     },
 
-    async list(query: { status?: JobStatus; limit: number; cursor?: string }): Promise<{ items: JobView[]; nextCursor: string | null }> {
+    /** The jobs that exist among `ids`, in id order (unknown ids are left out). */
+    async getMany(ids: string[]): Promise<JobView[]> {
+      return views(await repo.getMany(ids));
+    },
+
+    async mergeDialectData(id: string, data: Record<string, unknown>): Promise<void> {
+      if (!(await repo.mergeDialectData(id, data))) throw notFound('Job', id);
+    },
+
+    /** The stored bytes of one image of a succeeded job (for dialects that answer with base64). */
+    async readImage(id: string, index: number, type: ImageType = 'original'): Promise<{ bytes: Buffer; contentType: string }> {
+      const image = (await repo.listImages([id])).find((candidate) => candidate.index === index);
+      if (!image) throw notFound('Image', `${index} of job ${id}`);
+      const object = await storage.get(type === 'original' ? image.originalKey : image.thumbnailKey);
+      if (!object) throw notFound('Image', `${index} of job ${id}`);
+      const chunks: Buffer[] = [];
+      for await (const chunk of object.body) chunks.push(chunk as Buffer);
+      return { bytes: Buffer.concat(chunks), contentType: object.contentType };
+    },
+
+    async list(query: { status?: JobStatus; dialect?: string; limit: number; cursor?: string }): Promise<{ items: JobView[]; nextCursor: string | null }> {
       const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-      const page = await repo.list({ status: query.status, limit: query.limit + 1, after });
+      const page = await repo.list({ status: query.status, dialect: query.dialect, limit: query.limit + 1, after });
       const items = page.slice(0, query.limit);
       const last = items.at(-1);
       return { items: await views(items), nextCursor: page.length > query.limit && last ? encodeCursor(last.id) : null };
@@ -251,6 +274,10 @@ export function makeJobService(deps: JobServiceDeps) {
     },
 
     /** Jobs per status, pending queue entries, and the workers heard from recently. */
+    async countByStatus(filter: { dialect?: string } = {}) {
+      return repo.countByStatus(filter);
+    },
+
     async queueStats() {
       const [jobs, pending, workers] = await Promise.all([
         repo.countByStatus(),

@@ -78,6 +78,7 @@ export interface Job {
   provider: string;
   providerJobId: string | null;
   request: GenerationRequest;
+  dialectData: Record<string, unknown>;
   attempts: number;
   maxAttempts: number;
   error: JobError | null;

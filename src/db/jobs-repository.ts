@@ -30,6 +30,7 @@ export interface EventInput {
 
 export interface ListQuery {
   owner?: string | null;
+  dialect?: string;
   status?: JobStatus;
   limit: number;
   /** Id of the last job of the previous page: the next page starts strictly after it. */
@@ -83,6 +84,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
       conditions.push(query.owner === null ? sql`${jobs.owner} is null` : eq(jobs.owner, query.owner));
     }
     if (query.status) conditions.push(eq(jobs.status, query.status));
+    if (query.dialect) conditions.push(eq(jobs.dialect, query.dialect));
     if (query.after) conditions.push(lt(jobs.id, query.after));
     const rows = await db
       .select()
@@ -91,6 +93,22 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
       .orderBy(desc(jobs.id))
       .limit(query.limit);
     return rows.map(toJob);
+  }
+
+  async function getMany(ids: string[]): Promise<Job[]> {
+    if (ids.length === 0) return [];
+    const rows = await db.select().from(jobs).where(inArray(jobs.id, ids)).orderBy(asc(jobs.id));
+    return rows.map(toJob);
+  }
+
+  /** Merges `data` into a job's dialect data (whatever its status). */
+  async function mergeDialectData(id: string, data: Record<string, unknown>): Promise<Job | null> {
+    const [row] = await db
+      .update(jobs)
+      .set({ dialectData: sql`${jobs.dialectData} || ${JSON.stringify(data)}::jsonb`, updatedAt: new Date() })
+      .where(eq(jobs.id, id))
+      .returning();
+    return row ? toJob(row) : null;
   }
 
   async function listByBatch(batchId: string): Promise<Job[]> {
@@ -207,8 +225,12 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
     return db.select().from(jobEvents).where(eq(jobEvents.jobId, jobId)).orderBy(asc(jobEvents.id));
   }
 
-  async function countByStatus(): Promise<Record<JobStatus, number>> {
-    const rows = await db.select({ status: jobs.status, n: count() }).from(jobs).groupBy(jobs.status);
+  async function countByStatus(filter: { dialect?: string } = {}): Promise<Record<JobStatus, number>> {
+    const rows = await db
+      .select({ status: jobs.status, n: count() })
+      .from(jobs)
+      .where(filter.dialect ? eq(jobs.dialect, filter.dialect) : undefined)
+      .groupBy(jobs.status);
     const counts: Record<JobStatus, number> = {
       queued: 0,
       running: 0,
@@ -239,6 +261,8 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
   return {
     insertJobs,
     get,
+    getMany,
+    mergeDialectData,
     list,
     listByBatch,
     listUnfinished,

@@ -39,6 +39,8 @@ export const jobs = pgTable(
     error: jsonb('error').$type<JobError>(),
     timings: jsonb('timings').$type<JobTimings>().notNull().default({ providerMs: 0, imageMs: 0, storageMs: 0 }),
     idempotencyKey: text('idempotency_key'),
+    /** What a dialect must remember about a job to answer in its own shape (input format, tokens, …). */
+    dialectData: jsonb('dialect_data').$type<Record<string, unknown>>().notNull().default({}),
     runAfter: timestamp('run_after', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     ...timestamps,
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
@@ -50,6 +52,7 @@ export const jobs = pgTable(
     index('jobs_status_id_idx').on(t.status, t.id),
     index('jobs_owner_id_idx').on(t.owner, t.id),
     index('jobs_batch_idx').on(t.batchId),
+    index('jobs_dialect_id_idx').on(t.dialect, t.id),
     uniqueIndex('jobs_owner_idempotency_idx')
       .on(t.owner, t.idempotencyKey)
       .where(sql`${t.idempotencyKey} is not null`),
