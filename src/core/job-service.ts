@@ -1,17 +1,19 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Logger } from 'pino';
 import type { JobRepository, NewJob } from '../db/jobs-repository.ts';
+import type { EventBus } from '../events/bus.ts';
 import type { JobQueue } from '../queue/port.ts';
 import type { ProviderRegistry } from '../providers/port.ts';
 import type { ObjectStorage } from '../storage/port.ts';
 import { THUMBNAIL_SIZE } from '../storage/thumbnail.ts';
 import { badRequest, conflict, DarkroomError, notFound } from './errors.ts';
-import { ACTIVE_STATUSES, JOB_STATUSES, type Job, type JobImage, type JobStatus } from './job.ts';
+import { ACTIVE_STATUSES, isTerminal, JOB_STATUSES, type Job, type JobImage, type JobStatus } from './job.ts';
 import { routeProvider } from './routing.ts';
 import { METADATA_MAX_BYTES, normaliseRequest, type CreateJobInput, type GenerationRequest } from './request.ts';
 
 export interface JobServiceDeps {
   repo: JobRepository;
+  events: EventBus;
   queue: JobQueue;
   providers: ProviderRegistry;
   storage: ObjectStorage;
@@ -166,6 +168,28 @@ export function makeJobService(deps: JobServiceDeps) {
     },
 
     async get(id: string): Promise<JobView> {
+      return view(await getJob(id));
+    },
+
+    /**
+     * Waits up to `timeoutMs` for the job to finish (any terminal status), then returns it as it is
+     * then. Driven by job events, so it costs nothing while it waits and works across processes.
+     */
+    async waitFor(id: string, timeoutMs: number): Promise<JobView> {
+      let wake: () => void = () => undefined;
+      const woken = new Promise<void>((resolve) => (wake = resolve));
+      const unsubscribe = deps.events.subscribe((message) => {
+        if (message.jobId === id && isTerminal(message.status)) wake();
+      });
+      const timer = setTimeout(wake, timeoutMs);
+      try {
+        // Subscribed before reading, so a finish between the read and the wait is not missed.
+        const job = await getJob(id);
+        if (!isTerminal(job.status)) await woken;
+      } finally {
+        clearTimeout(timer);
+        unsubscribe();
+      }
       return view(await getJob(id));
     },
 

@@ -16,6 +16,8 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 export interface Database {
   db: Db;
   kind: 'pglite' | 'postgres';
+  /** The node-postgres pool (Postgres only): for LISTEN/NOTIFY and other driver-level needs. */
+  pool?: pg.Pool;
   /** Runs pending migrations; safe when several processes start at once. */
   migrate(): Promise<void>;
   ping(): Promise<void>;
@@ -70,6 +72,7 @@ async function openPostgres(url: string, max: number): Promise<Database> {
   return {
     db,
     kind: 'postgres',
+    pool,
     migrate: async () => {
       const client = await pool.connect();
       try {

@@ -49,8 +49,10 @@ export interface WorkerInfo {
 export type JobRepository = ReturnType<typeof makeJobRepository>;
 
 export interface JobRepositoryOptions {
-  /** Told of every committed status change: the hook for logs (and, later, live events). */
+  /** Told of every committed status change (for logs). */
   onTransition?: (job: Job, from: readonly JobStatus[]) => void;
+  /** Told of every committed job_events row: the feed of the event bus. */
+  onEvents?: (events: JobEvent[]) => void;
 }
 
 /**
@@ -63,14 +65,21 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
     return job;
   };
 
+  const committed = (events: JobEvent[]) => {
+    if (events.length > 0) options.onEvents?.(events);
+  };
+
   async function insertJobs(rows: NewJob[]): Promise<Job[]> {
-    return db.transaction(async (tx) => {
+    const { inserted, events } = await db.transaction(async (tx) => {
       const inserted = await tx.insert(jobs).values(rows).returning();
-      await tx.insert(jobEvents).values(
-        inserted.map((job) => ({ jobId: job.id, type: 'created' as const, status: job.status, data: {} })),
-      );
-      return inserted.map(toJob);
+      const events = await tx
+        .insert(jobEvents)
+        .values(inserted.map((job) => ({ jobId: job.id, type: 'created' as const, status: job.status, data: {} })))
+        .returning();
+      return { inserted, events };
     });
+    committed(events);
+    return inserted.map(toJob);
   }
 
   async function get(id: string): Promise<Job | null> {
@@ -145,41 +154,50 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
         .where(and(eq(jobs.id, id), inArray(jobs.status, [...from])))
         .returning();
       if (!row) return null;
-      await tx.insert(jobEvents).values({
-        jobId: id,
-        type: event.type,
-        status: to,
-        stage: row.stage,
-        data: { ...event.data, ...(row.error && to !== 'succeeded' ? { error: row.error } : {}) },
-      });
-      return toJob(row);
+      const events = await tx
+        .insert(jobEvents)
+        .values({
+          jobId: id,
+          type: event.type,
+          status: to,
+          stage: row.stage,
+          data: { ...event.data, ...(row.error && to !== 'succeeded' ? { error: row.error } : {}) },
+        })
+        .returning();
+      return { job: toJob(row), events };
     });
-    if (moved) options.onTransition?.(moved, from);
-    return moved;
+    if (!moved) return null;
+    options.onTransition?.(moved.job, from);
+    committed(moved.events);
+    return moved.job;
   }
 
   /** Changes a job without changing its status, only while it still has `status`. */
   async function update(id: string, status: JobStatus, patch: JobPatch, event?: EventInput): Promise<Job | null> {
-    return db.transaction(async (tx) => {
+    const updated = await db.transaction(async (tx) => {
       const [row] = await tx
         .update(jobs)
         .set({ ...patch, updatedAt: new Date() })
         .where(and(eq(jobs.id, id), eq(jobs.status, status)))
         .returning();
       if (!row) return null;
-      if (event) {
-        await tx
-          .insert(jobEvents)
-          .values({ jobId: id, type: event.type, status, stage: row.stage, data: event.data ?? {} });
-      }
-      return toJob(row);
+      const events = event
+        ? await tx
+            .insert(jobEvents)
+            .values({ jobId: id, type: event.type, status, stage: row.stage, data: event.data ?? {} })
+            .returning()
+        : [];
+      return { job: toJob(row), events };
     });
+    if (!updated) return null;
+    committed(updated.events);
+    return updated.job;
   }
 
   /** Saves image rows; a repeated index replaces the earlier row, so a retried store never doubles. */
   async function saveImages(rows: NewImage[]): Promise<void> {
     if (rows.length === 0) return;
-    await db.transaction(async (tx) => {
+    const events = await db.transaction(async (tx) => {
       await tx
         .insert(images)
         .values(rows)
@@ -196,16 +214,20 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
             seed: sql`excluded.seed`,
           },
         });
-      await tx.insert(jobEvents).values(
-        rows.map((row) => ({
-          jobId: row.jobId,
-          type: 'image' as const,
-          status: 'running' as const,
-          stage: 'storing' as const,
-          data: { index: row.index, width: row.width, height: row.height, contentType: row.contentType },
-        })),
-      );
+      return tx
+        .insert(jobEvents)
+        .values(
+          rows.map((row) => ({
+            jobId: row.jobId,
+            type: 'image' as const,
+            status: 'running' as const,
+            stage: 'storing' as const,
+            data: { index: row.index, width: row.width, height: row.height, contentType: row.contentType },
+          })),
+        )
+        .returning();
     });
+    committed(events);
   }
 
   async function listImages(jobIds: string[]): Promise<JobImage[]> {

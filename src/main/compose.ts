@@ -9,6 +9,8 @@ import type { Config } from '../config/index.ts';
 import { makeJobService, type JobService } from '../core/job-service.ts';
 import { openDatabase, type Database } from '../db/client.ts';
 import { makeJobRepository, type JobRepository } from '../db/jobs-repository.ts';
+import { makeLocalEventBus, type EventBus } from '../events/bus.ts';
+import { makePostgresEventBus } from '../events/postgres.ts';
 import { makeProviders } from '../providers/index.ts';
 import { makeProviderRegistry, type Provider } from '../providers/port.ts';
 import { makeEmbeddedQueue } from '../queue/embedded.ts';
@@ -39,6 +41,7 @@ export interface Darkroom {
   readonly queue: JobQueue;
   readonly storage: ObjectStorage;
   readonly worker: Worker;
+  readonly events: EventBus;
   readonly logger: Logger;
   /** The base of absolute links: PUBLIC_URL, or the address the server listens on. */
   baseUrl(): string;
@@ -58,6 +61,9 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     await database.close();
     throw error;
   }
+  const events = database.pool
+    ? await makePostgresEventBus({ url: config.databaseUrl as string, pool: database.pool, logger })
+    : makeLocalEventBus();
   const jobLog = logger.child({ component: 'jobs' });
   const repo = makeJobRepository(database.db, {
     onTransition: (job) =>
@@ -65,6 +71,12 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
         { jobId: job.id, status: job.status, attempt: job.attempts, provider: job.provider, ...(job.error ? { error: job.error.code } : {}) },
         `job ${job.status}`,
       ),
+    onEvents: (rows) => {
+      for (const row of rows) {
+        const message = { id: row.id, jobId: row.jobId, type: row.type, status: row.status, stage: row.stage, at: row.createdAt.toISOString() };
+        events.publish(message).catch((error: unknown) => jobLog.warn({ err: error, jobId: row.jobId }, 'could not publish a job event'));
+      }
+    },
   });
   const queue = makeEmbeddedQueue();
 
@@ -77,6 +89,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
 
   const jobs = makeJobService({
     repo,
+    events,
     queue,
     providers,
     storage,
@@ -125,6 +138,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     queue,
     storage,
     worker,
+    events,
     logger,
     baseUrl,
     async start() {
@@ -141,6 +155,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
         await worker.stop(config.shutdownGraceMs);
         await queue.close();
         await storage.close();
+        await events.close();
         await database.close();
       })();
       return closing;

@@ -10,6 +10,7 @@ import {
   BatchStatusResponse,
   CreateJobBody,
   EventsResponse,
+  GetJobQuery,
   ImageLinkResponse,
   ImageParams,
   ImageQuery,
@@ -106,9 +107,18 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
   app.get(
     '/jobs/:id',
     {
-      schema: { tags, summary: 'A job with its images', params: JobIdParams, response: { 200: JobSchema, ...problemResponses(400, 404) } },
+      schema: {
+        tags,
+        summary: 'A job with its images; `wait` holds the answer until it finishes (or the wait ends)',
+        params: JobIdParams,
+        querystring: GetJobQuery,
+        response: { 200: JobSchema, ...problemResponses(400, 404) },
+      },
     },
-    async (request) => presentJob(await jobs.get(request.params.id)),
+    async (request) => {
+      const { wait } = request.query;
+      return presentJob(wait ? await jobs.waitFor(request.params.id, wait * 1000) : await jobs.get(request.params.id));
+    },
   );
 
   const cancelSchema = {

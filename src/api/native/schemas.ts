@@ -159,3 +159,12 @@ export const ProviderStatusSchema = Type.Object({
 });
 
 export const ProviderParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9_-]+$' }) });
+
+export const GetJobQuery = Type.Object(
+  {
+    wait: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 60, description: 'Seconds to wait for the job to finish before answering (long poll)' }),
+    ),
+  },
+  { additionalProperties: false },
+);
