@@ -50,6 +50,10 @@ export interface Config {
   /** First retry delay; later ones double, with jitter, up to `retryMaxDelayMs`. */
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
+  /** How often the reconciler looks for unfinished jobs whose queue entry was lost. */
+  reconcileIntervalMs: number;
+  /** How long an unfinished job must be untouched before the reconciler enqueues it again. */
+  reconcileStaleMs: number;
   /** How long running steps may take to finish after SIGINT/SIGTERM before the process exits. */
   shutdownGraceMs: number;
   bodyLimitBytes: number;
@@ -194,6 +198,8 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     jobMaxAttempts: integer('JOB_MAX_ATTEMPTS', 5, 1, 100),
     retryBaseDelayMs: integer('RETRY_BASE_DELAY_MS', 1000, 1, 3_600_000),
     retryMaxDelayMs: integer('RETRY_MAX_DELAY_MS', 60_000, 1, 24 * 3_600_000),
+    reconcileIntervalMs: integer('RECONCILE_INTERVAL_MS', 5000, 50, 3_600_000),
+    reconcileStaleMs: integer('RECONCILE_STALE_MS', 20_000, 100, 24 * 3_600_000),
     shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 1_048_576, 1024, 100 * 1_048_576),
     logLevel: oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),

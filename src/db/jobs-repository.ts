@@ -135,6 +135,17 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
     return rows.map(toJob);
   }
 
+  /** Unfinished jobs nobody has touched since `before`: candidates whose queue entry may be lost. */
+  async function listStale(before: Date, limit: number): Promise<Job[]> {
+    const rows = await db
+      .select()
+      .from(jobs)
+      .where(and(inArray(jobs.status, ['queued', 'running']), lt(jobs.updatedAt, before)))
+      .orderBy(asc(jobs.updatedAt))
+      .limit(limit);
+    return rows.map(toJob);
+  }
+
   /**
    * Moves a job to `to` only if its status is still one of `from`; returns the updated job, or null
    * when the job is missing or another actor changed its status first.
@@ -288,6 +299,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
     list,
     listByBatch,
     listUnfinished,
+    listStale,
     transition,
     update,
     saveImages,

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config/index.ts';
 import { openDatabase } from '../db/client.ts';
-import { createDarkroom } from './compose.ts';
+import { createDarkroom, type DarkroomRole } from './compose.ts';
 
 const HELP = `darkroom — self-hosted image-generation orchestrator
 
@@ -9,12 +9,28 @@ Usage: darkroom <command>
 
 Commands:
   serve     run the API and a worker in one process (what \`npm start\` runs)
+  api       run only the HTTP API (production: scale out behind a load balancer)
+  worker    run only a worker (production: as many as you need)
   migrate   apply database migrations and exit
+
+\`api\` and \`worker\` run as separate processes, so they need what processes can share:
+DATABASE_URL (Postgres) and QUEUE=redis or QUEUE=postgres.
 
 Configuration comes from the environment and .env; see .env.example.`;
 
-async function serve(config: Config): Promise<void> {
-  const darkroom = await createDarkroom(config);
+function run(role: DarkroomRole) {
+  return async (config: Config): Promise<void> => {
+    if (role !== 'serve' && (!config.databaseUrl || config.queue === 'embedded')) {
+      throw new ConfigError([
+        `darkroom ${role} runs beside other processes, so it needs DATABASE_URL (Postgres) and QUEUE=redis or QUEUE=postgres; use \`darkroom serve\` for one process`,
+      ]);
+    }
+    await runProcess(config, role);
+  };
+}
+
+async function runProcess(config: Config, role: DarkroomRole): Promise<void> {
+  const darkroom = await createDarkroom(config, { role });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -53,14 +69,19 @@ async function main(argv: string[]): Promise<void> {
     console.log(HELP);
     return;
   }
-  const commands: Record<string, (config: Config) => Promise<void>> = { serve, migrate };
-  const run = commands[command];
-  if (!run) {
+  const commands: Record<string, (config: Config) => Promise<void>> = {
+    serve: run('serve'),
+    api: run('api'),
+    worker: run('worker'),
+    migrate,
+  };
+  const selected = commands[command];
+  if (!selected) {
     console.error(`Unknown command "${command}".\n\n${HELP}`);
     process.exitCode = 2;
     return;
   }
-  await run(loadConfig());
+  await selected(loadConfig());
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

@@ -19,13 +19,20 @@ import { makeFsStorage } from '../storage/fs.ts';
 import type { ObjectStorage } from '../storage/port.ts';
 import { makeLinkSigner, resolveSigningSecret } from '../storage/signing.ts';
 import { makePipeline } from '../worker/pipeline.ts';
+import { makeReconciler } from '../worker/reconciler.ts';
 import { makeWorker, type Worker } from '../worker/worker.ts';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 
+/** What one process does: both (the embedded default), only HTTP, or only jobs. */
+export type DarkroomRole = 'serve' | 'api' | 'worker';
+
 export interface DarkroomOverrides {
+  role?: DarkroomRole;
   logger?: Logger;
+  /** Wraps the configured queue (tests inject failures through the same port). */
+  wrapQueue?: (queue: JobQueue) => JobQueue;
   /** Replaces the providers built from configuration (tests inject controlled ones through the same port). */
   providers?: Provider[];
   /** Randomness for retry jitter and the mock provider, so tests can pin it. */
@@ -53,6 +60,7 @@ export interface Darkroom {
 
 /** The one composition root: the CLI, the servers and the tests all build darkroom here. */
 export async function createDarkroom(config: Config, overrides: DarkroomOverrides = {}): Promise<Darkroom> {
+  const role = overrides.role ?? 'serve';
   const logger = overrides.logger ?? pino({ level: config.logLevel, base: { service: 'darkroom' } });
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   try {
@@ -78,7 +86,8 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
       }
     },
   });
-  const queue = makeEmbeddedQueue();
+  const configuredQueue = makeEmbeddedQueue();
+  const queue = overrides.wrapQueue ? overrides.wrapQueue(configuredQueue) : configuredQueue;
 
   let listeningUrl = `http://${config.host}:${config.port}`;
   const baseUrl = () => config.publicUrl ?? listeningUrl;
@@ -117,6 +126,14 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     logger,
   });
 
+  const reconciler = makeReconciler({
+    repo,
+    queue,
+    logger: logger.child({ component: 'reconciler' }),
+    intervalMs: config.reconcileIntervalMs,
+    staleMs: config.reconcileStaleMs,
+  });
+
   const app = await buildApp({
     jobs,
     storage,
@@ -142,15 +159,22 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     logger,
     baseUrl,
     async start() {
-      const address = await app.listen({ port: config.port, host: config.host });
-      listeningUrl = address;
-      const resumed = await jobs.resume();
-      await worker.start();
-      logger.info({ url: baseUrl(), resumed, concurrency: config.workerConcurrency, database: database.kind }, 'darkroom is running');
-      return address;
+      if (role !== 'worker') listeningUrl = await app.listen({ port: config.port, host: config.host });
+      let resumed = 0;
+      if (role !== 'api') {
+        resumed = await jobs.resume();
+        await worker.start();
+        reconciler.start();
+      }
+      logger.info(
+        { role, url: role === 'worker' ? undefined : baseUrl(), resumed, concurrency: config.workerConcurrency, database: database.kind, queue: queue.kind },
+        'darkroom is running',
+      );
+      return listeningUrl;
     },
     close() {
       closing ??= (async () => {
+        reconciler.stop();
         await app.close();
         await worker.stop(config.shutdownGraceMs);
         await queue.close();

@@ -11,6 +11,8 @@
 export interface EnqueueOptions {
   priority: number;
   delayMs?: number;
+  /** The provider the job runs on: adapters that limit concurrency or rate per provider key on it. */
+  group?: string;
 }
 
 /** What a handler asks for when it returns: nothing (the job needs no more turns) or another turn later. */

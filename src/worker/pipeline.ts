@@ -22,6 +22,9 @@ export interface PipelineDeps {
 
 export type Pipeline = ReturnType<typeof makePipeline>;
 
+/** A running job is polled (and its row touched) at least this often; the reconciler relies on it. */
+export const MAX_POLL_DELAY_MS = 5000;
+
 interface Turn {
   job: Job;
   provider: Provider;
@@ -109,7 +112,7 @@ export function makePipeline(deps: PipelineDeps) {
         );
         if (!updated) return undefined;
         const runningFor = Date.now() - (job.startedAt?.getTime() ?? Date.now());
-        return { runAgainInMs: untilDeadline(job, result.nextPollMs ?? pollDelayMs(runningFor)) };
+        return { runAgainInMs: untilDeadline(job, Math.min(MAX_POLL_DELAY_MS, result.nextPollMs ?? pollDelayMs(runningFor))) };
       }
       case 'cancelled':
         return fail(job, { code: 'upstream_cancelled', message: 'The upstream service cancelled the job', retryable: false }, timings);
