@@ -67,7 +67,11 @@ function fieldErrors(error: FastifyError): FieldError[] {
 export function problemFromError(error: unknown, request: FastifyRequest): Problem {
   const instance = request.url.split('?')[0];
   if (error instanceof DarkroomError) {
-    const errors = error.fieldErrors.map((item) => ({ in: 'body', field: item.field.replace(/^\//, '').replaceAll('/', '.'), message: item.message }));
+    const errors = error.fieldErrors.map((item) => ({
+      in: item.in ?? 'body',
+      field: item.field.replace(/^\//, '').replaceAll('/', '.'),
+      message: item.message,
+    }));
     return problem(error.status, error.code, error.message, { instance, ...(errors.length ? { errors } : {}) });
   }
   if (error instanceof IllegalTransitionError) return problem(409, 'conflict', error.message, { instance });
@@ -79,7 +83,7 @@ export function problemFromError(error: unknown, request: FastifyRequest): Probl
   }
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return problem(status, codeFor(fastifyError), friendlyMessage(fastifyError), { instance });
+    return problem(status, codeFor(fastifyError), friendlyMessage(fastifyError, request), { instance });
   }
   return problem(500, 'internal_error', 'darkroom could not handle the request; the error has been logged', { instance });
 }
@@ -98,8 +102,11 @@ function codeFor(error: FastifyError): string {
   }
 }
 
-function friendlyMessage(error: FastifyError): string {
+function friendlyMessage(error: FastifyError, request: FastifyRequest): string {
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return 'The request body is larger than this server accepts';
+  if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return `Content-Type ${request.headers['content-type'] ?? '(none)'} is not accepted here; send application/json`;
+  }
   if (error instanceof SyntaxError || error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
     return `The request body is not valid JSON: ${error.message}`;
   }

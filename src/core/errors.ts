@@ -1,3 +1,10 @@
+/** One bad field; `in` says which part of the request held it (the body unless said otherwise). */
+export interface FieldProblem {
+  field: string;
+  message: string;
+  in?: 'body' | 'querystring' | 'params' | 'headers';
+}
+
 /**
  * Errors the core raises for callers. Each carries the HTTP status the native API answers with; other
  * dialects map them to their own formats.
@@ -7,7 +14,7 @@ export class DarkroomError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
-    readonly fieldErrors: { field: string; message: string }[] = [],
+    readonly fieldErrors: FieldProblem[] = [],
   ) {
     super(message);
     this.name = 'DarkroomError';
@@ -16,8 +23,9 @@ export class DarkroomError extends Error {
 
 export const notFound = (what: string, id: string) => new DarkroomError(404, 'not_found', `${what} ${id} does not exist`);
 export const conflict = (message: string) => new DarkroomError(409, 'conflict', message);
-export const badRequest = (message: string, fieldErrors: { field: string; message: string }[] = []) =>
-  new DarkroomError(400, 'invalid_request', message, fieldErrors);
+/** A request the schema let through but the core refuses; with field errors it is a validation failure like any other. */
+export const badRequest = (message: string, fieldErrors: FieldProblem[] = []) =>
+  new DarkroomError(400, fieldErrors.length > 0 ? 'validation_failed' : 'invalid_request', message, fieldErrors);
 
 /**
  * A provider's failure, classified: `retryable` says whether the same request may succeed later

@@ -155,13 +155,20 @@ export function makeJobService(deps: JobServiceDeps) {
       return view(job, []);
     },
 
-    /** All or nothing: one bad job refuses the whole batch, and nothing is stored. */
-    async createBatch(inputs: CreateJobInput[], context: CreateContext): Promise<{ batchId: string; jobs: JobView[] }> {
+    /**
+     * All or nothing: one bad job refuses the whole batch, and nothing is stored. `fieldOf` names
+     * where job `index` came from in the caller's request, for error messages.
+     */
+    async createBatch(
+      inputs: CreateJobInput[],
+      context: CreateContext,
+      fieldOf: (index: number) => string = (index) => `/jobs/${index}`,
+    ): Promise<{ batchId: string; jobs: JobView[] }> {
       if (inputs.length === 0 || inputs.length > MAX_BATCH_SIZE) {
         throw badRequest(`A batch has 1 to ${MAX_BATCH_SIZE} jobs; this one has ${inputs.length}`);
       }
       const batchId = uuidv7();
-      const rows = inputs.map((input, index) => row(input, context, batchId, `/jobs/${index}`));
+      const rows = inputs.map((input, index) => row(input, context, batchId, fieldOf(index)));
       const jobs = await repo.insertJobs(rows);
       await enqueueAll(jobs);
       return { batchId, jobs: jobs.map((job) => ({ ...job, images: [] })) };
@@ -330,7 +337,7 @@ export function encodeCursor(id: string): string {
 export function decodeCursor(cursor: string): string {
   const id = Buffer.from(cursor, 'base64url').toString();
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)) {
-    throw badRequest('cursor is not one this API handed out', [{ field: 'cursor', message: 'is malformed' }]);
+    throw badRequest('cursor is not one this API handed out', [{ field: 'cursor', message: 'is malformed', in: 'querystring' }]);
   }
   return id;
 }

@@ -16,6 +16,7 @@ import {
   ImageQuery,
   JobIdParams,
   JobSchema,
+  DEFAULT_PAGE_SIZE,
   ListQuery,
   ListResponse,
   problemResponses,
@@ -67,7 +68,8 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
       const inputs: CreateJobInput[] = prompts
         ? prompts.map((prompt) => ({ ...shared, prompt }))
         : (items ?? []).map((item) => ({ ...shared, ...item }));
-      const batch = await jobs.createBatch(inputs, context);
+      // Shared options are top-level fields; only a `jobs` entry has a place of its own.
+      const batch = await jobs.createBatch(inputs, context, prompts ? () => '' : (index) => `/jobs/${index}`);
       return reply.code(202).send({ batchId: batch.batchId, jobs: batch.jobs.map(presentJob) });
     },
   );
@@ -99,7 +101,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
       },
     },
     async (request) => {
-      const page = await jobs.list(request.query);
+      const page = await jobs.list({ ...request.query, limit: request.query.limit ?? DEFAULT_PAGE_SIZE });
       return { items: page.items.map(presentJob), nextCursor: page.nextCursor };
     },
   );
@@ -145,7 +147,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
       },
     },
     async (request, reply) => {
-      const link = await jobs.imageLink(request.params.id, request.params.index, request.query.type);
+      const link = await jobs.imageLink(request.params.id, request.params.index, request.query.type ?? 'original');
       if (request.query.redirect) return reply.redirect(link.url, 302);
       return { ...link, expiresAt: link.expiresAt.toISOString() };
     },

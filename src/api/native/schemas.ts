@@ -6,6 +6,8 @@ import { MAX_BATCH_SIZE, MAX_PAGE_SIZE } from '../../core/job-service.ts';
 const DateTime = Type.String({ format: 'date-time' });
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 
+export const DEFAULT_PAGE_SIZE = 20;
+
 export const JobIdParams = Type.Object({ id: Type.String({ format: 'uuid', description: 'Job id (UUID)' }) });
 
 export const ProblemSchema = Type.Object(
@@ -89,7 +91,7 @@ export const BatchStatusResponse = Type.Object({
 export const ListQuery = Type.Object(
   {
     status: Type.Optional(Type.Enum(JOB_STATUSES)),
-    limit: Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: 20 }),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, default: DEFAULT_PAGE_SIZE })),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   },
   { additionalProperties: false },
@@ -104,8 +106,8 @@ export const ImageParams = Type.Object({
 
 export const ImageQuery = Type.Object(
   {
-    type: Type.Enum(['original', 'thumbnail'], { default: 'original' }),
-    redirect: Type.Boolean({ default: false }),
+    type: Type.Optional(Type.Enum(['original', 'thumbnail'], { default: 'original' })),
+    redirect: Type.Optional(Type.Boolean({ default: false })),
   },
   { additionalProperties: false },
 );
