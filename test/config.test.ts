@@ -64,3 +64,14 @@ describe('loadConfig', () => {
     expect(result.stderr).toContain('MOCK_FAILURE_RATE="2" must be a number from 0 to 1');
   });
 });
+
+describe('start-up checks', () => {
+  it('refuses a DEFAULT_PROVIDER that is not configured, before touching any data', () => {
+    const result = spawnSync(process.execPath, ['bin/darkroom.js', 'serve'], {
+      env: { ...process.env, DEFAULT_PROVIDER: 'runpod', RUNPOD_API_KEY: '', RUNPOD_ENDPOINT_ID: '', DATA_DIR: '/nonexistent/darkroom-never-created' },
+      encoding: 'utf8',
+    });
+    expect(result.status).toBe(78);
+    expect(result.stderr).toContain('DEFAULT_PROVIDER="runpod" is not a configured provider (configured: mock)');
+  });
+});

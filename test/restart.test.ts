@@ -10,8 +10,12 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()?.();
 });
 
+/** Stored objects; a write cut short by SIGKILL can leave a `*.tmp` file, which is never a stored object. */
 const countFiles = (dir: string): number =>
-  readdirSync(dir, { withFileTypes: true }).reduce((sum, entry) => sum + (entry.isDirectory() ? countFiles(join(dir, entry.name)) : 1), 0);
+  readdirSync(dir, { withFileTypes: true }).reduce(
+    (sum, entry) => sum + (entry.isDirectory() ? countFiles(join(dir, entry.name)) : entry.name.endsWith('.tmp') ? 0 : 1),
+    0,
+  );
 
 describe('restart', () => {
   it('a restarted darkroom polls the saved upstream jobs and never submits them again', async () => {

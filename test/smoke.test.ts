@@ -53,3 +53,26 @@ describe('providers', () => {
     expect((await dr.api('POST', '/api/v1/providers/Bad%20Name/test')).status).toBe(400);
   });
 });
+
+describe('batches', () => {
+  let dr: TestDarkroom;
+  beforeAll(async () => {
+    dr = await startDarkroom();
+  });
+  afterAll(() => dr.close({ removeData: true }));
+
+  it('applies shared options to every entry of `jobs` unless the entry sets its own', async () => {
+    const { status, body } = await dr.api('POST', '/api/v1/jobs/batch', {
+      width: 256,
+      height: 320,
+      numImages: 2,
+      jobs: [{ prompt: 'shared size' }, { prompt: 'own size', width: 128, numImages: 1 }],
+    });
+    expect(status).toBe(202);
+    const [shared, own] = body.jobs as { request: { width: number; height: number; numImages: number } }[];
+    expect(shared!.request).toMatchObject({ width: 256, height: 320, numImages: 2 });
+    expect(own!.request).toMatchObject({ width: 128, height: 320, numImages: 1 });
+    const batch = await dr.api('GET', `/api/v1/batches/${body.batchId}`);
+    expect(batch.body.total).toBe(2);
+  });
+});

@@ -2,16 +2,18 @@ import { Ajv, type Options } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
 
-const base: Options = { allErrors: true, useDefaults: true, removeAdditional: false, strict: false };
+const base: Options = { allErrors: true, removeAdditional: false, strict: false };
 
-function makeAjv(coerceTypes: Options['coerceTypes']) {
-  const ajv = new Ajv({ ...base, coerceTypes });
+function makeAjv(coerceTypes: Options['coerceTypes'], useDefaults: boolean) {
+  const ajv = new Ajv({ ...base, coerceTypes, useDefaults });
   addFormats.default(ajv);
   return ajv;
 }
 
-const strict = makeAjv(false);
-const coercing = makeAjv('array');
+// Body defaults are documentation only: the core applies them (normaliseRequest). Filling them in
+// here would make every batch entry carry width 512 and so hide the batch's shared options.
+const strict = makeAjv(false, false);
+const coercing = makeAjv('array', true);
 
 /**
  * Bodies are JSON and must carry the right types ("512" is not a width). Query strings and path

@@ -1,21 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { buildApp } from '../api/app.ts';
-import type { Config } from '../config/index.ts';
+import { ConfigError, type Config } from '../config/index.ts';
 import { makeJobService, type JobService } from '../core/job-service.ts';
 import { openDatabase, type Database } from '../db/client.ts';
 import { makeJobRepository, type JobRepository } from '../db/jobs-repository.ts';
+import { makeResourceRepository } from '../db/resources-repository.ts';
 import { makeLocalEventBus, type EventBus } from '../events/bus.ts';
 import { makePostgresEventBus } from '../events/postgres.ts';
 import { makeProviders } from '../providers/index.ts';
 import { makeProviderRegistry, type Provider } from '../providers/port.ts';
 import { makeEmbeddedQueue } from '../queue/embedded.ts';
 import type { JobQueue } from '../queue/port.ts';
-import { makeFsStorage } from '../storage/fs.ts';
+import { makeStorage } from '../storage/index.ts';
 import type { ObjectStorage } from '../storage/port.ts';
 import { makeLinkSigner, resolveSigningSecret } from '../storage/signing.ts';
 import { makePipeline } from '../worker/pipeline.ts';
@@ -61,6 +61,12 @@ export interface Darkroom {
 /** The one composition root: the CLI, the servers and the tests all build darkroom here. */
 export async function createDarkroom(config: Config, overrides: DarkroomOverrides = {}): Promise<Darkroom> {
   const role = overrides.role ?? 'serve';
+  const providers = makeProviderRegistry(overrides.providers ?? makeProviders(config, { random: overrides.random }));
+  if (!providers.get(config.defaultProvider)) {
+    throw new ConfigError([
+      `DEFAULT_PROVIDER="${config.defaultProvider}" is not a configured provider (configured: ${providers.names().join(', ')}); set its credentials or choose another`,
+    ]);
+  }
   const logger = overrides.logger ?? pino({ level: config.logLevel, base: { service: 'darkroom' } });
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   try {
@@ -92,9 +98,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   let listeningUrl = `http://${config.host}:${config.port}`;
   const baseUrl = () => config.publicUrl ?? listeningUrl;
   const signer = makeLinkSigner(resolveSigningSecret(config.signingSecret, config.dataDir));
-  const storage = makeFsStorage({ root: join(config.dataDir, 'objects'), signer, baseUrl });
-
-  const providers = makeProviderRegistry(overrides.providers ?? makeProviders(config, { random: overrides.random }));
+  const storage = makeStorage(config, { signer, baseUrl });
 
   const jobs = makeJobService({
     repo,
@@ -142,6 +146,8 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     bodyLimitBytes: config.bodyLimitBytes,
     readiness: { database: database.ping, queue: queue.ping, storage: storage.check },
     version: packageJson.version,
+    resources: makeResourceRepository(database.db),
+    fusionbrainDialect: config.fusionbrainDialect,
   });
 
   let closing: Promise<void> | undefined;

@@ -172,9 +172,13 @@ export function makePipeline(deps: PipelineDeps) {
       { type: 'status', data: { images: rows.length } },
     );
     if (!done) {
-      // Cancelled or expired while storing: that status won, so nothing of this run may remain.
-      const removed = await repo.deleteImages(job.id);
-      await storage.delete(removed.flatMap((image) => [image.originalKey, image.thumbnailKey]));
+      // Cancelled or expired while storing: that status won, so nothing of this run may remain. If
+      // the winner was another delivery that succeeded, the images (same keys) are its own: keep them.
+      const current = await repo.get(job.id);
+      if (current && current.status !== 'succeeded') {
+        const removed = await repo.deleteImages(job.id);
+        await storage.delete(removed.flatMap((image) => [image.originalKey, image.thumbnailKey]));
+      }
     }
     return undefined;
   }
