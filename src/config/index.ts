@@ -16,11 +16,15 @@ export interface Config {
   storage: 'fs' | 's3';
   s3: {
     endpoint: string | undefined;
+    /** The address clients use to download, when it differs from S3_ENDPOINT. */
+    publicEndpoint: string | undefined;
     region: string;
     bucket: string | undefined;
     accessKeyId: string | undefined;
     secretAccessKey: string | undefined;
     forcePathStyle: boolean;
+    /** Create the bucket when it is missing; off for credentials that may not create buckets. */
+    createBucket: boolean;
   };
   /** Base of every absolute link darkroom hands out; unset means the server's own address. */
   publicUrl: string | undefined;
@@ -165,11 +169,13 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     storage,
     s3: {
       endpoint: url('S3_ENDPOINT', ['http:', 'https:']),
+      publicEndpoint: url('S3_PUBLIC_ENDPOINT', ['http:', 'https:']),
       region: read('S3_REGION') ?? 'us-east-1',
       bucket: read('S3_BUCKET'),
       accessKeyId: read('S3_ACCESS_KEY_ID'),
       secretAccessKey: read('S3_SECRET_ACCESS_KEY'),
       forcePathStyle: boolean('S3_FORCE_PATH_STYLE', false),
+      createBucket: boolean('S3_CREATE_BUCKET', true),
     },
     publicUrl: url('PUBLIC_URL', ['http:', 'https:']),
     signedUrlTtlSeconds: integer('SIGNED_URL_TTL', 3600, 1, 7 * 24 * 3600),
@@ -211,7 +217,10 @@ export function loadConfig(env: Env = readEnvironment()): Config {
   if (queue === 'redis' && !redisUrl) problems.push('QUEUE=redis needs REDIS_URL');
   if (queue === 'postgres' && !databaseUrl) problems.push('QUEUE=postgres needs DATABASE_URL');
   if (queue !== 'embedded') problems.push(`QUEUE=${queue} is not available in this build; use QUEUE=embedded`);
-  if (storage === 's3') problems.push('STORAGE=s3 is not available in this build; use STORAGE=fs');
+  if (storage === 's3' && !config.s3.bucket) problems.push('STORAGE=s3 needs S3_BUCKET');
+  if (storage === 's3' && Boolean(config.s3.accessKeyId) !== Boolean(config.s3.secretAccessKey)) {
+    problems.push('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together');
+  }
   if (config.runpod.apiKey && !config.runpod.endpointId) problems.push('RUNPOD_API_KEY is set but RUNPOD_ENDPOINT_ID is missing');
   if (Boolean(config.fusionbrain.apiKey) !== Boolean(config.fusionbrain.secretKey)) {
     problems.push('FUSIONBRAIN_API_KEY and FUSIONBRAIN_SECRET_KEY must be set together');
