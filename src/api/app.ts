@@ -4,12 +4,16 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { JobService } from '../core/job-service.ts';
+import type { ResourceRepository } from '../db/resources-repository.ts';
 import type { LinkSigner } from '../storage/signing.ts';
 import type { ObjectStorage } from '../storage/port.ts';
+import { civitaiRoutes } from './civitai/index.ts';
 import { registerDocs } from './docs.ts';
 import { filesRoutes } from './files.ts';
+import { fusionbrainRoutes } from './fusionbrain/routes.ts';
 import { nativeRoutes } from './native/routes.ts';
 import { problem, registerProblemHandlers, sendProblem } from './problem.ts';
+import { runpodRoutes } from './runpod/routes.ts';
 import { validatorCompiler } from './validation.ts';
 
 export interface AppDeps {
@@ -21,6 +25,10 @@ export interface AppDeps {
   /** Named checks run by /ready; each throws when its component is not usable. */
   readiness: Record<string, () => Promise<void>>;
   version: string;
+  /** The AIR catalogue behind the Civitai dialect's /v2/resources. */
+  resources: ResourceRepository;
+  /** Keys the Fusion Brain dialect requires when both are set (FUSIONBRAIN_DIALECT_*). */
+  fusionbrainDialect: { apiKey: string | undefined; secretKey: string | undefined };
 }
 
 /** The whole HTTP surface as one Fastify instance that never listens: the process entry owns that. */
@@ -82,6 +90,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerDocs(app);
   await app.register(filesRoutes, { storage: deps.storage, signer: deps.signer });
   await app.register(nativeRoutes, { prefix: '/api/v1', jobs: deps.jobs });
+  await app.register(civitaiRoutes, { jobs: deps.jobs, resources: deps.resources });
+  await app.register(fusionbrainRoutes, { prefix: '/key/api/v1', jobs: deps.jobs, ...deps.fusionbrainDialect });
+  await app.register(runpodRoutes, { prefix: '/v2', jobs: deps.jobs });
 
   app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
   app.get('/ready', { schema: { tags: ['operations'], summary: 'Readiness: database, queue and storage checked' } }, async (_request, reply) => {

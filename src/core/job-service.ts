@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Logger } from 'pino';
-import type { JobRepository, NewJob } from '../db/jobs-repository.ts';
+import type { CountFilter, JobRepository, NewJob } from '../db/jobs-repository.ts';
 import type { EventBus } from '../events/bus.ts';
 import type { JobQueue } from '../queue/port.ts';
 import type { ProviderRegistry } from '../providers/port.ts';
@@ -105,7 +105,7 @@ export function makeJobService(deps: JobServiceDeps) {
 
   async function enqueueAll(jobs: Job[]): Promise<void> {
     for (const job of jobs) {
-      await queue.enqueue(job.id, { priority: job.priority }).catch((error: unknown) => {
+      await queue.enqueue(job.id, { priority: job.priority, group: job.provider }).catch((error: unknown) => {
         // The row is committed; a later resume (or the reconciler) enqueues it again.
         logger.error({ err: error, jobId: job.id }, 'could not enqueue a stored job');
       });
@@ -305,7 +305,7 @@ export function makeJobService(deps: JobServiceDeps) {
     },
 
     /** Jobs per status, pending queue entries, and the workers heard from recently. */
-    async countByStatus(filter: { dialect?: string } = {}) {
+    async countByStatus(filter: CountFilter = {}) {
       return repo.countByStatus(filter);
     },
 
@@ -323,7 +323,7 @@ export function makeJobService(deps: JobServiceDeps) {
       const unfinished = await repo.listUnfinished();
       for (const job of unfinished) {
         const delayMs = Math.max(0, job.runAfter.getTime() - Date.now());
-        await queue.enqueue(job.id, { priority: job.priority, delayMs });
+        await queue.enqueue(job.id, { priority: job.priority, delayMs, group: job.provider });
       }
       return unfinished.length;
     },

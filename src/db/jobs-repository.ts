@@ -23,6 +23,11 @@ export type JobPatch = Partial<
   >
 >;
 
+export interface CountFilter {
+  dialect?: string;
+  dialectData?: Record<string, unknown>;
+}
+
 export interface EventInput {
   type: JobEventType;
   data?: Record<string, unknown>;
@@ -258,11 +263,15 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
     return db.select().from(jobEvents).where(eq(jobEvents.jobId, jobId)).orderBy(asc(jobEvents.id));
   }
 
-  async function countByStatus(filter: { dialect?: string } = {}): Promise<Record<JobStatus, number>> {
+  /** `dialectData` narrows to jobs whose dialect data contains it (jsonb @>), e.g. one RunPod endpoint's jobs. */
+  async function countByStatus(filter: CountFilter = {}): Promise<Record<JobStatus, number>> {
+    const conditions = [];
+    if (filter.dialect) conditions.push(eq(jobs.dialect, filter.dialect));
+    if (filter.dialectData) conditions.push(sql`${jobs.dialectData} @> ${JSON.stringify(filter.dialectData)}::jsonb`);
     const rows = await db
       .select({ status: jobs.status, n: count() })
       .from(jobs)
-      .where(filter.dialect ? eq(jobs.dialect, filter.dialect) : undefined)
+      .where(and(...conditions))
       .groupBy(jobs.status);
     const counts: Record<JobStatus, number> = {
       queued: 0,

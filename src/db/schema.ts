@@ -105,4 +105,12 @@ export const workers = pgTable('workers', {
   heartbeatAt: timestamp('heartbeat_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
 });
 
-export const schema = { jobs, images, jobEvents, workers };
+/** The AIR catalogue served by the Civitai dialect's /v2/resources: one ResourceInfo document per AIR. */
+export const resources = pgTable('resources', {
+  air: text('air').primaryKey(),
+  data: jsonb('data').$type<Record<string, unknown>>().notNull(),
+  ...timestamps,
+  updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});
+
+export const schema = { jobs, images, jobEvents, workers, resources };

@@ -8,6 +8,7 @@ import { ConfigError, type Config } from '../config/index.ts';
 import { makeJobService, type JobService } from '../core/job-service.ts';
 import { openDatabase, type Database } from '../db/client.ts';
 import { makeJobRepository, type JobRepository } from '../db/jobs-repository.ts';
+import { makeResourceRepository } from '../db/resources-repository.ts';
 import { makeLocalEventBus, type EventBus } from '../events/bus.ts';
 import { makePostgresEventBus } from '../events/postgres.ts';
 import { makeProviders } from '../providers/index.ts';
@@ -145,6 +146,8 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     bodyLimitBytes: config.bodyLimitBytes,
     readiness: { database: database.ping, queue: queue.ping, storage: storage.check },
     version: packageJson.version,
+    resources: makeResourceRepository(database.db),
+    fusionbrainDialect: config.fusionbrainDialect,
   });
 
   let closing: Promise<void> | undefined;

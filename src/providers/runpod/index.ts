@@ -1,0 +1,197 @@
+import { ProviderError } from '../../core/errors.ts';
+import type { PollResult, Provider, ProviderContext, ProviderJobRef, ProviderOutput } from '../port.ts';
+import { httpError, networkError } from './http.ts';
+import { resolveImage } from './images.ts';
+import { buildInput, buildPolicy, type RunpodInputFormat } from './input.ts';
+import { parseOutput, workerFailure } from './output.ts';
+
+export interface RunpodProviderOptions {
+  /** e.g. https://api.runpod.ai/v2 (no trailing slash). */
+  apiUrl: string;
+  apiKey: string;
+  endpointId: string;
+  inputFormat: RunpodInputFormat;
+  /** Bounds calls made outside a job turn (cancel, health), which have no context signal. */
+  timeoutMs: number;
+  maxImageBytes: number;
+  fetch?: typeof fetch;
+  random?: () => number;
+  now?: () => number;
+}
+
+interface RunpodJobStatus {
+  id?: unknown;
+  status?: unknown;
+  output?: unknown;
+  error?: unknown;
+}
+
+/**
+ * RunPod serverless (https://docs.runpod.io/serverless/endpoints/job-operations): one endpoint, whose
+ * worker takes the input shape `inputFormat` names. The RunPod job id is the provider job id, so a
+ * restarted darkroom polls it without any other state.
+ */
+export function makeRunpodProvider(options: RunpodProviderOptions): Provider {
+  const doFetch = options.fetch ?? fetch;
+  const now = options.now ?? Date.now;
+  const endpointUrl = `${options.apiUrl}/${encodeURIComponent(options.endpointId)}`;
+
+  /** Nothing darkroom shows (job errors, logs, provider checks) may carry the key, even if an upstream echoes it. */
+  function redact(error: unknown): unknown {
+    if (!(error instanceof ProviderError) || !error.message.includes(options.apiKey)) return error;
+    return new ProviderError(error.message.replaceAll(options.apiKey, '[redacted]'), {
+      code: error.code,
+      retryable: error.retryable,
+      retryAfterMs: error.retryAfterMs,
+      resubmit: error.resubmit,
+    });
+  }
+
+  /**
+   * Calls the endpoint; answers the parsed JSON of a 2xx, or null for a 404 when `allow404`. `what`
+   * names the call in messages ("GET /status/{id}").
+   */
+  async function call(what: string, path: string, signal: AbortSignal, body?: unknown, allow404 = false): Promise<unknown> {
+    const method = what.split(' ')[0];
+    let response: Response;
+    try {
+      response = await doFetch(`${endpointUrl}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${options.apiKey}`,
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+      });
+    } catch (cause) {
+      throw networkError(cause, what);
+    }
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (cause) {
+      throw networkError(cause, what);
+    }
+    if (allow404 && response.status === 404) return null;
+    if (!response.ok) throw httpError(response.status, response.headers, text, what);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new ProviderError(`RunPod answered ${what} with something that is not JSON`, { code: 'invalid_response', retryable: true });
+    }
+  }
+
+  const ownSignal = () => AbortSignal.timeout(options.timeoutMs);
+
+  async function outputs(output: unknown, job: ProviderJobRef, context: ProviderContext): Promise<ProviderOutput[]> {
+    const parsed = parseOutput(output);
+    if (parsed.images.length === 0) {
+      throw new ProviderError('The RunPod job completed without an image', { code: 'no_output', retryable: true, resubmit: true });
+    }
+    const wanted = parsed.images.slice(0, job.request.numImages);
+    const resolved = await Promise.all(
+      wanted.map((image) => resolveImage(image, { maxBytes: options.maxImageBytes, signal: context.signal, fetch: doFetch })),
+    );
+    // Outputs that name no seeds (ComfyUI, the custom worker) still ran the first image on the seed darkroom sent.
+    const seeds = parsed.seeds.some((seed) => seed !== undefined) ? parsed.seeds : [job.request.seed];
+    return resolved.map((image, index) => {
+      const seed = seeds[index];
+      return seed === undefined ? image : { ...image, seed };
+    });
+  }
+
+  async function interpret(status: RunpodJobStatus, job: ProviderJobRef, context: ProviderContext): Promise<PollResult> {
+    switch (status.status) {
+      case 'IN_QUEUE':
+        return { state: 'queued' };
+      case 'IN_PROGRESS':
+        return { state: 'running' };
+      case 'COMPLETED':
+        return { state: 'succeeded', outputs: await outputs(status.output, job, context) };
+      case 'FAILED':
+        throw workerFailure(status.error ?? (isRecord(status.output) ? status.output.error : undefined));
+      case 'TIMED_OUT':
+        throw new ProviderError('The RunPod job timed out on the worker', { code: 'upstream_timed_out', retryable: true, resubmit: true });
+      case 'CANCELLED':
+        return { state: 'cancelled' };
+      default:
+        throw new ProviderError(`RunPod reported an unknown job status ${JSON.stringify(status.status)}`, {
+          code: 'invalid_response',
+          retryable: true,
+        });
+    }
+  }
+
+  return {
+    name: 'runpod',
+
+    async submit(request, context) {
+      try {
+        if (options.inputFormat === 'custom' && request.numImages > 1) {
+          throw new ProviderError('The custom RunPod worker makes one image per job; ask for numImages 1', {
+            code: 'unsupported_request',
+            retryable: false,
+          });
+        }
+        const policy = buildPolicy(context.deadlineAt, now());
+        const body = { input: buildInput(request, options.inputFormat, options.random), ...(policy ? { policy } : {}) };
+        const answer = (await call('POST /run', '/run', context.signal, body)) as RunpodJobStatus | null;
+        if (typeof answer?.id !== 'string' || answer.id === '') {
+          throw new ProviderError('RunPod accepted the job but answered no job id', { code: 'invalid_response', retryable: true });
+        }
+        return { providerJobId: answer.id };
+      } catch (error) {
+        throw redact(error);
+      }
+    },
+
+    async poll(job, context) {
+      try {
+        const answer = await call('GET /status/{id}', `/status/${encodeURIComponent(job.providerJobId)}`, context.signal, undefined, true);
+        if (answer === null) {
+          // RunPod forgets a job some time after it ends (its TTL): only a new run can produce the images.
+          throw new ProviderError(`RunPod no longer knows job ${job.providerJobId}`, {
+            code: 'upstream_job_not_found',
+            retryable: true,
+            resubmit: true,
+          });
+        }
+        if (!isRecord(answer)) throw new ProviderError('RunPod answered a job status that is not an object', { code: 'invalid_response', retryable: true });
+        return await interpret(answer, job, context);
+      } catch (error) {
+        throw redact(error);
+      }
+    },
+
+    async cancel(job) {
+      try {
+        // A job RunPod no longer knows needs no cancelling.
+        await call('POST /cancel/{id}', `/cancel/${encodeURIComponent(job.providerJobId)}`, ownSignal(), undefined, true);
+      } catch (error) {
+        throw redact(error);
+      }
+    },
+
+    async check() {
+      try {
+        const health = await call('GET /health', '/health', ownSignal());
+        const workers = isRecord(health) && isRecord(health.workers) ? health.workers : {};
+        const jobs = isRecord(health) && isRecord(health.jobs) ? health.jobs : {};
+        const count = (value: unknown) => (typeof value === 'number' ? value : 0);
+        return {
+          ok: true,
+          detail: `RunPod endpoint ${options.endpointId}: ${count(workers.idle)} idle and ${count(workers.running)} running workers, ${count(jobs.inQueue)} jobs queued`,
+        };
+      } catch (error) {
+        const safe = redact(error);
+        return { ok: false, detail: safe instanceof Error ? safe.message : 'the health check failed' };
+      }
+    },
+  };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,154 @@
+import type { Config } from '../../config/index.ts';
+import type { GenerationRequest } from '../../core/request.ts';
+
+/** The input shapes of the RunPod workers darkroom knows (RUNPOD_INPUT_FORMAT). */
+export type RunpodInputFormat = Config['runpod']['inputFormat'];
+
+/** What worker-comfyui loads when the request names no checkpoint file: the SDXL base its sdxl image ships. */
+export const DEFAULT_COMFYUI_CHECKPOINT = 'sd_xl_base_1.0.safetensors';
+const COMFYUI_DEFAULT_STEPS = 20;
+const COMFYUI_DEFAULT_CFG = 7;
+const MAX_SEED = 4294967295;
+
+/** RunPod's documented bounds: executionTimeout from 5 s, ttl from 10 s, both up to 7 days. */
+const MIN_EXECUTION_TIMEOUT_MS = 5_000;
+const MIN_TTL_MS = 10_000;
+const MAX_POLICY_MS = 7 * 24 * 3_600_000;
+
+export interface RunpodPolicy {
+  ttl: number;
+  executionTimeout: number;
+}
+
+/**
+ * The job's remaining lifetime as a RunPod execution policy, so RunPod stops (and stops billing for)
+ * work darkroom would discard anyway. No deadline means RunPod's own defaults.
+ */
+export function buildPolicy(deadlineAt: Date | null, now: number): RunpodPolicy | undefined {
+  if (!deadlineAt) return undefined;
+  const remaining = Math.min(MAX_POLICY_MS, Math.max(0, Math.round(deadlineAt.getTime() - now)));
+  return { ttl: Math.max(MIN_TTL_MS, remaining), executionTimeout: Math.max(MIN_EXECUTION_TIMEOUT_MS, remaining) };
+}
+
+/** worker-sdxl fails the job on a scheduler name it does not know, so only these are ever sent. */
+const SDXL_SCHEDULERS: Record<string, string> = {
+  pndm: 'PNDM',
+  klms: 'KLMS',
+  lms: 'KLMS',
+  ddim: 'DDIM',
+  keuler: 'K_EULER',
+  euler: 'K_EULER',
+  keulerancestral: 'K_EULER_ANCESTRAL',
+  eulerancestral: 'K_EULER_ANCESTRAL',
+  eulera: 'K_EULER_ANCESTRAL',
+  dpmsolvermultistep: 'DPMSolverMultistep',
+  dpmpp2m: 'DPMSolverMultistep',
+  dpmsolversinglestep: 'DPMSolverSinglestep',
+  dpmpp2s: 'DPMSolverSinglestep',
+};
+
+/** ComfyUI's KSampler sampler names for the common A1111/Civitai spellings; anything else is sent as given. */
+const COMFYUI_SAMPLERS: Record<string, string> = {
+  euler: 'euler',
+  eulera: 'euler_ancestral',
+  eulerancestral: 'euler_ancestral',
+  heun: 'heun',
+  lms: 'lms',
+  ddim: 'ddim',
+  dpm2: 'dpm_2',
+  dpm2a: 'dpm_2_ancestral',
+  dpmpp2m: 'dpmpp_2m',
+  dpmpp2mkarras: 'dpmpp_2m',
+  dpmpp2msde: 'dpmpp_2m_sde',
+  dpmpp2msdekarras: 'dpmpp_2m_sde',
+  dpmppsde: 'dpmpp_sde',
+  dpmppsdekarras: 'dpmpp_sde',
+  unipc: 'uni_pc',
+  lcm: 'lcm',
+};
+
+const samplerKey = (name: string) => name.toLowerCase().replaceAll('+', 'p').replace(/[^a-z0-9]/g, '');
+
+export function sdxlScheduler(name: string | undefined): string | undefined {
+  return name === undefined ? undefined : SDXL_SCHEDULERS[samplerKey(name)];
+}
+
+export function comfyuiSampler(name: string | undefined): { sampler: string; scheduler: string } {
+  if (name === undefined) return { sampler: 'euler', scheduler: 'normal' };
+  const key = samplerKey(name);
+  return { sampler: COMFYUI_SAMPLERS[key] ?? name, scheduler: key.endsWith('karras') ? 'karras' : 'normal' };
+}
+
+/** A checkpoint file name can go to ComfyUI as is; a model AIR names no file ComfyUI could load. */
+function comfyuiCheckpoint(model: string | undefined): string {
+  if (!model || /^(?:urn:)?air:/i.test(model)) return DEFAULT_COMFYUI_CHECKPOINT;
+  return model;
+}
+
+/**
+ * The classic ComfyUI text-to-image graph in API format: checkpoint → two prompts → empty latent →
+ * KSampler → VAE decode → SaveImage. ComfyUI needs a seed, so a request without one gets `randomSeed`.
+ */
+export function comfyuiWorkflow(request: GenerationRequest, randomSeed: number): Record<string, unknown> {
+  const { sampler, scheduler } = comfyuiSampler(request.scheduler);
+  return {
+    '3': {
+      class_type: 'KSampler',
+      inputs: {
+        seed: request.seed ?? randomSeed,
+        steps: request.steps ?? COMFYUI_DEFAULT_STEPS,
+        cfg: request.cfgScale ?? COMFYUI_DEFAULT_CFG,
+        sampler_name: sampler,
+        scheduler,
+        denoise: 1,
+        model: ['4', 0],
+        positive: ['6', 0],
+        negative: ['7', 0],
+        latent_image: ['5', 0],
+      },
+    },
+    '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: comfyuiCheckpoint(request.model) } },
+    '5': { class_type: 'EmptyLatentImage', inputs: { width: request.width, height: request.height, batch_size: request.numImages } },
+    '6': { class_type: 'CLIPTextEncode', inputs: { text: request.prompt, clip: ['4', 1] } },
+    '7': { class_type: 'CLIPTextEncode', inputs: { text: request.negativePrompt ?? '', clip: ['4', 1] } },
+    '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
+    '9': { class_type: 'SaveImage', inputs: { filename_prefix: 'darkroom', images: ['8', 0] } },
+  };
+}
+
+/**
+ * The `input` of a RunPod job for the endpoint's worker. Absent options are left out so each worker
+ * applies its own defaults; worker-sdxl in particular refuses keys it does not know.
+ */
+export function buildInput(
+  request: GenerationRequest,
+  format: RunpodInputFormat,
+  random: () => number = Math.random,
+): Record<string, unknown> {
+  const common = { prompt: request.prompt, negative_prompt: request.negativePrompt, width: request.width, height: request.height };
+  switch (format) {
+    case 'sdxl':
+      return {
+        ...common,
+        num_inference_steps: request.steps,
+        guidance_scale: request.cfgScale,
+        seed: request.seed,
+        scheduler: sdxlScheduler(request.scheduler),
+        num_images: request.numImages,
+      };
+    case 'a1111':
+      return {
+        ...common,
+        steps: request.steps,
+        cfg_scale: request.cfgScale,
+        // A1111's own spelling of "random".
+        seed: request.seed ?? -1,
+        sampler_name: request.scheduler,
+        batch_size: request.numImages,
+      };
+    case 'comfyui':
+      return { workflow: comfyuiWorkflow(request, Math.floor(random() * (MAX_SEED + 1))) };
+    case 'custom':
+      return { ...common, steps: request.steps, cfg_scale: request.cfgScale, seed: request.seed, return_type: 'base64' };
+  }
+}
