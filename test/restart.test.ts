@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeScriptedProvider } from './helpers/providers.ts';
 import { makeDataDir, startDarkroom } from './helpers/darkroom.ts';
+import { spawnDarkroom } from './helpers/processes.ts';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -46,8 +46,8 @@ describe('restart', () => {
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
     const env = { DATA_DIR: dataDir, MOCK_LATENCY_MS: '200-1200', WORKER_CONCURRENCY: '3', LOG_LEVEL: 'info' };
 
-    const first = await spawnServer(env);
-    cleanups.push(() => void first.child.kill('SIGKILL'));
+    const first = await spawnDarkroom('serve', env);
+    cleanups.push(async () => void (await first.stop('SIGKILL')));
     const prompts = Array.from({ length: 12 }, (_, i) => ({ prompt: `killed mid-run ${i}`, numImages: (i % 3) + 1, width: 256, height: 256 }));
     const created = (await (
       await fetch(`${first.url}/api/v1/jobs/batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jobs: prompts }) })
@@ -59,11 +59,10 @@ describe('restart', () => {
       if ((stats.jobs.succeeded ?? 0) >= 2 && (stats.jobs.running ?? 0) >= 1) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    first.child.kill('SIGKILL');
-    await new Promise((resolve) => first.child.once('exit', resolve));
+    expect(await first.stop('SIGKILL')).toBe('SIGKILL');
 
-    const second = await spawnServer(env);
-    cleanups.push(() => void second.child.kill('SIGKILL'));
+    const second = await spawnDarkroom('serve', env);
+    cleanups.push(async () => void (await second.stop('SIGKILL')));
     let total = 0;
     for (const [index, id] of ids.entries()) {
       let job: { status: string; images: unknown[] };
@@ -78,28 +77,6 @@ describe('restart', () => {
     }
     // One original and one thumbnail per image, and not a file more.
     expect(countFiles(join(dataDir, 'objects'))).toBe(total * 2);
-    second.child.kill('SIGTERM');
-    expect(await new Promise((resolve) => second.child.once('exit', resolve))).toBe(0);
+    expect(await second.stop('SIGTERM')).toBe(0);
   });
 });
-
-async function spawnServer(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['bin/darkroom.js', 'serve'], {
-    env: { ...process.env, PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let buffered = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${buffered}`)), 20_000);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const match = /"url":"(http:\/\/[^"]+)".*"darkroom is running"/.exec(buffered);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${buffered}`)));
-  });
-  return { child, url };
-}

@@ -7,6 +7,8 @@ export interface RecordedRequest {
   at: number;
   /** What the proxy did: forwarded, or the injected fault. */
   outcome: 'forwarded' | 'fault' | 'delayed';
+  /** When the answer went back (undefined while the request is in flight). */
+  answeredAt?: number;
 }
 
 export interface FaultRule {
@@ -25,6 +27,10 @@ export interface FaultProxy {
   requests: RecordedRequest[];
   inject(rule: FaultRule): void;
   count(match: FaultRule['match']): number;
+  /** Matching requests not answered yet. */
+  inFlight(match: FaultRule['match']): number;
+  /** When the last matching request was answered (0 if never). */
+  lastAnsweredAt(match: FaultRule['match']): number;
   close(): Promise<void>;
 }
 
@@ -65,18 +71,23 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       if (rule?.respond) {
         reply.writeHead(rule.respond.status, { 'content-type': 'application/json', ...rule.respond.headers });
         reply.end(rule.respond.body ?? JSON.stringify({ error: `injected ${rule.respond.status}` }));
+        record.answeredAt = Date.now();
         return;
       }
       try {
         const answer = await forward(incoming, Buffer.concat(chunks));
         if (rule?.delayMs) await new Promise((resolve) => setTimeout(resolve, rule.delayMs));
-        if (reply.destroyed) return;
+        if (reply.destroyed) {
+          record.answeredAt = Date.now();
+          return;
+        }
         const { 'transfer-encoding': _chunked, connection: _connection, ...headers } = answer.headers;
         reply.writeHead(answer.status, { ...headers, 'content-length': String(answer.body.length) });
         reply.end(answer.body);
       } catch {
         if (!reply.headersSent) reply.writeHead(502).end();
       }
+      record.answeredAt = Date.now();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -87,6 +98,8 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     requests,
     inject: (rule) => void rules.push(rule),
     count: (match) => requests.filter((request) => match(request)).length,
+    inFlight: (match) => requests.filter((request) => request.answeredAt === undefined && match(request)).length,
+    lastAnsweredAt: (match) => Math.max(0, ...requests.filter((request) => match(request)).map((request) => request.answeredAt ?? 0)),
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();
