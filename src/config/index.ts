@@ -13,6 +13,13 @@ export interface Config {
   databaseUrl: string | undefined;
   queue: 'embedded' | 'redis' | 'postgres';
   redisUrl: string | undefined;
+  /** BullMQ queue name: deployments that share one Redis or database tell their queues apart by it. */
+  queueName: string;
+  /**
+   * Limits per provider that hold across every worker of every process (QUEUE=redis|postgres; the
+   * embedded queue serves one process and ignores them).
+   */
+  providerLimits: Record<string, { concurrency?: number; rateLimit?: { max: number; durationMs: number } }>;
   storage: 'fs' | 's3';
   s3: {
     endpoint: string | undefined;
@@ -159,6 +166,48 @@ export function loadConfig(env: Env = readEnvironment()): Config {
   const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
   const redisUrl = url('REDIS_URL', ['redis:', 'rediss:']);
 
+  /** "civitai=4,runpod=8": one value per provider name; nothing (and a problem) when malformed. */
+  const perProvider = <T>(name: string, parse: (value: string) => T | undefined, expected: string): Map<string, T> => {
+    const values = new Map<string, T>();
+    const raw = read(name);
+    if (raw === undefined) return values;
+    for (const item of raw.split(',')) {
+      const match = /^\s*([A-Za-z0-9_-]+)\s*=\s*(\S+)\s*$/.exec(item);
+      const value = match?.[2] === undefined ? undefined : parse(match[2]);
+      if (!match?.[1] || value === undefined) {
+        problems.push(`${name}="${raw}" must be ${expected}`);
+        return new Map();
+      }
+      values.set(match[1], value);
+    }
+    return values;
+  };
+
+  const providerLimits = (): Config['providerLimits'] => {
+    const concurrency = perProvider(
+      'PROVIDER_CONCURRENCY',
+      (value) => (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= 10_000 ? Number(value) : undefined),
+      'provider=jobs pairs with 1 to 10000 jobs at once, like "civitai=4,runpod=8"',
+    );
+    const periodMs = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+    const rateLimit = perProvider(
+      'PROVIDER_RATE_LIMIT',
+      (value) => {
+        const match = /^(\d+)\/(\d*)(ms|s|m|h)$/.exec(value);
+        if (!match?.[3]) return undefined;
+        const max = Number(match[1]);
+        const durationMs = Number(match[2] || 1) * periodMs[match[3] as keyof typeof periodMs];
+        return max >= 1 && durationMs >= 1 ? { max, durationMs } : undefined;
+      },
+      'provider=jobs/period pairs, like "civitai=10/s,runpod=100/m" (periods: ms, s, m, h, with an optional count: "5/250ms")',
+    );
+    const limits: Config['providerLimits'] = {};
+    for (const provider of new Set([...concurrency.keys(), ...rateLimit.keys()])) {
+      limits[provider] = { concurrency: concurrency.get(provider), rateLimit: rateLimit.get(provider) };
+    }
+    return limits;
+  };
+
   const config: Config = {
     port: integer('PORT', 3000, 0, 65535),
     host: read('HOST') ?? '127.0.0.1',
@@ -166,6 +215,8 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     databaseUrl,
     queue,
     redisUrl,
+    queueName: read('QUEUE_NAME') ?? 'darkroom',
+    providerLimits: providerLimits(),
     storage,
     s3: {
       endpoint: url('S3_ENDPOINT', ['http:', 'https:']),
@@ -216,7 +267,9 @@ export function loadConfig(env: Env = readEnvironment()): Config {
   }
   if (queue === 'redis' && !redisUrl) problems.push('QUEUE=redis needs REDIS_URL');
   if (queue === 'postgres' && !databaseUrl) problems.push('QUEUE=postgres needs DATABASE_URL');
-  if (queue !== 'embedded') problems.push(`QUEUE=${queue} is not available in this build; use QUEUE=embedded`);
+  if (!/^[A-Za-z0-9_.-]{1,100}$/.test(config.queueName)) {
+    problems.push(`QUEUE_NAME="${config.queueName}" must be 1 to 100 letters, digits, dots, dashes or underscores`);
+  }
   if (storage === 's3' && !config.s3.bucket) problems.push('STORAGE=s3 needs S3_BUCKET');
   if (storage === 's3' && Boolean(config.s3.accessKeyId) !== Boolean(config.s3.secretAccessKey)) {
     problems.push('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together');

@@ -13,7 +13,7 @@ import { makeLocalEventBus, type EventBus } from '../events/bus.ts';
 import { makePostgresEventBus } from '../events/postgres.ts';
 import { makeProviders } from '../providers/index.ts';
 import { makeProviderRegistry, type Provider } from '../providers/port.ts';
-import { makeEmbeddedQueue } from '../queue/embedded.ts';
+import { makeQueue } from '../queue/index.ts';
 import type { JobQueue } from '../queue/port.ts';
 import { makeStorage } from '../storage/index.ts';
 import type { ObjectStorage } from '../storage/port.ts';
@@ -92,7 +92,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
       }
     },
   });
-  const configuredQueue = makeEmbeddedQueue();
+  const configuredQueue = makeQueue(config, logger);
   const queue = overrides.wrapQueue ? overrides.wrapQueue(configuredQueue) : configuredQueue;
 
   let listeningUrl = `http://${config.host}:${config.port}`;

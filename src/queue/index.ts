@@ -1,0 +1,21 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/index.ts';
+import { makeBullmqQueue } from './bullmq.ts';
+import { makeEmbeddedQueue } from './embedded.ts';
+import type { JobQueue } from './port.ts';
+
+/** The queue adapter that configuration names (QUEUE), on the connection it names. */
+export function makeQueue(config: Config, logger: Logger): JobQueue {
+  if (config.queue === 'embedded') return makeEmbeddedQueue();
+  // loadConfig refuses QUEUE=redis without REDIS_URL and QUEUE=postgres without DATABASE_URL.
+  const url = config.queue === 'redis' ? config.redisUrl : config.databaseUrl;
+  if (!url) throw new Error(`QUEUE=${config.queue} has no connection URL`);
+  const queueLog = logger.child({ component: 'queue' });
+  return makeBullmqQueue({
+    backend: config.queue,
+    url,
+    queueName: config.queueName,
+    groups: config.providerLimits,
+    onError: (error) => queueLog.error({ err: error }, 'queue connection error'),
+  });
+}
