@@ -8,6 +8,8 @@ import type { ResourceRepository } from '../db/resources-repository.ts';
 import type { LinkSigner } from '../storage/signing.ts';
 import type { ObjectStorage } from '../storage/port.ts';
 import { civitaiRoutes } from './civitai/index.ts';
+import type { Queue } from 'bullmq';
+import { registerAdminQueues } from './admin-queues.ts';
 import { registerDocs } from './docs.ts';
 import { filesRoutes } from './files.ts';
 import { fusionbrainRoutes } from './fusionbrain/routes.ts';
@@ -25,6 +27,8 @@ export interface AppDeps {
   /** Named checks run by /ready; each throws when its component is not usable. */
   readiness: Record<string, () => Promise<void>>;
   version: string;
+  /** Bull Board's queues and the key that guards it, when BULL_BOARD is on. */
+  adminQueues?: { queues: Queue[]; adminApiKey: string };
   /** The AIR catalogue behind the Civitai dialect's /v2/resources. */
   resources: ResourceRepository;
   /** Keys the Fusion Brain dialect requires when both are set (FUSIONBRAIN_DIALECT_*). */
@@ -88,6 +92,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await registerDocs(app);
+  if (deps.adminQueues) await registerAdminQueues(app, deps.adminQueues);
   await app.register(filesRoutes, { storage: deps.storage, signer: deps.signer });
   await app.register(nativeRoutes, { prefix: '/api/v1', jobs: deps.jobs });
   await app.register(civitaiRoutes, { jobs: deps.jobs, resources: deps.resources });

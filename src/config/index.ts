@@ -68,6 +68,10 @@ export interface Config {
   /** How long running steps may take to finish after SIGINT/SIGTERM before the process exits. */
   shutdownGraceMs: number;
   bodyLimitBytes: number;
+  /** Bull Board at /admin/queues (BullMQ queues only); needs adminApiKey. */
+  bullBoard: boolean;
+  /** The operator's key for admin surfaces (Bearer, or Basic with any user name). */
+  adminApiKey: string | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -259,6 +263,8 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     reconcileStaleMs: integer('RECONCILE_STALE_MS', 20_000, 100, 24 * 3_600_000),
     shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 1_048_576, 1024, 100 * 1_048_576),
+    bullBoard: boolean('BULL_BOARD', false),
+    adminApiKey: read('ADMIN_API_KEY'),
     logLevel: oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
   };
 
@@ -278,6 +284,9 @@ export function loadConfig(env: Env = readEnvironment()): Config {
   if (Boolean(config.fusionbrain.apiKey) !== Boolean(config.fusionbrain.secretKey)) {
     problems.push('FUSIONBRAIN_API_KEY and FUSIONBRAIN_SECRET_KEY must be set together');
   }
+  if (config.adminApiKey !== undefined && config.adminApiKey.length < 16) problems.push('ADMIN_API_KEY must be at least 16 characters');
+  if (config.bullBoard && !config.adminApiKey) problems.push('BULL_BOARD=true needs ADMIN_API_KEY, which protects /admin/queues');
+  if (config.bullBoard && queue === 'embedded') problems.push('BULL_BOARD=true needs QUEUE=redis or QUEUE=postgres (Bull Board shows BullMQ queues)');
   if (config.retryMaxDelayMs < config.retryBaseDelayMs) {
     problems.push('RETRY_MAX_DELAY_MS must not be smaller than RETRY_BASE_DELAY_MS');
   }

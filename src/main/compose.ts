@@ -146,6 +146,10 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     bodyLimitBytes: config.bodyLimitBytes,
     readiness: { database: database.ping, queue: queue.ping, storage: storage.check },
     version: packageJson.version,
+    adminQueues:
+      config.bullBoard && config.adminApiKey && 'dashboardQueues' in configuredQueue
+        ? { queues: await configuredQueue.dashboardQueues(), adminApiKey: config.adminApiKey }
+        : undefined,
     resources: makeResourceRepository(database.db),
     fusionbrainDialect: config.fusionbrainDialect,
   });

@@ -131,7 +131,13 @@ const FINISHING_WAIT_MS = 2000;
  *   schedules again once it has finished.
  * A turn that asks to run again (or whose handler threw) is moved back to delayed under the same id.
  */
-export function makeBullmqQueue(options: BullmqQueueOptions): JobQueue {
+/** The BullMQ adapter, which can also hand its queues to an admin dashboard (Bull Board). */
+export interface BullmqJobQueue extends JobQueue {
+  /** The BullMQ queues behind this adapter (the main one and one per limited provider), once ready. */
+  dashboardQueues(): Promise<Queue[]>;
+}
+
+export function makeBullmqQueue(options: BullmqQueueOptions): BullmqJobQueue {
   const reportError = options.onError ?? (() => undefined);
   const store = options.backend === 'redis' ? makeRedisStore(options, reportError) : makePostgresStore(options, reportError);
   const queueName = options.queueName ?? DEFAULT_QUEUE_NAME;
@@ -241,6 +247,12 @@ export function makeBullmqQueue(options: BullmqQueueOptions): JobQueue {
 
   return {
     kind: options.backend,
+
+    async dashboardQueues() {
+      await ready();
+      // Both stores build BullMQ Queue objects; EntryQueue only narrows them for this adapter's use.
+      return allQueues() as unknown as Queue[];
+    },
 
     async enqueue(jobId, enqueueOptions: EnqueueOptions) {
       const queue = await queueFor(enqueueOptions.group);

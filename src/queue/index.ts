@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/index.ts';
-import { makeBullmqQueue } from './bullmq.ts';
+import { makeBullmqQueue, type BullmqJobQueue } from './bullmq.ts';
 import { makeEmbeddedQueue } from './embedded.ts';
 import type { JobQueue } from './port.ts';
 
 /** The queue adapter that configuration names (QUEUE), on the connection it names. */
-export function makeQueue(config: Config, logger: Logger): JobQueue {
+export function makeQueue(config: Config, logger: Logger): JobQueue | BullmqJobQueue {
   if (config.queue === 'embedded') return makeEmbeddedQueue();
   // loadConfig refuses QUEUE=redis without REDIS_URL and QUEUE=postgres without DATABASE_URL.
   const url = config.queue === 'redis' ? config.redisUrl : config.databaseUrl;

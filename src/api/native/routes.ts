@@ -195,6 +195,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
         ...stats,
         workers: stats.workers.map((worker) => ({
           id: worker.id,
+          name: worker.id,
           host: worker.host,
           pid: worker.pid,
           concurrency: worker.concurrency,

@@ -140,6 +140,7 @@ export const QueueStatsResponse = Type.Object({
   workers: Type.Array(
     Type.Object({
       id: Type.String(),
+      name: Type.String({ description: 'host-pid-suffix: which process this is' }),
       host: Type.String(),
       pid: Type.Integer(),
       concurrency: Type.Integer(),
