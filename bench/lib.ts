@@ -69,9 +69,16 @@ export function renderTable(rows: Row[]): string {
   return [format(header), rule, ...cells.map(format)].join('\n');
 }
 
-/** Things to undo (servers, children, temp dirs), undone last-in first-out, each at most once. */
+/**
+ * Things to undo (servers, children, temp dirs), undone last-in first-out, each at most once.
+ * A Ctrl-C and the bench's own `finally` can both call runAll: they share one pass, and that pass
+ * also waits for steps already running through their own undo function (a database being dropped),
+ * so the process never exits in the middle of one.
+ */
 export class Cleanup {
   private readonly steps: { name: string; run: () => Promise<void> | void }[] = [];
+  private readonly running = new Set<Promise<void>>();
+  private pass: Promise<void> | undefined;
 
   add(name: string, run: () => Promise<void> | void): () => Promise<void> {
     const step = { name, run };
@@ -80,19 +87,38 @@ export class Cleanup {
       const index = this.steps.indexOf(step);
       if (index === -1) return;
       this.steps.splice(index, 1);
-      await step.run();
+      await this.track(step.run());
     };
   }
 
-  async runAll(): Promise<void> {
-    while (this.steps.length > 0) {
-      const step = this.steps.pop();
-      if (!step) break;
-      try {
-        await step.run();
-      } catch (error) {
-        progress(`cleanup "${step.name}" failed: ${error instanceof Error ? error.message : String(error)}`);
+  runAll(): Promise<void> {
+    this.pass ??= (async () => {
+      while (this.steps.length > 0 || this.running.size > 0) {
+        const step = this.steps.pop();
+        if (!step) {
+          await Promise.allSettled([...this.running]);
+          continue;
+        }
+        try {
+          await this.track(step.run());
+        } catch (error) {
+          progress(`cleanup "${step.name}" failed: ${error instanceof Error ? error.message : String(error)}`);
+        }
       }
+    })().finally(() => {
+      this.pass = undefined;
+    });
+    return this.pass;
+  }
+
+  /** Keeps `result` in `running` until it settles. */
+  private async track(result: Promise<void> | void): Promise<void> {
+    const promise = Promise.resolve(result);
+    this.running.add(promise);
+    try {
+      await promise;
+    } finally {
+      this.running.delete(promise);
     }
   }
 }
@@ -157,7 +183,8 @@ export function sweepStaleTempDirs(): number {
   return removed;
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this id exists on this machine (EPERM: it does, owned by someone else). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -6,8 +6,11 @@
  *   3. end-to-end jobs/s with an instant mock provider
  *   4. thumbnail time: sharp (darkroom's prepareImage) vs Jimp
  *   5. idle RSS of `npm start` next to a bare node
+ *   6. production shape: jobs/s of `darkroom api` + 1 or 2 `darkroom worker` children on Postgres and
+ *      Redis next to a `darkroom serve` child on PGlite, and the job API's requests/s on each
+ *      (skipped when Postgres or Redis is unreachable; see bench/production.ts for the settings)
  *
- * `npm run bench -- --only=http,jobs,thumbnail,memory` runs a subset. Progress goes to stderr.
+ * `npm run bench -- --only=http,jobs,thumbnail,memory,production` runs a subset. Progress goes to stderr.
  * Nothing here is imported by the tests.
  */
 import { cpus, loadavg } from 'node:os';
@@ -16,9 +19,10 @@ import { benchHttp, type HttpOptions } from './http.ts';
 import { benchJobs } from './jobs.ts';
 import { Cleanup, progress, renderTable, sweepStaleTempDirs, type Row } from './lib.ts';
 import { benchMemory } from './memory.ts';
+import { benchProduction } from './production.ts';
 import { benchThumbnail } from './thumbnail.ts';
 
-const SECTIONS = ['http', 'jobs', 'thumbnail', 'memory'] as const;
+const SECTIONS = ['http', 'jobs', 'thumbnail', 'memory', 'production'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const HTTP: HttpOptions = { durationSeconds: 5, warmupSeconds: 1, connections: 50 };
@@ -89,6 +93,9 @@ async function main(): Promise<void> {
     }
     if (sections.has('thumbnail')) add(await benchThumbnail({ iterations: 50, warmup: 5 }));
     if (sections.has('memory')) add(await benchMemory(cleanup, { idleMs: 3000 }));
+    if (sections.has('production')) {
+      add(await benchProduction(cleanup, { jobs: 300, warmupJobs: 20, workerConcurrency: 4, size: 256, http: HTTP }));
+    }
   } finally {
     await cleanup.runAll();
   }
