@@ -185,8 +185,11 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     close() {
       closing ??= (async () => {
         reconciler.stop();
-        await app.close();
-        await worker.stop(config.shutdownGraceMs);
+        // Open long polls (?wait=, runsync, Civitai wait) would hold app.close() for minutes; once the
+        // grace period is over their connections are cut, so shutdown stays bounded.
+        const cut = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceMs);
+        await Promise.all([app.close(), worker.stop(config.shutdownGraceMs)]);
+        clearTimeout(cut);
         await queue.close();
         await storage.close();
         await events.close();

@@ -49,7 +49,8 @@ export function httpError(status: number, headers: Headers, body: string, what: 
   if (status === 429) {
     return new ProviderError(message, { code: 'rate_limited', retryable: true, retryAfterMs: parseRetryAfter(headers.get('retry-after')) });
   }
-  if (status >= 500) return new ProviderError(message, { code: 'upstream_unavailable', retryable: true });
+  // 408 is the upstream giving up on a slow request: as retryable as a timeout of ours.
+  if (status >= 500 || status === 408) return new ProviderError(message, { code: 'upstream_unavailable', retryable: true });
   if (status === 401 || status === 403) return new ProviderError(message, { code: 'upstream_unauthorized', retryable: false });
   return new ProviderError(message, { code: 'upstream_rejected', retryable: false });
 }
