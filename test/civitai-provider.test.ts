@@ -3,8 +3,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProviderError } from '../src/core/errors.ts';
-import { decodeJobToken, makeCivitaiProvider, parseRetryAfter, toJobRequest } from '../src/providers/civitai/index.ts';
-import { sniffImageType } from '../src/providers/civitai/download.ts';
+import { decodeJobToken, makeCivitaiProvider, toJobRequest } from '../src/providers/civitai/index.ts';
+import { parseRetryAfter, sniffImageType } from '../src/providers/shared.ts';
 import {
   baseModelFor,
   canonicalScheduler,

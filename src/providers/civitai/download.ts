@@ -1,17 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
-
-const SIGNATURES: { type: string; matches: (bytes: Buffer) => boolean }[] = [
-  { type: 'image/png', matches: (bytes) => bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) },
-  { type: 'image/jpeg', matches: (bytes) => bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff },
-  { type: 'image/webp', matches: (bytes) => bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WEBP' },
-  { type: 'image/gif', matches: (bytes) => bytes.toString('latin1', 0, 4) === 'GIF8' },
-  { type: 'image/avif', matches: (bytes) => bytes.toString('latin1', 4, 12) === 'ftypavif' },
-];
-
-/** The image type the bytes announce, for blob stores that label everything `binary/octet-stream`. */
-export function sniffImageType(bytes: Buffer): string | undefined {
-  return SIGNATURES.find((signature) => signature.matches(bytes))?.type;
-}
+import { sniffImageType } from '../shared.ts';
 
 /**
  * Downloads one result blob as it is. Blob links are presigned for another host, so they are fetched
@@ -64,7 +52,7 @@ export async function downloadBlob(
   }
   const bytes = Buffer.concat(chunks);
   const declaredType = response.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase();
-  const contentType = declaredType?.startsWith('image/') ? declaredType : (sniffImageType(bytes) ?? 'application/octet-stream');
+  const contentType = sniffImageType(bytes) ?? (declaredType?.startsWith('image/') ? declaredType : 'application/octet-stream');
   return { bytes, contentType };
 }
 

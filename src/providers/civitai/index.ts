@@ -1,4 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
+import { parseRetryAfter } from '../shared.ts';
 import type { GenerationRequest } from '../../core/request.ts';
 import type { PollResult, Provider, ProviderContext, ProviderOutput } from '../port.ts';
 import { describeFetchFailure, downloadBlob } from './download.ts';
@@ -29,16 +30,6 @@ export interface CivitaiProviderOptions {
 }
 
 type CallKind = 'submit' | 'poll' | 'cancel' | 'check';
-
-const MAX_RETRY_AFTER_MS = 3_600_000;
-
-/** Retry-After as delta-seconds or an HTTP date, in milliseconds from now. */
-export function parseRetryAfter(header: string | null, now: number): number | undefined {
-  if (!header) return undefined;
-  const trimmed = header.trim();
-  const milliseconds = /^\d+$/.test(trimmed) ? Number(trimmed) * 1000 : Date.parse(trimmed) - now;
-  return Number.isFinite(milliseconds) ? Math.min(Math.max(0, milliseconds), MAX_RETRY_AFTER_MS) : undefined;
-}
 
 /** The v1 textToImage JobRequest for a darkroom request. */
 export function toJobRequest(request: GenerationRequest, context: Pick<ProviderContext, 'jobId' | 'deadlineAt'>): Record<string, unknown> {

@@ -1,19 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
-
-/** Magic numbers of the formats Fusion Brain can return; the label a file arrives with is not trusted. */
-const SIGNATURES: { contentType: string; matches: (bytes: Buffer) => boolean }[] = [
-  { contentType: 'image/png', matches: (bytes) => bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) },
-  { contentType: 'image/jpeg', matches: (bytes) => bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff },
-  {
-    contentType: 'image/webp',
-    matches: (bytes) => bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WEBP',
-  },
-  { contentType: 'image/gif', matches: (bytes) => ['GIF87a', 'GIF89a'].includes(bytes.toString('latin1', 0, 6)) },
-];
-
-export function sniffImageType(bytes: Buffer): string | undefined {
-  return SIGNATURES.find((signature) => signature.matches(bytes))?.contentType;
-}
+import { sniffImageType } from '../shared.ts';
 
 const DATA_URI = /^data:[^,]*?;base64,/i;
 const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;

@@ -1,4 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
+import { parseRetryAfter } from '../shared.ts';
 
 export interface FusionBrainHttpOptions {
   apiUrl: string;
@@ -81,7 +82,7 @@ export function makeFusionBrainHttp(options: FusionBrainHttpOptions) {
     const text = `Fusion Brain answered ${answer.status} to ${action}${said ? `: ${said}` : ''}`;
     const { status } = answer;
     if (status === 429) {
-      return new ProviderError(text, { code: 'rate_limited', retryable: true, retryAfterMs: retryAfterMs(answer.headers.get('retry-after')) });
+      return new ProviderError(text, { code: 'rate_limited', retryable: true, retryAfterMs: parseRetryAfter(answer.headers.get('retry-after')) });
     }
     if (status >= 500 || status === 408) return new ProviderError(text, { code: 'upstream_unavailable', retryable: true });
     if (status === 401 || status === 403) {
@@ -116,13 +117,6 @@ export function makeFusionBrainHttp(options: FusionBrainHttpOptions) {
       if (secret.length >= 8) safe = safe.replaceAll(secret, '[redacted]');
     }
     return safe;
-  }
-
-  function retryAfterMs(header: string | null): number | undefined {
-    if (header === null) return undefined;
-    if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
-    const at = Date.parse(header);
-    return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
   }
 
   return { send, json, failure };

@@ -1,21 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
-
-/** Longest Retry-After darkroom honours: one odd header must not park a job for days. */
-const MAX_RETRY_AFTER_MS = 3_600_000;
-
-/** Retry-After as milliseconds: delta-seconds or an HTTP date; undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | null, now: number = Date.now()): number | undefined {
-  if (value === null) return undefined;
-  const trimmed = value.trim();
-  let ms: number;
-  if (/^\d+(?:\.\d+)?$/.test(trimmed)) ms = Number(trimmed) * 1000;
-  else {
-    const at = Date.parse(trimmed);
-    if (Number.isNaN(at)) return undefined;
-    ms = at - now;
-  }
-  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, Math.round(ms)));
-}
+import { parseRetryAfter } from '../shared.ts';
 
 /** The upstream's own words from an error body: JSON `error`, `message` or `detail`, else the text itself. */
 export function upstreamMessage(body: string): string {

@@ -1,14 +1,6 @@
 import { ProviderError } from '../../core/errors.ts';
+import { sniffImageType } from '../shared.ts';
 import type { ImageRef } from './output.ts';
-
-/** The image type the bytes themselves declare (magic numbers), or undefined when they declare none darkroom knows. */
-export function sniffImageType(bytes: Buffer): string | undefined {
-  if (bytes.length >= 8 && bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return 'image/png';
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'image/jpeg';
-  if (bytes.length >= 12 && bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WEBP') return 'image/webp';
-  if (bytes.length >= 6 && /^GIF8[79]a$/.test(bytes.toString('latin1', 0, 6))) return 'image/gif';
-  return undefined;
-}
 
 /**
  * The bytes decide the type: workers label every image PNG whatever they encoded. A declared image
