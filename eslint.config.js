@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'data', 'drizzle', 'coverage', 'test-artifacts', 'scratch'] },
+  { ignores: ['node_modules', 'data', 'dist', 'drizzle', 'coverage', 'test-artifacts', 'scratch'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -165,7 +165,9 @@ describe('runpod dialect bad input', () => {
     ['image-to-image', { input: { prompt: PROMPT, init_images: ['AAAA'], steps: 10 } }, 400, /text-to-image/],
     ['a workflow without KSampler', { input: { workflow: { '1': { class_type: 'SaveImage', inputs: {} } } } }, 400, /KSampler/],
     ['a workflow that is not a graph', { input: { workflow: [1, 2] } }, 400, /workflow/],
-    ['a webhook', { input: { prompt: PROMPT }, webhook: 'https://example.com/hook' }, 400, /webhook/],
+    ['a webhook to a loopback address', { input: { prompt: PROMPT }, webhook: 'http://127.0.0.1/hook' }, 400, /^webhook points to a loopback address/],
+    ['a webhook that is not http(s)', { input: { prompt: PROMPT }, webhook: 'ftp://hooks.example.test/x' }, 400, /webhook must be an http or https URL/],
+    ['a webhookV2', { input: { prompt: PROMPT }, webhookV2: 'https://hooks.example.test/x' }, 400, /webhookV2 is not supported/],
     ['a ttl below RunPod’s minimum', { input: { prompt: PROMPT }, policy: { ttl: 5 } }, 400, /ttl/],
   ])('%s → %i', async (_name, body, status, message) => {
     const response = await post('/run', body);

@@ -5,6 +5,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { JobService } from '../core/job-service.ts';
 import type { ResourceRepository } from '../db/resources-repository.ts';
+import type { IdempotencyRepository } from '../db/idempotency-repository.ts';
+import type { EventFeed } from '../events/follow.ts';
 import type { LinkSigner } from '../storage/signing.ts';
 import type { ObjectStorage } from '../storage/port.ts';
 import { civitaiRoutes } from './civitai/index.ts';
@@ -12,8 +14,10 @@ import type { Queue } from 'bullmq';
 import { registerAdminQueues } from './admin-queues.ts';
 import { registerDocs } from './docs.ts';
 import { filesRoutes } from './files.ts';
+import { registerIdempotency } from './idempotency.ts';
 import { fusionbrainRoutes } from './fusionbrain/routes.ts';
 import { nativeRoutes } from './native/routes.ts';
+import { webhookRoutes } from './native/webhooks.ts';
 import { problem, registerProblemHandlers, sendProblem } from './problem.ts';
 import { runpodRoutes } from './runpod/routes.ts';
 import { validatorCompiler } from './validation.ts';
@@ -33,6 +37,12 @@ export interface AppDeps {
   resources: ResourceRepository;
   /** Keys the Fusion Brain dialect requires when both are set (FUSIONBRAIN_DIALECT_*). */
   fusionbrainDialect: { apiKey: string | undefined; secretKey: string | undefined };
+  /** Where Idempotency-Key answers are kept (the job-creating routes of every dialect). */
+  idempotency: IdempotencyRepository;
+  /** Live job events for the SSE routes. */
+  feed: EventFeed;
+  /** How often an idle event stream gets a heartbeat (SSE_HEARTBEAT_MS). */
+  sseHeartbeatMs: number;
 }
 
 /** The whole HTTP surface as one Fastify instance that never listens: the process entry owns that. */
@@ -93,8 +103,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await registerDocs(app);
   if (deps.adminQueues) await registerAdminQueues(app, deps.adminQueues);
+  // Before the dialects: it attaches itself to the routes registered after it.
+  registerIdempotency(app, { store: deps.idempotency, bodyLimitBytes: deps.bodyLimitBytes });
   await app.register(filesRoutes, { storage: deps.storage, signer: deps.signer });
-  await app.register(nativeRoutes, { prefix: '/api/v1', jobs: deps.jobs });
+  await app.register(nativeRoutes, { prefix: '/api/v1', jobs: deps.jobs, feed: deps.feed, sseHeartbeatMs: deps.sseHeartbeatMs });
+  await app.register(webhookRoutes, { prefix: '/api/v1', jobs: deps.jobs });
   await app.register(civitaiRoutes, { jobs: deps.jobs, resources: deps.resources });
   await app.register(fusionbrainRoutes, { prefix: '/key/api/v1', jobs: deps.jobs, ...deps.fusionbrainDialect });
   await app.register(runpodRoutes, { prefix: '/v2', jobs: deps.jobs });

@@ -68,11 +68,36 @@ export interface Config {
   /** How long running steps may take to finish after SIGINT/SIGTERM before the process exits. */
   shutdownGraceMs: number;
   bodyLimitBytes: number;
+  /** How often an idle server-sent event stream gets a heartbeat comment, so proxies keep it open. */
+  sseHeartbeatMs: number;
   /** Bull Board at /admin/queues (BullMQ queues only); needs adminApiKey. */
   bullBoard: boolean;
   /** The operator's key for admin surfaces (Bearer, or Basic with any user name). */
   adminApiKey: string | undefined;
+  webhooks: {
+    /** Standard Webhooks signing secret (`whsec_…`); unset means one generated once and kept in `dataDir`. */
+    secret: string | undefined;
+    /** How long a delivery is retried before it is given up (0: one attempt). */
+    retryHours: number;
+    /** First retry delay; later ones double, with jitter, up to `retryMaxDelayMs`. */
+    retryBaseDelayMs: number;
+    retryMaxDelayMs: number;
+    /** Longest one attempt may take, from connecting to the answer's status. */
+    timeoutMs: number;
+    /** Attempts in flight at once per worker process, apart from job work. */
+    concurrency: number;
+    /** Lets webhooks go to loopback, private and link-local addresses (a trusted network, tests). */
+    allowPrivate: boolean;
+  };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** The Standard Webhooks secret form: `whsec_` and base64 of 24–64 bytes. */
+function isWebhookSecret(value: string): boolean {
+  const match = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(value);
+  if (!match?.[1] || match[1].length % 4 !== 0) return false;
+  const bytes = Buffer.from(match[1], 'base64').length;
+  return bytes >= 24 && bytes <= 64;
 }
 
 export class ConfigError extends Error {
@@ -263,8 +288,18 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     reconcileStaleMs: integer('RECONCILE_STALE_MS', 20_000, 100, 24 * 3_600_000),
     shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 1_048_576, 1024, 100 * 1_048_576),
+    sseHeartbeatMs: integer('SSE_HEARTBEAT_MS', 15_000, 10, 3_600_000),
     bullBoard: boolean('BULL_BOARD', false),
     adminApiKey: read('ADMIN_API_KEY'),
+    webhooks: {
+      secret: read('WEBHOOK_SECRET'),
+      retryHours: integer('WEBHOOK_RETRY_HOURS', 24, 0, 24 * 30),
+      retryBaseDelayMs: integer('WEBHOOK_RETRY_BASE_DELAY_MS', 5000, 1, 3_600_000),
+      retryMaxDelayMs: integer('WEBHOOK_RETRY_MAX_DELAY_MS', 3_600_000, 1, 24 * 3_600_000),
+      timeoutMs: integer('WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
+      concurrency: integer('WEBHOOK_CONCURRENCY', 8, 1, 1000),
+      allowPrivate: boolean('WEBHOOK_ALLOW_PRIVATE', false),
+    },
     logLevel: oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
   };
 
@@ -289,6 +324,13 @@ export function loadConfig(env: Env = readEnvironment()): Config {
   if (config.bullBoard && queue === 'embedded') problems.push('BULL_BOARD=true needs QUEUE=redis or QUEUE=postgres (Bull Board shows BullMQ queues)');
   if (config.retryMaxDelayMs < config.retryBaseDelayMs) {
     problems.push('RETRY_MAX_DELAY_MS must not be smaller than RETRY_BASE_DELAY_MS');
+  }
+  // The value is a secret: the message says what is wrong with it, never what it is.
+  if (config.webhooks.secret !== undefined && !isWebhookSecret(config.webhooks.secret)) {
+    problems.push('WEBHOOK_SECRET must be "whsec_" followed by the base64 of 24 to 64 random bytes (e.g. whsec_$(openssl rand -base64 32))');
+  }
+  if (config.webhooks.retryMaxDelayMs < config.webhooks.retryBaseDelayMs) {
+    problems.push('WEBHOOK_RETRY_MAX_DELAY_MS must not be smaller than WEBHOOK_RETRY_BASE_DELAY_MS');
   }
 
   if (problems.length > 0) throw new ConfigError(problems);

@@ -10,6 +10,7 @@ import { badRequest, conflict, DarkroomError, notFound } from './errors.ts';
 import { ACTIVE_STATUSES, isTerminal, JOB_STATUSES, type Job, type JobImage, type JobStatus } from './job.ts';
 import { routeProvider } from './routing.ts';
 import { METADATA_MAX_BYTES, normaliseRequest, type CreateJobInput, type GenerationRequest } from './request.ts';
+import type { DeliveryLogEntry } from '../webhooks/repository.ts';
 
 export interface JobServiceDeps {
   repo: JobRepository;
@@ -21,6 +22,15 @@ export interface JobServiceDeps {
   maxAttempts: number;
   signedUrlTtlSeconds: number;
   logger: Logger;
+  webhooks: WebhookPort;
+}
+
+/** What the core needs of webhooks: the check of a submitted URL, and the delivery log. */
+export interface WebhookPort {
+  /** Why webhooks may not go to `url` (not http(s), a private address, …), or null when they may. */
+  refusal(url: string): Promise<string | null>;
+  /** The deliveries about a job (its batch's completion included), each with its attempts. */
+  deliveriesOf(job: Job): Promise<DeliveryLogEntry[]>;
 }
 
 export interface ImageView {
@@ -59,7 +69,7 @@ export type JobService = ReturnType<typeof makeJobService>;
 export function makeJobService(deps: JobServiceDeps) {
   const { repo, queue, storage, logger } = deps;
 
-  function prepare(input: CreateJobInput, field: string): { request: GenerationRequest; deadlineAt: Date | null } {
+  function prepare(input: CreateJobInput, field: string, batched: boolean): { request: GenerationRequest; deadlineAt: Date | null } {
     const request = normaliseRequest(input);
     const provider = routeProvider(request, deps.providers.names(), deps.defaultProvider);
     if (!deps.providers.get(provider)) {
@@ -72,6 +82,14 @@ export function makeJobService(deps: JobServiceDeps) {
     if (request.metadata && Buffer.byteLength(JSON.stringify(request.metadata)) > METADATA_MAX_BYTES) {
       throw badRequest('metadata is too large', [
         { field: `${field}/metadata`, message: `must serialise to at most ${METADATA_MAX_BYTES} bytes` },
+      ]);
+    }
+    if (request.webhookEvents && request.webhook === undefined) {
+      throw badRequest('webhookEvents needs a webhook', [{ field: `${field}/webhookEvents`, message: 'needs webhook: the URL to send the events to' }]);
+    }
+    if (batched === false && request.webhookEvents?.includes('batch.completed')) {
+      throw badRequest('batch.completed is an event of batches', [
+        { field: `${field}/webhookEvents`, message: 'batch.completed is sent for batches only (POST /jobs/batch)' },
       ]);
     }
     let deadlineAt: Date | null = null;
@@ -87,7 +105,7 @@ export function makeJobService(deps: JobServiceDeps) {
   }
 
   function row(input: CreateJobInput, context: CreateContext, batchId: string | null, field: string): NewJob {
-    const { request, deadlineAt } = prepare(input, field);
+    const { request, deadlineAt } = prepare(input, field, batchId !== null);
     return {
       id: uuidv7(),
       owner: null,
@@ -101,6 +119,25 @@ export function makeJobService(deps: JobServiceDeps) {
       maxAttempts: deps.maxAttempts,
       deadlineAt,
     };
+  }
+
+  /** Refuses the request when a webhook URL may not be called (each distinct URL is looked up once). */
+  async function checkWebhooks(rows: NewJob[], fieldOf: (index: number) => string): Promise<void> {
+    const refusals = new Map<string, Promise<string | null>>();
+    const problems = await Promise.all(
+      rows.map(async (row, index) => {
+        const url = row.request.webhook;
+        if (url === undefined) return null;
+        if (!refusals.has(url)) refusals.set(url, deps.webhooks.refusal(url));
+        const refusal = await refusals.get(url);
+        return refusal ? { field: `${fieldOf(index)}/webhook`, message: refusal } : null;
+      }),
+    );
+    const found = problems.filter((problem) => problem !== null);
+    // A shared URL refused for every job of a batch is one problem, not a hundred.
+    const distinct = [...new Map(found.map((problem) => [`${problem.field} ${problem.message}`, problem])).values()];
+    const first = distinct[0];
+    if (first) throw badRequest(`${first.field.replace(/^\//, '').replaceAll('/', '.')} ${first.message}`, distinct);
   }
 
   async function enqueueAll(jobs: Job[]): Promise<void> {
@@ -149,7 +186,9 @@ export function makeJobService(deps: JobServiceDeps) {
 
   return {
     async create(input: CreateJobInput, context: CreateContext): Promise<JobView> {
-      const [job] = await repo.insertJobs([row(input, context, null, '')]);
+      const stored = row(input, context, null, '');
+      await checkWebhooks([stored], () => '');
+      const [job] = await repo.insertJobs([stored]);
       if (!job) throw new Error('insert returned no row');
       await enqueueAll([job]);
       return view(job, []);
@@ -169,6 +208,7 @@ export function makeJobService(deps: JobServiceDeps) {
       }
       const batchId = uuidv7();
       const rows = inputs.map((input, index) => row(input, context, batchId, fieldOf(index)));
+      await checkWebhooks(rows, fieldOf);
       const jobs = await repo.insertJobs(rows);
       await enqueueAll(jobs);
       return { batchId, jobs: jobs.map((job) => ({ ...job, images: [] })) };
@@ -176,6 +216,20 @@ export function makeJobService(deps: JobServiceDeps) {
 
     async get(id: string): Promise<JobView> {
       return view(await getJob(id));
+    },
+
+    /** A job as it was at some moment (a webhook's snapshot), with freshly signed image links. */
+    async viewAt(job: Job, images: JobImage[]): Promise<JobView> {
+      return view(job, images);
+    },
+
+    /** Why webhooks may not go to `url`, or null: for dialects that answer the refusal in their own words. */
+    async webhookRefusal(url: string): Promise<string | null> {
+      return deps.webhooks.refusal(url);
+    },
+
+    async webhookDeliveries(id: string): Promise<DeliveryLogEntry[]> {
+      return deps.webhooks.deliveriesOf(await getJob(id));
     },
 
     /**
@@ -207,6 +261,11 @@ export function makeJobService(deps: JobServiceDeps) {
 
     async mergeDialectData(id: string, data: Record<string, unknown>): Promise<void> {
       if (!(await repo.mergeDialectData(id, data))) throw notFound('Job', id);
+    },
+
+    /** Sets `key` in the job's dialect data unless already set; true only for the caller that set it. */
+    async claimDialectKey(id: string, key: string, value: unknown): Promise<boolean> {
+      return repo.claimDialectKey(id, key, value);
     },
 
     /** The stored bytes of one image of a succeeded job (for dialects that answer with base64). */

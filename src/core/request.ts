@@ -13,6 +13,11 @@ export const NetworkSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** What a job's webhook is told of: terminal statuses (`completed`, the default), every status change, each stored image, its batch's end. */
+export const WEBHOOK_EVENT_FILTERS = ['completed', 'status', 'image', 'batch.completed'] as const;
+export type WebhookEventFilter = (typeof WEBHOOK_EVENT_FILTERS)[number];
+export const WEBHOOK_URL_MAX_LENGTH = 2000;
+
 const dimension = (description: string) =>
   Type.Integer({ minimum: 64, maximum: 2048, multipleOf: 8, default: 512, description });
 
@@ -47,6 +52,22 @@ export const GenerationOptionsSchema = Type.Object(
         description: 'Free JSON kept with the job (at most 16 KiB serialised).',
       }),
     ),
+    webhook: Type.Optional(
+      Type.String({
+        format: 'uri',
+        pattern: '^[Hh][Tt][Tt][Pp][Ss]?://',
+        maxLength: WEBHOOK_URL_MAX_LENGTH,
+        description: 'http(s) URL that darkroom POSTs the events of `webhookEvents` to, signed as Standard Webhooks.',
+      }),
+    ),
+    webhookEvents: Type.Optional(
+      Type.Array(Type.Enum(WEBHOOK_EVENT_FILTERS), {
+        minItems: 1,
+        maxItems: WEBHOOK_EVENT_FILTERS.length,
+        uniqueItems: true,
+        description: 'Which events reach `webhook` (default: completed).',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -78,6 +99,9 @@ export interface GenerationRequest {
   priority: number;
   deadline?: string;
   metadata?: Record<string, unknown>;
+  webhook?: string;
+  /** Present whenever `webhook` is. */
+  webhookEvents?: WebhookEventFilter[];
 }
 
 export const METADATA_MAX_BYTES = 16 * 1024;
@@ -92,5 +116,6 @@ export function normaliseRequest(input: CreateJobInput): GenerationRequest {
     priority: input.priority ?? 0,
   };
   if (seed !== undefined && seed !== -1) request.seed = seed;
+  if (request.webhook !== undefined) request.webhookEvents ??= ['completed'];
   return request;
 }

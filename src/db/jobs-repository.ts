@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gte, inArray, lt, sql } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, gte, inArray, lt, max, sql } from 'drizzle-orm';
 import type { Job, JobEvent, JobEventType, JobImage, JobStatus } from '../core/job.ts';
 import { assertTransition } from '../core/job.ts';
 import type { Db } from './client.ts';
@@ -58,7 +58,18 @@ export interface JobRepositoryOptions {
   onTransition?: (job: Job, from: readonly JobStatus[]) => void;
   /** Told of every committed job_events row: the feed of the event bus. */
   onEvents?: (events: JobEvent[]) => void;
+  /** Writes what must commit or roll back together with job events (webhook deliveries). */
+  outbox?: EventOutbox;
+  /** Told after a transaction commits in which the outbox wrote something (to wake its reader). */
+  onOutboxCommitted?: () => void;
 }
+
+/**
+ * Called inside every transaction that adds job_events rows to existing jobs (a job's creation is
+ * nobody's event), with each row and its job as the transaction leaves it. Answers whether it wrote
+ * anything.
+ */
+export type EventOutbox = (tx: Db, written: { event: JobEvent; job: Job }[]) => Promise<boolean>;
 
 /**
  * All SQL about jobs, images, events and workers. Status changes are compare-and-set
@@ -70,9 +81,12 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
     return job;
   };
 
-  const committed = (events: JobEvent[]) => {
+  const committed = (events: JobEvent[], outboxWrote = false) => {
     if (events.length > 0) options.onEvents?.(events);
+    if (outboxWrote) options.onOutboxCommitted?.();
   };
+  const toOutbox = async (tx: Db, events: JobEvent[], job: Job): Promise<boolean> =>
+    events.length > 0 && options.outbox ? options.outbox(tx, events.map((event) => ({ event, job }))) : false;
 
   async function insertJobs(rows: NewJob[]): Promise<Job[]> {
     const { inserted, events } = await db.transaction(async (tx) => {
@@ -123,6 +137,19 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
       .where(eq(jobs.id, id))
       .returning();
     return row ? toJob(row) : null;
+  }
+
+  /**
+   * Sets `key` in a job's dialect data only if it is not set yet; true for the one caller that set
+   * it. How a dialect hands something out exactly once, even to concurrent requests.
+   */
+  async function claimDialectKey(id: string, key: string, value: unknown): Promise<boolean> {
+    const rows = await db
+      .update(jobs)
+      .set({ dialectData: sql`${jobs.dialectData} || jsonb_build_object(${key}::text, ${JSON.stringify(value)}::jsonb)`, updatedAt: new Date() })
+      .where(and(eq(jobs.id, id), sql`not (${jobs.dialectData} ? ${key})`))
+      .returning({ id: jobs.id });
+    return rows.length === 1;
   }
 
   async function listByBatch(batchId: string): Promise<Job[]> {
@@ -180,11 +207,12 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
           data: { ...event.data, ...(row.error && to !== 'succeeded' ? { error: row.error } : {}) },
         })
         .returning();
-      return { job: toJob(row), events };
+      const job = toJob(row);
+      return { job, events, outboxWrote: await toOutbox(tx, events, job) };
     });
     if (!moved) return null;
     options.onTransition?.(moved.job, from);
-    committed(moved.events);
+    committed(moved.events, moved.outboxWrote);
     return moved.job;
   }
 
@@ -203,17 +231,18 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
             .values({ jobId: id, type: event.type, status, stage: row.stage, data: event.data ?? {} })
             .returning()
         : [];
-      return { job: toJob(row), events };
+      const job = toJob(row);
+      return { job, events, outboxWrote: await toOutbox(tx, events, job) };
     });
     if (!updated) return null;
-    committed(updated.events);
+    committed(updated.events, updated.outboxWrote);
     return updated.job;
   }
 
   /** Saves image rows; a repeated index replaces the earlier row, so a retried store never doubles. */
   async function saveImages(rows: NewImage[]): Promise<void> {
     if (rows.length === 0) return;
-    const events = await db.transaction(async (tx) => {
+    const { events, outboxWrote } = await db.transaction(async (tx) => {
       await tx
         .insert(images)
         .values(rows)
@@ -230,7 +259,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
             seed: sql`excluded.seed`,
           },
         });
-      return tx
+      const events = await tx
         .insert(jobEvents)
         .values(
           rows.map((row) => ({
@@ -242,8 +271,16 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
           })),
         )
         .returning();
+      if (!options.outbox) return { events, outboxWrote: false };
+      const owners = await tx.select().from(jobs).where(inArray(jobs.id, [...new Set(rows.map((row) => row.jobId))]));
+      const byId = new Map(owners.map((owner) => [owner.id, toJob(owner)]));
+      const written = events.flatMap((event) => {
+        const job = byId.get(event.jobId);
+        return job ? [{ event, job }] : [];
+      });
+      return { events, outboxWrote: await options.outbox(tx, written) };
     });
-    committed(events);
+    committed(events, outboxWrote);
   }
 
   async function listImages(jobIds: string[]): Promise<JobImage[]> {
@@ -259,8 +296,22 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
     return db.delete(images).where(eq(images.jobId, jobId)).returning();
   }
 
-  async function listEvents(jobId: string): Promise<JobEvent[]> {
-    return db.select().from(jobEvents).where(eq(jobEvents.jobId, jobId)).orderBy(asc(jobEvents.id));
+  /** A job's events in order; `after` leaves out those up to and including that event id (for resuming). */
+  async function listEvents(jobId: string, after?: number): Promise<JobEvent[]> {
+    const conditions = [eq(jobEvents.jobId, jobId)];
+    if (after !== undefined) conditions.push(gt(jobEvents.id, after));
+    return db.select().from(jobEvents).where(and(...conditions)).orderBy(asc(jobEvents.id));
+  }
+
+  /** Every job's events after event id `after`, in id order, at most `limit`. */
+  async function listEventsAfter(after: number, limit: number): Promise<JobEvent[]> {
+    return db.select().from(jobEvents).where(gt(jobEvents.id, after)).orderBy(asc(jobEvents.id)).limit(limit);
+  }
+
+  /** The id of the newest event (0 when there is none): where a stream of what happens next starts. */
+  async function lastEventId(): Promise<number> {
+    const [row] = await db.select({ id: max(jobEvents.id) }).from(jobEvents);
+    return row?.id ?? 0;
   }
 
   /** `dialectData` narrows to jobs whose dialect data contains it (jsonb @>), e.g. one RunPod endpoint's jobs. */
@@ -305,6 +356,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
     get,
     getMany,
     mergeDialectData,
+    claimDialectKey,
     list,
     listByBatch,
     listUnfinished,
@@ -315,6 +367,8 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
     listImages,
     deleteImages,
     listEvents,
+    listEventsAfter,
+    lastEventId,
     countByStatus,
     heartbeat,
     removeWorker,

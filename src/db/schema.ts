@@ -6,6 +6,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   real,
   text,
   timestamp,
@@ -14,6 +15,7 @@ import {
 } from 'drizzle-orm/pg-core';
 import type { JobError, JobEventType, JobStage, JobStatus, JobTimings } from '../core/job.ts';
 import type { GenerationRequest } from '../core/request.ts';
+import type { WebhookDeliveryStatus, WebhookEventType, WebhookFormat, WebhookSnapshot } from '../webhooks/types.ts';
 
 const timestamps = {
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
@@ -113,4 +115,86 @@ export const resources = pgTable('resources', {
   updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
 });
 
-export const schema = { jobs, images, jobEvents, workers, resources };
+/**
+ * One webhook message: what is sent where, and where it stands. The id is the Standard Webhooks
+ * `webhook-id`, the same on every attempt, so receivers can drop repeats. A row is written in the
+ * transaction of the job event that causes it (see webhooks/outbox.ts), so no committed event loses
+ * its message.
+ */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: text('id').primaryKey(),
+    jobId: uuid('job_id')
+      .notNull()
+      .references(() => jobs.id, { onDelete: 'cascade' }),
+    batchId: uuid('batch_id'),
+    url: text('url').notNull(),
+    /** `job.completed`, `job.status`, `job.image` or `batch.completed`. */
+    event: text('event').$type<WebhookEventType>().notNull(),
+    /** Whose payload is sent: darkroom's own envelope, or the dialect's status body the job came in through. */
+    format: text('format').$type<WebhookFormat>().notNull(),
+    /** What the body is rendered from when it must show a moment (the job at a status change); empty otherwise. */
+    payload: jsonb('payload').$type<WebhookSnapshot | Record<string, never>>().notNull().default({}),
+    status: text('status').$type<WebhookDeliveryStatus>().notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    /** Due time while pending (a claimed row's lease runs until then); null once delivered or failed. */
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true, mode: 'date' }).defaultNow(),
+    lastStatusCode: integer('last_status_code'),
+    lastError: text('last_error'),
+    ...timestamps,
+    deliveredAt: timestamp('delivered_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [
+    index('webhook_deliveries_due_idx').on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
+    index('webhook_deliveries_job_idx').on(t.jobId, t.createdAt),
+    index('webhook_deliveries_batch_idx').on(t.batchId).where(sql`${t.batchId} is not null`),
+    // A batch completes once, whichever of its jobs' transactions notices it.
+    uniqueIndex('webhook_deliveries_batch_once_idx').on(t.batchId, t.url).where(sql`${t.event} = 'batch.completed'`),
+  ],
+);
+
+export const webhookAttempts = pgTable(
+  'webhook_attempts',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    deliveryId: text('delivery_id')
+      .notNull()
+      .references(() => webhookDeliveries.id, { onDelete: 'cascade' }),
+    attempt: integer('attempt').notNull(),
+    startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull(),
+    durationMs: integer('duration_ms').notNull(),
+    statusCode: integer('status_code'),
+    error: text('error'),
+    /** When the next attempt was scheduled after this one; null when this one ended the delivery. */
+    retryAt: timestamp('retry_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [uniqueIndex('webhook_attempts_delivery_idx').on(t.deliveryId, t.attempt)],
+);
+
+
+/**
+ * Idempotency-Key records: the first successful answer to a job-creating request, replayed for
+ * repeats of the same key by the same caller for 24 hours. A row is claimed ('pending') before the
+ * request runs, so concurrent repeats wait for it instead of creating a second job; `claim` names
+ * the request holding it. Rows older than 24 hours are ignored and pruned.
+ */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    /** Whose key it is: keys of different callers never meet. */
+    scope: text('scope').notNull(),
+    key: text('key').notNull(),
+    /** sha256 of method, URL and body bytes: a repeat with another request is refused. */
+    fingerprint: text('fingerprint').notNull(),
+    state: text('state').$type<'pending' | 'done'>().notNull(),
+    claim: text('claim').notNull(),
+    statusCode: integer('status_code'),
+    contentType: text('content_type'),
+    body: text('body'),
+    ...timestamps,
+  },
+  (t) => [primaryKey({ columns: [t.scope, t.key] }), index('idempotency_keys_created_idx').on(t.createdAt)],
+);
+
+export const schema = { jobs, images, jobEvents, workers, resources, webhookDeliveries, webhookAttempts, idempotencyKeys };

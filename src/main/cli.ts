@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config/index.ts';
 import { openDatabase } from '../db/client.ts';
 import { createDarkroom, type DarkroomRole } from './compose.ts';
+import { generate } from './generate.ts';
 
 const HELP = `darkroom — self-hosted image-generation orchestrator
 
@@ -12,6 +13,7 @@ Commands:
   api       run only the HTTP API (production: scale out behind a load balancer)
   worker    run only a worker (production: as many as you need)
   migrate   apply database migrations and exit
+  generate  create a job on a running darkroom, wait for it and save its images (see generate --help)
 
 \`api\` and \`worker\` run as separate processes, so they need what processes can share:
 DATABASE_URL (Postgres) and QUEUE=redis or QUEUE=postgres.
@@ -63,6 +65,8 @@ async function migrate(config: Config): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // A client command with options of its own, so it parses its own arguments.
+  if (argv[0] === 'generate') return generate(argv.slice(1), () => loadConfig());
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
   const command = positionals[0] ?? 'serve';
   if (values.help || command === 'help') {

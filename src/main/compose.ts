@@ -4,12 +4,15 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { buildApp } from '../api/app.ts';
+import { IDEMPOTENCY_ABANDONED_MS, IDEMPOTENCY_TTL_MS } from '../api/idempotency.ts';
 import { ConfigError, type Config } from '../config/index.ts';
 import { makeJobService, type JobService } from '../core/job-service.ts';
 import { openDatabase, type Database } from '../db/client.ts';
+import { makeIdempotencyRepository } from '../db/idempotency-repository.ts';
 import { makeJobRepository, type JobRepository } from '../db/jobs-repository.ts';
 import { makeResourceRepository } from '../db/resources-repository.ts';
 import { makeLocalEventBus, type EventBus } from '../events/bus.ts';
+import { makeEventFeed } from '../events/follow.ts';
 import { makePostgresEventBus } from '../events/postgres.ts';
 import { makeProviders } from '../providers/index.ts';
 import { makeProviderRegistry, type Provider } from '../providers/port.ts';
@@ -21,6 +24,12 @@ import { makeLinkSigner, resolveSigningSecret } from '../storage/signing.ts';
 import { makePipeline } from '../worker/pipeline.ts';
 import { makeReconciler } from '../worker/reconciler.ts';
 import { makeWorker, type Worker } from '../worker/worker.ts';
+import { makeWebhookDispatcher } from '../webhooks/dispatcher.ts';
+import { makeWebhookOutbox } from '../webhooks/outbox.ts';
+import { makePayloadRenderer } from '../webhooks/payloads.ts';
+import { makeWebhookRepository } from '../webhooks/repository.ts';
+import { makeWebhookSigner, resolveWebhookSecret } from '../webhooks/signing.ts';
+import { makeWebhookTargets } from '../webhooks/target.ts';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -79,7 +88,11 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     ? await makePostgresEventBus({ url: config.databaseUrl as string, pool: database.pool, logger })
     : makeLocalEventBus();
   const jobLog = logger.child({ component: 'jobs' });
+  const webhookRepo = makeWebhookRepository(database.db);
   const repo = makeJobRepository(database.db, {
+    outbox: makeWebhookOutbox(webhookRepo),
+    // Only called once jobs run, by which time the dispatcher below exists.
+    onOutboxCommitted: () => webhookDispatcher.nudge(),
     onTransition: (job) =>
       jobLog.info(
         { jobId: job.id, status: job.status, attempt: job.attempts, provider: job.provider, ...(job.error ? { error: job.error.code } : {}) },
@@ -99,6 +112,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   const baseUrl = () => config.publicUrl ?? listeningUrl;
   const signer = makeLinkSigner(resolveSigningSecret(config.signingSecret, config.dataDir));
   const storage = makeStorage(config, { signer, baseUrl });
+  const webhookTargets = makeWebhookTargets({ allowPrivate: config.webhooks.allowPrivate });
 
   const jobs = makeJobService({
     repo,
@@ -110,6 +124,24 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     maxAttempts: config.jobMaxAttempts,
     signedUrlTtlSeconds: config.signedUrlTtlSeconds,
     logger,
+    webhooks: { refusal: webhookTargets.refusal, deliveriesOf: (job) => webhookRepo.listForJob(job.id, job.batchId) },
+  });
+
+  const webhookDispatcher = makeWebhookDispatcher({
+    repo: webhookRepo,
+    render: makePayloadRenderer(jobs),
+    signer: makeWebhookSigner(resolveWebhookSecret(config.webhooks.secret, config.dataDir)),
+    targets: webhookTargets,
+    logger: logger.child({ component: 'webhooks' }),
+    concurrency: config.webhooks.concurrency,
+    timeoutMs: config.webhooks.timeoutMs,
+    retry: {
+      baseMs: config.webhooks.retryBaseDelayMs,
+      maxMs: config.webhooks.retryMaxDelayMs,
+      giveUpAfterMs: config.webhooks.retryHours * 3_600_000,
+    },
+    random: overrides.random,
+    userAgent: `darkroom/${packageJson.version}`,
   });
 
   const pipeline = makePipeline({
@@ -152,6 +184,9 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
         : undefined,
     resources: makeResourceRepository(database.db),
     fusionbrainDialect: config.fusionbrainDialect,
+    idempotency: makeIdempotencyRepository(database.db, { ttlMs: IDEMPOTENCY_TTL_MS, abandonedAfterMs: IDEMPOTENCY_ABANDONED_MS }),
+    feed: makeEventFeed({ repo, events }),
+    sseHeartbeatMs: config.sseHeartbeatMs,
   });
 
   let closing: Promise<void> | undefined;
@@ -175,6 +210,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
         resumed = await jobs.resume();
         await worker.start();
         reconciler.start();
+        webhookDispatcher.start();
       }
       logger.info(
         { role, url: role === 'worker' ? undefined : baseUrl(), resumed, concurrency: config.workerConcurrency, database: database.kind, queue: queue.kind },
@@ -190,6 +226,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
         const cut = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceMs);
         await Promise.all([app.close(), worker.stop(config.shutdownGraceMs)]);
         clearTimeout(cut);
+        await webhookDispatcher.stop();
         await queue.close();
         await storage.close();
         await events.close();

@@ -150,6 +150,8 @@ export function planJobRequest(value: unknown, prefix: string, errors: FieldErro
   const priority = darkroomPriority(job.priority);
   if (priority !== undefined) shared.priority = priority;
   if (deadlines.length > 0) shared.deadline = new Date(Math.min(...deadlines)).toISOString();
+  // The orchestrator calls callbackUrl once the job completes: darkroom's `completed` webhook, in the Civitai payload.
+  if (job.callbackUrl) shared.webhook = job.callbackUrl;
 
   const data: CivitaiJobData = { properties: job.properties ?? {}, spec: value as Record<string, unknown> };
   const quantity = job.quantity ?? 1;

@@ -102,7 +102,7 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs, waitLimitMs
     return batch.jobs.map((job, index) => ({ ...job, dialectData: { ...planned[index]?.data } }));
   }
 
-  app.post('/v1/consumer/jobs', async (request, reply) => {
+  app.post('/v1/consumer/jobs', { config: { idempotent: true } }, async (request, reply) => {
     const errors: FieldErrors = {};
     const wait = waitMs(request.query, errors);
     const detailed = queryBoolean(request.query, 'detailed', false, errors);
@@ -114,6 +114,13 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs, waitLimitMs
       addError(errors, 'jobs', `must be a list of 1 to ${MAX_JOBS_PER_REQUEST} job requests`);
     }
     const planned = items.flatMap((item, index) => planJobRequest(item, batch ? `jobs[${index}]` : '', errors) ?? []);
+    await Promise.all(
+      items.map(async (item, index) => {
+        if (!isRecord(item) || typeof item.callbackUrl !== 'string') return;
+        const refusal = await jobs.webhookRefusal(item.callbackUrl);
+        if (refusal) addError(errors, batch ? `jobs[${index}].callbackUrl` : 'callbackUrl', refusal);
+      }),
+    );
     throwIfErrors(errors);
 
     const created = await create(planned);

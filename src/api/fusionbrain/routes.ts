@@ -135,9 +135,15 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
     },
   );
 
+  // Read before the handler, so that Idempotency-Key (which needs the whole body) is settled before a job is made.
+  const forms = new WeakMap<FastifyRequest, Form>();
   app.post(
     '/pipeline/run',
     {
+      config: { idempotent: true },
+      preValidation: async (request) => {
+        forms.set(request, await readForm(request));
+      },
       schema: {
         tags,
         summary: 'Fusion Brain: start a generation',
@@ -149,7 +155,7 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
       },
     },
     async (request, reply) => {
-      const form = await readForm(request);
+      const form = forms.get(request) ?? {};
       if (form.pipelineId === undefined || form.pipelineId === '') throw new FusionBrainApiError(400, 'The pipeline_id part is required');
       if (!form.params) throw new FusionBrainApiError(400, 'The params part is required');
       if (!form.params.mimetype.startsWith('application/json')) {
@@ -183,8 +189,9 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
       if (job.status === 'queued') return { uuid, status: 'INITIAL' as const };
       if (job.status === 'running') return { uuid, status: 'PROCESSING' as const };
       const answer = await finished(uuid, job);
-      // Recorded before answering: like the service, a result lost in transit is not handed out twice.
-      await jobs.mergeDialectData(job.id, { resultReadAt: new Date().toISOString() });
+      // Claimed before answering, atomically: like the service, a result is handed out once, even to
+      // two reads at the same instant, and one lost in transit is not handed out again.
+      if (!(await jobs.claimDialectKey(job.id, 'resultReadAt', new Date().toISOString()))) throw gone();
       return answer;
     },
   );

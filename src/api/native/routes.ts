@@ -3,13 +3,17 @@ import { Type } from 'typebox';
 import { badRequest } from '../../core/errors.ts';
 import type { JobService } from '../../core/job-service.ts';
 import type { CreateJobInput } from '../../core/request.ts';
+import type { EventFeed } from '../../events/follow.ts';
+import { wantsEventStream } from '../sse.ts';
 import { presentEvents, presentJob } from './present.ts';
+import { makeEventStreams } from './streams.ts';
 import {
   BatchBody,
   BatchResponse,
   BatchStatusResponse,
   CreateJobBody,
   EventsResponse,
+  EventStreamResponse,
   GetJobQuery,
   ImageLinkResponse,
   ImageParams,
@@ -17,6 +21,7 @@ import {
   JobIdParams,
   JobSchema,
   DEFAULT_PAGE_SIZE,
+  LastEventIdHeaders,
   ListQuery,
   ListResponse,
   problemResponses,
@@ -27,17 +32,21 @@ import {
 
 export interface NativeRoutesOptions {
   jobs: JobService;
+  feed: EventFeed;
+  /** How often an idle event stream gets a heartbeat. */
+  sseHeartbeatMs: number;
 }
 
 const tags = ['jobs'];
 
 /** darkroom's own API under /api/v1. */
-export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = async (app, { jobs }) => {
+export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = async (app, { jobs, feed, sseHeartbeatMs }) => {
   const context = { dialect: 'native' };
 
   app.post(
     '/jobs',
     {
+      config: { idempotent: true },
       schema: {
         tags,
         summary: 'Create a text-to-image job',
@@ -51,6 +60,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
   app.post(
     '/jobs/batch',
     {
+      config: { idempotent: true },
       schema: {
         tags,
         summary: 'Create several jobs at once (all or nothing)',
@@ -153,12 +163,51 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
     },
   );
 
+  const streams = makeEventStreams({ jobs, feed, heartbeatMs: sseHeartbeatMs, logger: app.log });
+  app.addHook('preClose', async () => streams.closeAll());
+
   app.get(
     '/jobs/:id/events',
     {
-      schema: { tags, summary: "A job's history", params: JobIdParams, response: { 200: EventsResponse, ...problemResponses(400, 404) } },
+      schema: {
+        tags,
+        summary: "A job's history (JSON), or its live events (Accept: text/event-stream)",
+        description:
+          'With `Accept: text/event-stream` the answer is a stream of server-sent events: the history (after `Last-Event-ID`, when given), then live events, ' +
+          'ending after the terminal status event. Otherwise the whole history as JSON.',
+        params: JobIdParams,
+        headers: LastEventIdHeaders,
+        response: {
+          200: { description: 'History or live events', content: { 'application/json': { schema: EventsResponse }, 'text/event-stream': { schema: EventStreamResponse } } },
+          ...problemResponses(400, 404),
+        },
+      },
     },
-    async (request) => presentEvents(await jobs.events(request.params.id)),
+    async (request, reply) => {
+      if (!wantsEventStream(request.headers.accept)) return presentEvents(await jobs.events(request.params.id));
+      await jobs.get(request.params.id);
+      const after = request.headers['last-event-id'];
+      return streams.stream(reply, { jobId: request.params.id, after: after === undefined ? undefined : Number(after) });
+    },
+  );
+
+  // Every job's events: "the caller's jobs" once accounts exist; until then there is one caller.
+  app.get(
+    '/events',
+    {
+      schema: {
+        tags,
+        summary: 'Live events of every job (server-sent events)',
+        description:
+          'Events of every job from now on, or after `Last-Event-ID` when given (a resume replays what was missed). In order within each job; never ends by itself.',
+        headers: LastEventIdHeaders,
+        response: { 200: { description: 'Live events', content: { 'text/event-stream': { schema: EventStreamResponse } } }, ...problemResponses(400) },
+      },
+    },
+    async (request, reply) => {
+      const after = request.headers['last-event-id'];
+      return streams.stream(reply, { after: after === undefined ? undefined : Number(after) });
+    },
   );
 
   app.get(

@@ -38,6 +38,8 @@ export const ImageSchema = Type.Object({
   expiresAt: DateTime,
 });
 
+export const JobErrorSchema = Type.Object({ code: Type.String(), message: Type.String(), retryable: Type.Boolean() });
+
 export const JobSchema = Type.Object(
   {
     id: Type.String({ format: 'uuid' }),
@@ -52,7 +54,7 @@ export const JobSchema = Type.Object(
     provider: Type.String(),
     providerJobId: Nullable(Type.String()),
     request: Type.Object({ prompt: Type.String(), ...GenerationOptionsSchema.properties }),
-    error: Nullable(Type.Object({ code: Type.String(), message: Type.String(), retryable: Type.Boolean() })),
+    error: Nullable(JobErrorSchema),
     timings: Type.Object({ providerMs: Type.Number(), imageMs: Type.Number(), storageMs: Type.Number() }),
     createdAt: DateTime,
     startedAt: Nullable(DateTime),
@@ -171,3 +173,57 @@ export const GetJobQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+
+const streamEventBase = {
+  id: Type.Integer({ description: 'The event id (monotonic); send the last one back as Last-Event-ID to resume' }),
+  jobId: Type.String({ format: 'uuid' }),
+  status: Type.Enum(JOB_STATUSES),
+  stage: Nullable(Type.Enum(JOB_STAGES)),
+  at: DateTime,
+};
+
+/** What each server-sent event's `data` holds; the SSE `event` field is its `type`. */
+export const StatusStreamEvent = Type.Object(
+  { type: Type.Literal('status'), ...streamEventBase, error: Nullable(JobErrorSchema) },
+  { description: 'The job changed status (the first event of a job is its creation, queued); the last one is terminal' },
+);
+export const StageStreamEvent = Type.Object(
+  { type: Type.Literal('stage'), ...streamEventBase },
+  { description: 'A running job moved to another stage' },
+);
+export const ProgressStreamEvent = Type.Object(
+  {
+    type: Type.Literal('progress'),
+    ...streamEventBase,
+    progress: Nullable(Type.Number({ description: '0 to 1, when the provider tells' })),
+    queuePosition: Nullable(Type.Integer({ description: "Place in the provider's queue, when it tells" })),
+  },
+  { description: "The provider reported progress or a queue position" },
+);
+export const ImageStreamEvent = Type.Object(
+  {
+    type: Type.Literal('image'),
+    ...streamEventBase,
+    image: Type.Object({
+      index: Type.Integer(),
+      width: Type.Integer(),
+      height: Type.Integer(),
+      contentType: Type.String(),
+      url: Nullable(Type.String({ description: 'Signed link to the original (null if the image has since been replaced)' })),
+      thumbnailUrl: Nullable(Type.String()),
+      expiresAt: Nullable(DateTime),
+    }),
+  },
+  { description: 'One image is stored; its links work at once' },
+);
+export const JobStreamEventSchema = Type.Union([StatusStreamEvent, StageStreamEvent, ProgressStreamEvent, ImageStreamEvent]);
+
+/** `text/event-stream`: `id: <event id>`, `event: <type>`, `data: <JSON of JobStreamEventSchema>`; `:` lines are heartbeats. */
+export const EventStreamResponse = Type.String({
+  description:
+    'Server-sent events. Each has `id` (send the last one back as Last-Event-ID to resume), `event` (status, stage, progress or image) and `data` (JSON). Lines starting with `:` are heartbeats.',
+});
+
+export const LastEventIdHeaders = Type.Object({
+  'last-event-id': Type.Optional(Type.String({ pattern: '^\\d{1,15}$', description: 'Resume after this event id (what EventSource sends when it reconnects)' })),
+});

@@ -45,7 +45,8 @@ function registerErrorHandler(app: FastifyInstance): void {
  * - /retry keeps the id: RunPod retries a job under its own id, so clients keep polling the id they
  *   have. darkroom runs the retry as a new job (a job's history stays its own) and records it on the
  *   first job as `current`; every route resolves the known id to the latest attempt.
- * - `webhook` is refused (darkroom does not call back); `s3Config` and `policy.executionTimeout` are
+ * - `webhook` is POSTed the job's /status body once it finishes (darkroom's webhook machinery: retried,
+ *   signed, SSRF-guarded); `webhookV2` is refused; `s3Config` and `policy.executionTimeout` are
  *   accepted and ignored; `policy.ttl` becomes the job deadline.
  * - Keys in `Authorization: Bearer` are accepted and not checked yet.
  */
@@ -76,13 +77,16 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
   const status = (found: Found) => presentStatus(found.known.id, found.latest, found.data, readImage);
 
   async function create(endpointId: string, body: Static<typeof RunBody>): Promise<Found> {
-    if (body.webhook !== undefined || body.webhookV2 !== undefined) {
-      throw new RunpodInputError(['webhook is not supported by darkroom: poll /status/{id} or use /runsync']);
-    }
+    if (body.webhookV2 !== undefined) throw new RunpodInputError(['webhookV2 is not supported by darkroom: use webhook']);
     const parsed = parseRunpodInput(body.input);
+    if (body.webhook !== undefined) {
+      const refusal = await jobs.webhookRefusal(body.webhook);
+      if (refusal) throw new RunpodInputError([`webhook ${refusal}`]);
+    }
     const ttlMs = body.policy?.ttl;
     const input: CreateJobInput = {
       ...parsed.job,
+      ...(body.webhook === undefined ? {} : { webhook: body.webhook }),
       ...(ttlMs === undefined ? {} : { deadline: new Date(Date.now() + ttlMs).toISOString() }),
       ...(body.policy?.lowPriority ? { priority: LOW_PRIORITY } : {}),
     };
@@ -100,6 +104,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
   app.post(
     '/:endpointId/run',
     {
+      config: { idempotent: true },
       schema: {
         tags,
         summary: 'Queue a job',
@@ -117,6 +122,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
   app.post(
     '/:endpointId/runsync',
     {
+      config: { idempotent: true },
       schema: {
         tags,
         summary: 'Queue a job and wait for it; an unfinished job answers its current status',
@@ -191,6 +197,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
   app.post(
     '/:endpointId/retry/:id',
     {
+      config: { idempotent: true },
       schema: {
         tags,
         summary: 'Run a FAILED or TIMED_OUT job again, under the same id',

@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { WEBHOOK_URL_MAX_LENGTH } from '../../core/request.ts';
 
 /** RunPod's bounds on a policy's times: up to 7 days. */
 const MAX_POLICY_MS = 7 * 24 * 3_600_000;
@@ -17,8 +18,14 @@ export const RunBody = Type.Object(
     input: Type.Record(Type.String(), Type.Unknown(), {
       description: 'A worker-comfyui, worker-sdxl, A1111 or custom-worker input; the output comes back in the same worker’s shape',
     }),
-    webhook: Type.Optional(Type.String({ description: 'Not supported: refused, so that no client waits for a call that never comes' })),
-    webhookV2: Type.Optional(Type.String({ description: 'Not supported, as `webhook`' })),
+    webhook: Type.Optional(
+      Type.String({
+        format: 'uri',
+        maxLength: WEBHOOK_URL_MAX_LENGTH,
+        description: 'http(s) URL POSTed the job’s /status body once it finishes (retried until it answers 2xx)',
+      }),
+    ),
+    webhookV2: Type.Optional(Type.String({ description: 'Not supported: refused, so that no client waits for a call that never comes' })),
     policy: Type.Optional(
       Type.Object(
         {

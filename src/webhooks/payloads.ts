@@ -1,0 +1,70 @@
+import { presentJobStatus } from '../api/civitai/job-status.ts';
+import { presentImage, presentJob } from '../api/native/present.ts';
+import { presentStatus, runpodData } from '../api/runpod/present.ts';
+import type { JobService } from '../core/job-service.ts';
+import type { Job, JobImage } from '../core/job.ts';
+import type { WebhookDelivery } from './repository.ts';
+import type { Jsonified, WebhookSnapshot } from './types.ts';
+
+/** What rendering needs of the core: JobService has it all. */
+export type PayloadSource = Pick<JobService, 'get' | 'events' | 'readImage' | 'getBatch' | 'viewAt'>;
+
+const orNull = (text: string | null) => (text === null ? null : new Date(text));
+
+function reviveJob(json: Jsonified<Job>): Job {
+  return {
+    ...json,
+    runAfter: new Date(json.runAfter),
+    createdAt: new Date(json.createdAt),
+    updatedAt: new Date(json.updatedAt),
+    startedAt: orNull(json.startedAt),
+    completedAt: orNull(json.completedAt),
+    deadlineAt: orNull(json.deadlineAt),
+  };
+}
+
+const reviveImage = (json: Jsonified<JobImage>): JobImage => ({ ...json, createdAt: new Date(json.createdAt) });
+
+const isSnapshot = (payload: WebhookDelivery['payload']): payload is WebhookSnapshot => 'job' in payload;
+
+/**
+ * The body of one attempt, as JSON text. It is rendered at each attempt rather than stored, so the
+ * image links in it are freshly signed even when an attempt comes hours after the event; what the
+ * body describes does not change: a job at the moment of its event (from the snapshot taken then),
+ * or a finished job or batch, which stays as it is.
+ *
+ * - native: a Standard Webhooks envelope `{type, timestamp, data}` with `data` the job as the native
+ *   API shows it (plus `image`, the announced one, for `job.image`), or the batch as GET /batches/{id}.
+ * - civitai: the v1 JobStatus, as GET /v1/consumer/jobs/{jobId} answers it.
+ * - runpod: the job's /status body, under the id the client knows (a retried job's original id).
+ */
+export function makePayloadRenderer(jobs: PayloadSource) {
+  return async function render(delivery: WebhookDelivery): Promise<string> {
+    switch (delivery.format) {
+      case 'native':
+        return JSON.stringify({ type: delivery.event, timestamp: delivery.createdAt.toISOString(), data: await nativeData(delivery) });
+      case 'civitai': {
+        const [job, events] = await Promise.all([jobs.get(delivery.jobId), jobs.events(delivery.jobId)]);
+        return JSON.stringify(presentJobStatus(job, events.at(-1), false));
+      }
+      case 'runpod': {
+        const job = await jobs.get(delivery.jobId);
+        const data = runpodData(job);
+        if (!data) throw new Error(`job ${job.id} is not a RunPod-dialect job`);
+        return JSON.stringify(await presentStatus(data.retryOf ?? job.id, job, data, (id, index) => jobs.readImage(id, index)));
+      }
+    }
+  };
+
+  async function nativeData(delivery: WebhookDelivery): Promise<unknown> {
+    if (delivery.event === 'batch.completed') {
+      const batch = await jobs.getBatch(delivery.batchId as string);
+      return { ...batch, jobs: batch.jobs.map(presentJob) };
+    }
+    const { payload } = delivery;
+    if (!isSnapshot(payload)) throw new Error(`delivery ${delivery.id} has no job snapshot`);
+    const view = await jobs.viewAt(reviveJob(payload.job), payload.images.map(reviveImage));
+    const image = view.images.find((candidate) => candidate.index === payload.imageIndex);
+    return { ...presentJob(view), ...(image ? { image: presentImage(image) } : {}) };
+  }
+}

@@ -1,0 +1,46 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Webhook } from 'standardwebhooks';
+
+export const WEBHOOK_SECRET_FILE = 'webhook.key';
+
+export interface WebhookSigner {
+  /** The Standard Webhooks headers for one attempt of message `id` carrying `body`. */
+  headers(id: string, body: string, at?: Date): Record<string, string>;
+}
+
+/** Signs as https://www.standardwebhooks.com says: HMAC-SHA256 of "{id}.{timestamp}.{body}" under the `whsec_` secret. */
+export function makeWebhookSigner(secret: string): WebhookSigner {
+  const webhook = new Webhook(secret);
+  return {
+    headers(id, body, at = new Date()) {
+      return {
+        'webhook-id': id,
+        'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+        'webhook-signature': webhook.sign(id, at, body),
+      };
+    },
+  };
+}
+
+/**
+ * WEBHOOK_SECRET, or one generated on first start and kept in DATA_DIR (as the link-signing key
+ * is), so signatures stay verifiable across restarts. Processes that do not share a DATA_DIR must
+ * share WEBHOOK_SECRET instead.
+ */
+export function resolveWebhookSecret(configured: string | undefined, dataDir: string): string {
+  if (configured) return configured;
+  const file = join(dataDir, WEBHOOK_SECRET_FILE);
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  try {
+    writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    // Another process sharing DATA_DIR wrote it first: theirs is the one.
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    return readFileSync(file, 'utf8').trim();
+  }
+  return secret;
+}
