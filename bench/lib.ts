@@ -192,3 +192,20 @@ export function isAlive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/** Polls GET {url}/ready until it answers 200, or throws after `timeoutMs`. */
+export async function waitUntilReady(url: string, timeoutMs: number): Promise<void> {
+  const giveUpAt = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await fetch(`${url}/ready`).then(
+      async (response) => {
+        await response.arrayBuffer();
+        return response.status;
+      },
+      () => 0,
+    );
+    if (status === 200) return;
+    if (Date.now() > giveUpAt) throw new Error(`GET ${url}/ready still answers ${status} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { makeTempDir, progress, sleep, type Cleanup, type Row } from './lib.ts';
+import { makeTempDir, progress, sleep, waitUntilReady, type Cleanup, type Row } from './lib.ts';
 
 export interface MemoryOptions {
   /** How long the process sits idle (after it is ready) before its RSS is read. */
@@ -90,22 +90,6 @@ function listeningUrl(child: ChildProcess, stderr: string[], timeoutMs: number):
       }
     });
   });
-}
-
-async function waitUntilReady(url: string, timeoutMs: number): Promise<void> {
-  const giveUpAt = Date.now() + timeoutMs;
-  for (;;) {
-    const status = await fetch(`${url}/ready`).then(
-      async (response) => {
-        await response.arrayBuffer();
-        return response.status;
-      },
-      () => 0,
-    );
-    if (status === 200) return;
-    if (Date.now() > giveUpAt) throw new Error(`GET ${url}/ready still answers ${status} after ${timeoutMs} ms`);
-    await sleep(50);
-  }
 }
 
 interface Measured {

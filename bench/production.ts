@@ -7,7 +7,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { JOB_BODY, measure, type HttpOptions, type LoadResult } from './http.ts';
-import { expectJson, isAlive, makeTempDir, progress, sleep, type Cleanup, type Row } from './lib.ts';
+import { expectJson, isAlive, makeTempDir, progress, sleep, waitUntilReady, type Cleanup, type Row } from './lib.ts';
 
 /**
  * Item 6: darkroom in its production shape (`darkroom api` + `darkroom worker` processes on Postgres
@@ -335,22 +335,6 @@ async function spawnDarkroom(cleanup: Cleanup, role: Role, env: Record<string, s
   return { role, pid: child.pid as number, url, exit: () => exit, output, stop: stopChild };
 }
 
-async function waitUntilReady(url: string): Promise<void> {
-  const giveUpAt = Date.now() + START_TIMEOUT_MS;
-  for (;;) {
-    const status = await fetch(`${url}/ready`).then(
-      async (response) => {
-        await response.arrayBuffer();
-        return response.status;
-      },
-      () => 0,
-    );
-    if (status === 200) return;
-    if (Date.now() > giveUpAt) throw new Error(`GET ${url}/ready still answers ${status} after ${START_TIMEOUT_MS} ms`);
-    await sleep(100);
-  }
-}
-
 /** One darkroom deployment under test: where its API is, a check that none of its processes died, and how to take it down. */
 interface Deployment {
   url: string;
@@ -377,7 +361,7 @@ async function startServe(cleanup: Cleanup, label: string, extra: Record<string,
   progress(`production: starting ${label}`);
   const serve = await spawnDarkroom(cleanup, 'serve', baseEnv(dir.path, randomBytes(24).toString('hex'), extra), dir.path);
   const url = serve.url as string;
-  await waitUntilReady(url);
+  await waitUntilReady(url, START_TIMEOUT_MS);
   return {
     url,
     assertAlive: () => assertAlive([serve]),
@@ -416,7 +400,7 @@ async function startDistributed(cleanup: Cleanup, services: Services, label: str
   const api = await spawnDarkroom(cleanup, 'api', env, dir.path);
   children.push(api);
   const url = api.url as string;
-  await waitUntilReady(url);
+  await waitUntilReady(url, START_TIMEOUT_MS);
   const spawned = await Promise.allSettled(Array.from({ length: workers }, () => spawnDarkroom(cleanup, 'worker', env, dir.path)));
   for (const result of spawned) if (result.status === 'fulfilled') children.push(result.value);
   const failed = spawned.find((result) => result.status === 'rejected');
