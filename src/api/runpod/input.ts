@@ -138,6 +138,19 @@ function parseSdxl(input: Json): ParsedInput {
   return read.done({ format: 'sdxl', returnType, job: withoutUndefined(job) });
 }
 
+/** The fields A1111 and the origin's custom worker spell alike (snake_case, A1111's names). */
+function a1111Fields(read: Reader) {
+  return {
+    prompt: read.string('prompt', 4000, { required: true }) ?? '',
+    negativePrompt: read.string('negative_prompt', 4000),
+    width: read.dimension('width', 512),
+    height: read.dimension('height', 512),
+    steps: read.integer('steps', 1, 150),
+    cfgScale: read.number('cfg_scale', 1, 30),
+    seed: read.seed('seed'),
+  };
+}
+
 function parseA1111(input: Json): ParsedInput {
   const read = new Reader(input, 'input');
   read.absent('init_images', 'mask');
@@ -145,17 +158,7 @@ function parseA1111(input: Json): ParsedInput {
   const iterations = read.integer('n_iter', 1, 10, 1);
   const numImages = (batchSize ?? 1) * (iterations ?? 1);
   if (numImages > 10) read.problems.push('input.batch_size × input.n_iter must be at most 10');
-  const job: CreateJobInput = {
-    prompt: read.string('prompt', 4000, { required: true }) ?? '',
-    negativePrompt: read.string('negative_prompt', 4000),
-    width: read.dimension('width', 512),
-    height: read.dimension('height', 512),
-    steps: read.integer('steps', 1, 150),
-    cfgScale: read.number('cfg_scale', 1, 30),
-    seed: read.seed('seed'),
-    scheduler: read.string('sampler_name', 64),
-    numImages,
-  };
+  const job: CreateJobInput = { ...a1111Fields(read), scheduler: read.string('sampler_name', 64), numImages };
   // A1111 answers base64 only.
   return read.done({ format: 'a1111', returnType: 'base64', job: withoutUndefined(job) });
 }
@@ -163,13 +166,7 @@ function parseA1111(input: Json): ParsedInput {
 function parseCustom(input: Json): ParsedInput {
   const read = new Reader(input, 'input');
   const job: CreateJobInput = {
-    prompt: read.string('prompt', 4000, { required: true }) ?? '',
-    negativePrompt: read.string('negative_prompt', 4000),
-    width: read.dimension('width', 512),
-    height: read.dimension('height', 512),
-    steps: read.integer('steps', 1, 150),
-    cfgScale: read.number('cfg_scale', 1, 30),
-    seed: read.seed('seed'),
+    ...a1111Fields(read),
     scheduler: read.string('sampler_name', 64) ?? read.string('scheduler', 64),
     numImages: 1,
   };
