@@ -8,7 +8,7 @@ import { startDarkroom, type ApiResponse, type TestDarkroom } from './helpers/da
 
 /**
  * The Civitai dialect, driven by Civitai's own JavaScript SDK with nothing changed but its base URL,
- * and by fetch for every kind of bad input. Two darkrooms: `dr` runs a quick mock; `idle` has no
+ * and by fetch for every kind of bad input (AUTH=off: the SDK's token is not checked, as in a stand-in). Two darkrooms: `dr` runs a quick mock; `idle` has no
  * worker, so its jobs stay queued for as long as a test needs.
  */
 
@@ -21,7 +21,7 @@ let dr: TestDarkroom;
 let idle: TestDarkroom;
 
 beforeAll(async () => {
-  [dr, idle] = await Promise.all([startDarkroom({ MOCK_LATENCY_MS: '150' }), startDarkroom({ WORKER_CONCURRENCY: '0' })]);
+  [dr, idle] = await Promise.all([startDarkroom({ MOCK_LATENCY_MS: '150', AUTH: 'off' }), startDarkroom({ WORKER_CONCURRENCY: '0', AUTH: 'off' })]);
 });
 afterAll(async () => {
   await Promise.all([dr?.close({ removeData: true }), idle?.close({ removeData: true })]);

@@ -5,11 +5,15 @@ import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 /**
  * The Fusion Brain dialect, driven the way the service's docs drive the real API (their Python
  * example): list pipelines, run with a multipart form, poll the status until DONE. Two darkrooms:
- * `dr` requires keys and runs a quick mock; `idle` requires none and has no worker, so its jobs stay
- * queued for as long as a test needs.
+ * `dr` requires keys (AUTH=required) and runs a quick mock; `idle` takes guests and has no worker,
+ * so its jobs stay queued for as long as a test needs.
  */
 
-const KEYS = { 'X-Key': 'Key test-key', 'X-Secret': 'Secret test-secret' };
+const ADMIN_KEY = 'fusion-brain-admin-key-0123456789';
+/** A darkroom key in the service's own headers; X-Secret is sent as clients do, and not needed. */
+let KEYS: Record<string, string>;
+/** The same key for darkroom's own API: the jobs it sees are the ones the Fusion Brain client made. */
+let asClient: Record<string, string>;
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const valid = { type: 'GENERATE', numImages: 1, width: 512, height: 768, generateParams: { query: 'a red fox in the snow' } };
 
@@ -25,7 +29,7 @@ let idle: TestDarkroom;
 let pipelineId: string;
 
 async function call(darkroom: TestDarkroom, method: string, path: string, init: { body?: RequestInit['body']; headers?: Record<string, string> } = {}): Promise<Answer> {
-  const response = await fetch(`${darkroom.url}/key/api/v1/${path}`, { method, body: init.body, headers: init.headers ?? KEYS });
+  const response = await fetch(`${darkroom.url}/key/api/v1/${path}`, { method, body: init.body, headers: init.headers ?? (darkroom === dr ? KEYS : {}) });
   expect(response.headers.get('content-type')).toMatch(/^application\/json/);
   return { status: response.status, body: await response.json() };
 }
@@ -70,9 +74,12 @@ async function jobCount(darkroom: TestDarkroom): Promise<number> {
 
 beforeAll(async () => {
   [dr, idle] = await Promise.all([
-    startDarkroom({ FUSIONBRAIN_DIALECT_API_KEY: 'test-key', FUSIONBRAIN_DIALECT_SECRET_KEY: 'test-secret', MOCK_LATENCY_MS: '30' }),
+    startDarkroom({ AUTH: 'required', ADMIN_API_KEY: ADMIN_KEY, MOCK_LATENCY_MS: '30' }, { apiKey: ADMIN_KEY }),
     startDarkroom({ WORKER_CONCURRENCY: '0' }),
   ]);
+  const created = await dr.api('POST', '/api/v1/keys', { name: 'fusion brain client' });
+  KEYS = { 'X-Key': `Key ${created.body.key}`, 'X-Secret': 'Secret anything' };
+  asClient = { authorization: `Bearer ${created.body.key}` };
   const pipelines = await call(dr, 'GET', 'pipelines');
   pipelineId = pipelines.body[0].id;
 });
@@ -108,7 +115,7 @@ describe('Fusion Brain dialect: a generation from start to finish', () => {
     expectError(await call(dr, 'GET', `pipeline/status/${uuid}`), 404, /already read/);
 
     // The job is an ordinary darkroom job: the style and negative prompt went into its request.
-    const job = (await dr.api('GET', `/api/v1/jobs/${jobIdOf(uuid)}`)).body;
+    const job = (await dr.api('GET', `/api/v1/jobs/${jobIdOf(uuid)}`, undefined, asClient)).body;
     expect(job.status).toBe('succeeded');
     expect(job.request).toMatchObject({ prompt: 'a red fox in the snow', style: 'ANIME', negativePrompt: 'blurry', width: 512, height: 768, numImages: 1 });
   });
@@ -130,7 +137,7 @@ describe('Fusion Brain dialect: a generation from start to finish', () => {
     ].join('\r\n');
     const started = await call(dr, 'POST', 'pipeline/run', { body, headers: { ...KEYS, 'content-type': `multipart/form-data; boundary=${boundary}` } });
     expect(started.status).toBe(201);
-    const job = (await dr.api('GET', `/api/v1/jobs/${jobIdOf(started.body.uuid)}`)).body;
+    const job = (await dr.api('GET', `/api/v1/jobs/${jobIdOf(started.body.uuid)}`, undefined, asClient)).body;
     expect(job.request).toMatchObject({ prompt: 'a lighthouse', width: 1024, height: 1024 });
   });
 
@@ -147,19 +154,18 @@ describe('Fusion Brain dialect: a generation from start to finish', () => {
 
 describe('Fusion Brain dialect: refusals, in the service’s own error shape', () => {
   it.each([
-    ['no keys', {}],
-    ['a wrong key', { 'X-Key': 'Key nope', 'X-Secret': 'Secret test-secret' }],
-    ['a wrong secret', { 'X-Key': 'Key test-key', 'X-Secret': 'Secret nope' }],
-    ['the key and secret swapped', { 'X-Key': 'Key test-secret', 'X-Secret': 'Secret test-key' }],
-  ])('refuses %s with 401 on every route', async (_name, headers) => {
+    ['no keys', {}, /X-Key/],
+    ['a wrong key', { 'X-Key': 'Key dk_nope', 'X-Secret': 'Secret anything' }, /not valid/],
+    ['the key in X-Secret only', { 'X-Secret': 'Secret dk_nope' }, /X-Key/],
+  ])('refuses %s with 401 on every route', async (_name, headers, message) => {
     for (const [method, path] of [['GET', 'pipelines'], ['GET', `pipeline/${pipelineId}/availability`], ['GET', 'pipeline/status/x']]) {
-      expectError(await call(dr, method as string, path as string, { headers }), 401, /X-Key/);
+      expectError(await call(dr, method as string, path as string, { headers }), 401, message);
     }
     expectError(await call(dr, 'POST', 'pipeline/run', { body: runForm(valid), headers }), 401);
   });
 
-  it('accepts the keys without their Key / Secret prefixes, and needs none when none are configured', async () => {
-    expect((await call(dr, 'GET', 'pipelines', { headers: { 'X-Key': 'test-key', 'X-Secret': 'test-secret' } })).status).toBe(200);
+  it('accepts the key without its Key prefix, and needs none when guests are allowed', async () => {
+    expect((await call(dr, 'GET', 'pipelines', { headers: { 'X-Key': (KEYS['X-Key'] as string).replace('Key ', '') } })).status).toBe(200);
     expect((await call(idle, 'GET', 'pipelines', { headers: {} })).status).toBe(200);
   });
 
@@ -231,7 +237,7 @@ describe('Fusion Brain dialect: refusals, in the service’s own error shape', (
   });
 
   it('does not show jobs other dialects created', async () => {
-    const { body } = await dr.api('POST', '/api/v1/jobs', { prompt: 'native job' });
+    const { body } = await dr.api('POST', '/api/v1/jobs', { prompt: 'native job' }, asClient);
     const asGeneration = `${(body.id as string).slice(0, 14)}4${(body.id as string).slice(15)}`;
     expectError(await call(dr, 'GET', `pipeline/status/${asGeneration}`), 404);
   });

@@ -15,8 +15,10 @@ import { makeScriptedProvider } from './helpers/providers.ts';
 const jobIdOf = (uuid: string) => `${uuid.slice(0, 14)}7${uuid.slice(15)}`;
 const isSubmit = (request: { method: string; path: string }) => request.method === 'POST' && request.path.endsWith('/pipeline/run');
 
-const dialectKeys = { FUSIONBRAIN_DIALECT_API_KEY: 'k', FUSIONBRAIN_DIALECT_SECRET_KEY: 's' };
-const providerEnv = (baseUrl: string, key = 'k', secret = 's') => ({
+/** The upstream darkroom requires a key; its admin key is what the provider sends as X-Key. */
+const UPSTREAM_KEY = 'fusionbrain-upstream-key-0123';
+const dialectKeys = { AUTH: 'required', ADMIN_API_KEY: UPSTREAM_KEY };
+const providerEnv = (baseUrl: string, key = UPSTREAM_KEY, secret = 's') => ({
   DEFAULT_PROVIDER: 'fusionbrain',
   FUSIONBRAIN_API_URL: baseUrl,
   FUSIONBRAIN_API_KEY: key,
@@ -25,8 +27,9 @@ const providerEnv = (baseUrl: string, key = 'k', secret = 's') => ({
 
 providerContract({
   provider: 'fusionbrain',
-  env: (baseUrl) => ({ FUSIONBRAIN_API_URL: baseUrl, FUSIONBRAIN_API_KEY: 'k', FUSIONBRAIN_SECRET_KEY: 's' }),
+  env: (baseUrl) => ({ FUSIONBRAIN_API_URL: baseUrl, FUSIONBRAIN_API_KEY: UPSTREAM_KEY, FUSIONBRAIN_SECRET_KEY: 's' }),
   upstreamEnv: dialectKeys,
+  upstreamKey: UPSTREAM_KEY,
   isSubmit,
   isPoll: (request) => request.method === 'GET' && request.path.includes('/pipeline/status/'),
   maxImages: 1,
@@ -47,8 +50,8 @@ describe('fusionbrain provider against the Fusion Brain dialect', () => {
   beforeAll(async () => {
     const { provider } = makeScriptedProvider({ submits: Array.from({ length: 10 }, () => 'permanent' as const) });
     [upstream, censoringUpstream] = await Promise.all([
-      startDarkroom({ MOCK_LATENCY_MS: '20', ...dialectKeys }),
-      startDarkroom(dialectKeys, { providers: [provider] }),
+      startDarkroom({ MOCK_LATENCY_MS: '20', ...dialectKeys }, { apiKey: UPSTREAM_KEY }),
+      startDarkroom(dialectKeys, { providers: [provider], apiKey: UPSTREAM_KEY }),
     ]);
     proxy = await startFaultProxy(upstream.url);
     [darkroom, censored] = await Promise.all([startDarkroom(providerEnv(proxy.url)), startDarkroom(providerEnv(censoringUpstream.url))]);

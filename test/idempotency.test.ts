@@ -192,6 +192,7 @@ describe('registerIdempotency', () => {
     registerIdempotency(app, {
       store: makeIdempotencyRepository(dr.darkroom.database.db, { ttlMs: 86_400_000, abandonedAfterMs: 600_000 }),
       bodyLimitBytes: 1024,
+      scopeOf: () => 'one caller',
       ...options,
     });
     let made = 0;

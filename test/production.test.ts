@@ -15,6 +15,8 @@ const JOBS = 200;
  * BullMQ on Redis and S3 storage, driving another darkroom's RunPod dialect (the upstream) through a
  * proxy that counts what it receives. One worker is SIGKILLed mid-run.
  */
+const ADMIN_KEY = 'production-admin-key-0123456789';
+
 describe.skipIf(!testDatabaseUrl || !redisUrl)('production mode: api + two workers, Postgres, Redis, S3', () => {
   let upstream: TestDarkroom;
   let proxy: FaultProxy;
@@ -24,7 +26,7 @@ describe.skipIf(!testDatabaseUrl || !redisUrl)('production mode: api + two worke
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    upstream = await startDarkroom({ MOCK_LATENCY_MS: '150-900', WORKER_CONCURRENCY: '16' });
+    upstream = await startDarkroom({ MOCK_LATENCY_MS: '150-900', WORKER_CONCURRENCY: '16', AUTH: 'off' });
     proxy = await startFaultProxy(upstream.url);
     s3 = await startS3rver();
     const database = await createTestDatabase();
@@ -36,6 +38,7 @@ describe.skipIf(!testDatabaseUrl || !redisUrl)('production mode: api + two worke
       QUEUE_NAME: `production-${randomBytes(4).toString('hex')}`,
       ...s3.env('darkroom-production'),
       DATA_DIR: makeDataDir(),
+      ADMIN_API_KEY: ADMIN_KEY,
       DEFAULT_PROVIDER: 'runpod',
       RUNPOD_API_URL: `${proxy.url}/v2`,
       RUNPOD_API_KEY: 'test-key',
@@ -66,7 +69,8 @@ describe.skipIf(!testDatabaseUrl || !redisUrl)('production mode: api + two worke
     const call = async (method: string, path: string, body?: unknown) => {
       const response = await fetch(`${api}${path}`, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        // The admin sees every job and the live workers in the queue stats.
+        headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };

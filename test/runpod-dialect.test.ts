@@ -20,7 +20,7 @@ let darkroom: TestDarkroom;
 let endpoint: Endpoint;
 
 beforeAll(async () => {
-  darkroom = await startDarkroom({ MOCK_LATENCY_MS: '200' });
+  darkroom = await startDarkroom({ MOCK_LATENCY_MS: '200', AUTH: 'off' });
   endpoint = runpodSdk('rp_any_key', { baseUrl: `${darkroom.url}/v2` }).endpoint('ep-a') as Endpoint;
   // runSync prints every status it sees.
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
@@ -198,7 +198,7 @@ describe('runpod dialect queue operations (no workers)', () => {
   let idle: TestDarkroom;
   let queueEndpoint: Endpoint;
   beforeAll(async () => {
-    idle = await startDarkroom({ WORKER_CONCURRENCY: '0' });
+    idle = await startDarkroom({ WORKER_CONCURRENCY: '0', AUTH: 'off' });
     queueEndpoint = runpodSdk('k', { baseUrl: `${idle.url}/v2` }).endpoint('ep-p') as Endpoint;
   });
   afterAll(() => idle?.close({ removeData: true }));

@@ -12,10 +12,12 @@ import type { ObjectStorage } from '../storage/port.ts';
 import { civitaiRoutes } from './civitai/index.ts';
 import type { Queue } from 'bullmq';
 import { registerAdminQueues } from './admin-queues.ts';
+import { adminCheck, markRoutesPublic, ownerOf, registerAuth, type AuthOptions } from './auth.ts';
 import { registerDocs } from './docs.ts';
 import { filesRoutes } from './files.ts';
 import { registerIdempotency } from './idempotency.ts';
 import { fusionbrainRoutes } from './fusionbrain/routes.ts';
+import { keyRoutes } from './native/keys.ts';
 import { nativeRoutes } from './native/routes.ts';
 import { webhookRoutes } from './native/webhooks.ts';
 import { problem, registerProblemHandlers, sendProblem } from './problem.ts';
@@ -31,12 +33,14 @@ export interface AppDeps {
   /** Named checks run by /ready; each throws when its component is not usable. */
   readiness: Record<string, () => Promise<void>>;
   version: string;
-  /** Bull Board's queues and the key that guards it, when BULL_BOARD is on. */
-  adminQueues?: { queues: Queue[]; adminApiKey: string };
+  /** Bull Board's queues, when BULL_BOARD is on. */
+  adminQueues?: { queues: Queue[] };
+  /** Credentials, scopes, caps and rate limits. */
+  auth: AuthOptions;
+  /** Fastify's trustProxy (TRUST_PROXY): whether X-Forwarded-For names the client, whose IP identifies guests. */
+  trustProxy: boolean | number | string[];
   /** The AIR catalogue behind the Civitai dialect's /v2/resources. */
   resources: ResourceRepository;
-  /** Keys the Fusion Brain dialect requires when both are set (FUSIONBRAIN_DIALECT_*). */
-  fusionbrainDialect: { apiKey: string | undefined; secretKey: string | undefined };
   /** Where Idempotency-Key answers are kept (the job-creating routes of every dialect). */
   idempotency: IdempotencyRepository;
   /** Live job events for the SSE routes. */
@@ -57,6 +61,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // One line per request (onResponse below) instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: 500 },
+    // A hop count trusts that many proxies nearest the server.
+    trustProxy: typeof deps.trustProxy === 'number' ? (_address: string, hop: number) => hop < (deps.trustProxy as number) : deps.trustProxy,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -101,19 +107,33 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
-  await registerDocs(app);
-  if (deps.adminQueues) await registerAdminQueues(app, deps.adminQueues);
-  // Before the dialects: it attaches itself to the routes registered after it.
-  registerIdempotency(app, { store: deps.idempotency, bodyLimitBytes: deps.bodyLimitBytes });
-  await app.register(filesRoutes, { storage: deps.storage, signer: deps.signer });
+  // Before every route: its hooks and the rate limiter attach to the routes registered after them.
+  await registerAuth(app, deps.auth);
+  await app.register(async (docs) => {
+    markRoutesPublic(docs);
+    await registerDocs(docs);
+  });
+  if (deps.adminQueues) await registerAdminQueues(app, { queues: deps.adminQueues.queues, isAdmin: adminCheck(deps.auth) });
+  registerIdempotency(app, {
+    store: deps.idempotency,
+    bodyLimitBytes: deps.bodyLimitBytes,
+    // Keys of different callers never meet; with AUTH=off there is one caller.
+    scopeOf: (request) => ownerOf(request.principal) ?? 'anonymous',
+  });
+  await app.register(async (files) => {
+    // A signed link is its own credential: it works in an <img> tag, with no header.
+    markRoutesPublic(files);
+    await files.register(filesRoutes, { storage: deps.storage, signer: deps.signer });
+  });
+  await app.register(keyRoutes, { prefix: '/api/v1', keys: deps.auth.keys });
   await app.register(nativeRoutes, { prefix: '/api/v1', jobs: deps.jobs, feed: deps.feed, sseHeartbeatMs: deps.sseHeartbeatMs });
   await app.register(webhookRoutes, { prefix: '/api/v1', jobs: deps.jobs });
   await app.register(civitaiRoutes, { jobs: deps.jobs, resources: deps.resources });
-  await app.register(fusionbrainRoutes, { prefix: '/key/api/v1', jobs: deps.jobs, ...deps.fusionbrainDialect });
+  await app.register(fusionbrainRoutes, { prefix: '/key/api/v1', jobs: deps.jobs });
   await app.register(runpodRoutes, { prefix: '/v2', jobs: deps.jobs });
 
-  app.get('/health', { schema: { tags: ['operations'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
-  app.get('/ready', { schema: { tags: ['operations'], summary: 'Readiness: database, queue and storage checked' } }, async (_request, reply) => {
+  app.get('/health', { config: { public: true }, schema: { tags: ['operations'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
+  app.get('/ready', { config: { public: true }, schema: { tags: ['operations'], summary: 'Readiness: database, queue and storage checked' } }, async (_request, reply) => {
     const checks: Record<string, string> = {};
     await Promise.all(
       Object.entries(deps.readiness).map(async ([name, check]) => {

@@ -23,12 +23,8 @@ const PRUNE_EVERY_MS = 3_600_000;
 const HEADER = 'idempotency-key';
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
-/**
- * Whose keys a request's key is among. Accounts come later: then this is the API key's id (or a
- * guest's IP); until then every caller shares one scope.
- */
+/** Whose keys a request's key is among: the API key's owner, or the guest's IP. */
 export type ScopeOf = (request: FastifyRequest) => string;
-const singleCaller: ScopeOf = () => 'anonymous';
 
 interface Tracked {
   key: string;
@@ -43,7 +39,7 @@ export interface IdempotencyOptions {
   store: IdempotencyRepository;
   /** Bodies larger than this are not remembered byte for byte; such a request is refused (413). */
   bodyLimitBytes: number;
-  scopeOf?: ScopeOf;
+  scopeOf: ScopeOf;
   /** How long a repeat waits for the first request with its key before answering 409 (default a minute). */
   waitForFirstMs?: number;
 }
@@ -66,7 +62,7 @@ export interface IdempotencyOptions {
  */
 export function registerIdempotency(app: FastifyInstance, options: IdempotencyOptions): void {
   const { store } = options;
-  const scopeOf = options.scopeOf ?? singleCaller;
+  const { scopeOf } = options;
   const tracked = new WeakMap<FastifyRequest, Tracked>();
   let lastPrune = 0;
 

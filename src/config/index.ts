@@ -53,8 +53,6 @@ export interface Config {
   providerTimeoutMs: number;
   /** Largest image darkroom downloads or decodes from a provider. */
   providerMaxImageBytes: number;
-  /** When both are set, the Fusion Brain dialect requires these as X-Key / X-Secret. */
-  fusionbrainDialect: { apiKey: string | undefined; secretKey: string | undefined };
   workerConcurrency: number;
   /** How many times a job is started before a retryable failure becomes final. */
   jobMaxAttempts: number;
@@ -72,8 +70,21 @@ export interface Config {
   sseHeartbeatMs: number;
   /** Bull Board at /admin/queues (BullMQ queues only); needs adminApiKey. */
   bullBoard: boolean;
-  /** The operator's key for admin surfaces (Bearer, or Basic with any user name). */
+  /** The operator's key: an admin credential that needs no database row (Bearer, or Basic with any user name). */
   adminApiKey: string | undefined;
+  /**
+   * off: no credentials, one shared space. optional: guests (one per client IP) or a valid key.
+   * required: a valid key on every API route.
+   */
+  auth: 'off' | 'optional' | 'required';
+  /** Requests per key (guests: per IP) per window; unset: no limit. */
+  rateLimits: { generate: RateLimit | undefined; read: RateLimit | undefined };
+  /** Queued plus running jobs one key (or guest) may have; unset: no cap. A key may carry its own. */
+  maxActiveJobsPerKey: number | undefined;
+  /** Jobs one batch may hold, for every key unless a key carries its own (never above 100). */
+  maxBatchSize: number;
+  /** Fastify's trustProxy: whether X-Forwarded-For names the client (true, a hop count, or trusted addresses). */
+  trustProxy: boolean | number | string[];
   webhooks: {
     /** Standard Webhooks signing secret (`whsec_…`); unset means one generated once and kept in `dataDir`. */
     secret: string | undefined;
@@ -91,6 +102,15 @@ export interface Config {
   };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
+
+export interface RateLimit {
+  max: number;
+  windowMs: number;
+  /** As configured ("10/hour"), for messages. */
+  text: string;
+}
+
+const RATE_WINDOWS: Record<string, number> = { second: 1000, minute: 60_000, hour: 3_600_000 };
 
 /** The Standard Webhooks secret form: `whsec_` and base64 of 24–64 bytes. */
 function isWebhookSecret(value: string): boolean {
@@ -190,6 +210,32 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     return value;
   };
 
+  const rateLimit = (name: string): RateLimit | undefined => {
+    const raw = read(name);
+    if (raw === undefined) return undefined;
+    const match = /^(\d+)\s*\/\s*(second|minute|hour)$/i.exec(raw);
+    const max = Number(match?.[1]);
+    if (!match?.[2] || max < 1 || max > 1_000_000) {
+      problems.push(`${name}="${raw}" must be requests per window: "N/second", "N/minute" or "N/hour" with N from 1 to 1000000`);
+      return undefined;
+    }
+    const unit = match[2].toLowerCase();
+    return { max, windowMs: RATE_WINDOWS[unit] as number, text: `${max}/${unit}` };
+  };
+
+  const trustProxy = (): boolean | number | string[] => {
+    const raw = read('TRUST_PROXY');
+    if (raw === undefined || raw.toLowerCase() === 'false') return false;
+    if (raw.toLowerCase() === 'true') return true;
+    if (/^\d+$/.test(raw)) return Number(raw);
+    const addresses = raw.split(',').map((part) => part.trim()).filter((part) => part !== '');
+    if (addresses.some((address) => !/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(address))) {
+      problems.push(`TRUST_PROXY="${raw}" must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses or CIDRs`);
+      return false;
+    }
+    return addresses;
+  };
+
   const queue = oneOf('QUEUE', ['embedded', 'redis', 'postgres'] as const, 'embedded');
   const storage = oneOf('STORAGE', ['fs', 's3'] as const, 'fs');
   const databaseUrl = url('DATABASE_URL', ['postgres:', 'postgresql:']);
@@ -279,7 +325,6 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     },
     providerTimeoutMs: integer('PROVIDER_TIMEOUT_MS', 60_000, 100, 3_600_000),
     providerMaxImageBytes: integer('PROVIDER_MAX_IMAGE_BYTES', 50 * 1_048_576, 1024, 1024 * 1_048_576),
-    fusionbrainDialect: { apiKey: read('FUSIONBRAIN_DIALECT_API_KEY'), secretKey: read('FUSIONBRAIN_DIALECT_SECRET_KEY') },
     workerConcurrency: integer('WORKER_CONCURRENCY', 4, 0, 1000),
     jobMaxAttempts: integer('JOB_MAX_ATTEMPTS', 5, 1, 100),
     retryBaseDelayMs: integer('RETRY_BASE_DELAY_MS', 1000, 1, 3_600_000),
@@ -291,6 +336,11 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     sseHeartbeatMs: integer('SSE_HEARTBEAT_MS', 15_000, 10, 3_600_000),
     bullBoard: boolean('BULL_BOARD', false),
     adminApiKey: read('ADMIN_API_KEY'),
+    auth: oneOf('AUTH', ['off', 'optional', 'required'] as const, 'optional'),
+    rateLimits: { generate: rateLimit('RATE_LIMIT_GENERATE'), read: rateLimit('RATE_LIMIT_READ') },
+    maxActiveJobsPerKey: read('MAX_ACTIVE_JOBS_PER_KEY') === undefined ? undefined : integer('MAX_ACTIVE_JOBS_PER_KEY', 0, 1, 1_000_000),
+    maxBatchSize: integer('MAX_BATCH_SIZE', 100, 1, 100),
+    trustProxy: trustProxy(),
     webhooks: {
       secret: read('WEBHOOK_SECRET'),
       retryHours: integer('WEBHOOK_RETRY_HOURS', 24, 0, 24 * 30),

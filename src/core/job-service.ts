@@ -1,6 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
 import type { Logger } from 'pino';
-import type { CountFilter, JobRepository, NewJob } from '../db/jobs-repository.ts';
+import { ActiveCapExceeded, type CountFilter, type JobRepository, type NewJob } from '../db/jobs-repository.ts';
+import type { Caller } from './caller.ts';
 import type { EventBus } from '../events/bus.ts';
 import type { JobQueue } from '../queue/port.ts';
 import type { ProviderRegistry } from '../providers/port.ts';
@@ -64,6 +65,8 @@ export const MAX_PAGE_SIZE = 100;
 const WORKER_STALE_MS = 30_000;
 
 export type JobService = ReturnType<typeof makeJobService>;
+/** The job use cases bound to one caller (JobService.for). */
+export type ScopedJobs = ReturnType<JobService['for']>;
 
 /** The core's use cases. Dialects translate to and from these; nothing here knows about HTTP. */
 export function makeJobService(deps: JobServiceDeps) {
@@ -104,11 +107,11 @@ export function makeJobService(deps: JobServiceDeps) {
     return { request, deadlineAt };
   }
 
-  function row(input: CreateJobInput, context: CreateContext, batchId: string | null, field: string): NewJob {
+  function row(caller: Caller, input: CreateJobInput, context: CreateContext, batchId: string | null, field: string): NewJob {
     const { request, deadlineAt } = prepare(input, field, batchId !== null);
     return {
       id: uuidv7(),
-      owner: null,
+      owner: caller.owner,
       batchId,
       dialect: context.dialect,
       status: 'queued',
@@ -149,6 +152,22 @@ export function makeJobService(deps: JobServiceDeps) {
     }
   }
 
+  /** Stores the rows unless they would take the caller over its active-jobs cap (then nothing is stored: 429). */
+  async function insert(caller: Caller, rows: NewJob[]): Promise<Job[]> {
+    const cap = caller.maxActiveJobs === null ? undefined : { owner: caller.owner, max: caller.maxActiveJobs };
+    try {
+      return await repo.insertJobs(rows, cap);
+    } catch (error) {
+      if (!(error instanceof ActiveCapExceeded)) throw error;
+      const asked = rows.length === 1 ? 'one more' : `${rows.length} more`;
+      throw new DarkroomError(
+        429,
+        'too_many_active_jobs',
+        `This caller has ${error.active} queued or running jobs and may have at most ${error.max}; ${asked} would exceed that. Wait for some to finish, or cancel some.`,
+      );
+    }
+  }
+
   async function view(job: Job, images?: JobImage[]): Promise<JobView> {
     const own = images ?? (await repo.listImages([job.id]));
     return { ...job, images: await Promise.all(own.map(imageView)) };
@@ -178,17 +197,23 @@ export function makeJobService(deps: JobServiceDeps) {
     return Promise.all(jobs.map((job) => view(job, images.filter((image) => image.jobId === job.id))));
   }
 
-  async function getJob(id: string): Promise<Job> {
+  const visible = (caller: Caller, job: Job) => caller.owner === null || job.owner === caller.owner;
+
+  /** The job when it exists and the caller may see it; someone else's job does not exist for them. */
+  async function getJob(caller: Caller, id: string): Promise<Job> {
     const job = await repo.get(id);
-    if (!job) throw notFound('Job', id);
+    if (!job || !visible(caller, job)) throw notFound('Job', id);
     return job;
   }
 
-  return {
+  const ownerFilter = (caller: Caller) => (caller.owner === null ? undefined : caller.owner);
+
+  /** The use cases that read or change jobs, each limited to what `caller` owns. */
+  const scoped = (caller: Caller) => ({
     async create(input: CreateJobInput, context: CreateContext): Promise<JobView> {
-      const stored = row(input, context, null, '');
+      const stored = row(caller, input, context, null, '');
       await checkWebhooks([stored], () => '');
-      const [job] = await repo.insertJobs([stored]);
+      const [job] = await insert(caller, [stored]);
       if (!job) throw new Error('insert returned no row');
       await enqueueAll([job]);
       return view(job, []);
@@ -203,33 +228,24 @@ export function makeJobService(deps: JobServiceDeps) {
       context: CreateContext,
       fieldOf: (index: number) => string = (index) => `/jobs/${index}`,
     ): Promise<{ batchId: string; jobs: JobView[] }> {
-      if (inputs.length === 0 || inputs.length > MAX_BATCH_SIZE) {
-        throw badRequest(`A batch has 1 to ${MAX_BATCH_SIZE} jobs; this one has ${inputs.length}`);
+      const most = Math.min(MAX_BATCH_SIZE, caller.maxBatchSize);
+      if (inputs.length === 0 || inputs.length > most) {
+        throw badRequest(`A batch has 1 to ${most} jobs${most < MAX_BATCH_SIZE ? ' for this caller' : ''}; this one has ${inputs.length}`);
       }
       const batchId = uuidv7();
-      const rows = inputs.map((input, index) => row(input, context, batchId, fieldOf(index)));
+      const rows = inputs.map((input, index) => row(caller, input, context, batchId, fieldOf(index)));
       await checkWebhooks(rows, fieldOf);
-      const jobs = await repo.insertJobs(rows);
+      const jobs = await insert(caller, rows);
       await enqueueAll(jobs);
       return { batchId, jobs: jobs.map((job) => ({ ...job, images: [] })) };
     },
 
     async get(id: string): Promise<JobView> {
-      return view(await getJob(id));
-    },
-
-    /** A job as it was at some moment (a webhook's snapshot), with freshly signed image links. */
-    async viewAt(job: Job, images: JobImage[]): Promise<JobView> {
-      return view(job, images);
-    },
-
-    /** Why webhooks may not go to `url`, or null: for dialects that answer the refusal in their own words. */
-    async webhookRefusal(url: string): Promise<string | null> {
-      return deps.webhooks.refusal(url);
+      return view(await getJob(caller, id));
     },
 
     async webhookDeliveries(id: string): Promise<DeliveryLogEntry[]> {
-      return deps.webhooks.deliveriesOf(await getJob(id));
+      return deps.webhooks.deliveriesOf(await getJob(caller, id));
     },
 
     /**
@@ -245,31 +261,34 @@ export function makeJobService(deps: JobServiceDeps) {
       const timer = setTimeout(wake, timeoutMs);
       try {
         // Subscribed before reading, so a finish between the read and the wait is not missed.
-        const job = await getJob(id);
+        const job = await getJob(caller, id);
         if (!isTerminal(job.status)) await woken;
       } finally {
         clearTimeout(timer);
         unsubscribe();
       }
-      return view(await getJob(id));
+      return view(await getJob(caller, id));
     },
 
     /** The jobs that exist among `ids`, in id order (unknown ids are left out). */
     async getMany(ids: string[]): Promise<JobView[]> {
-      return views(await repo.getMany(ids));
+      return views((await repo.getMany(ids)).filter((job) => visible(caller, job)));
     },
 
     async mergeDialectData(id: string, data: Record<string, unknown>): Promise<void> {
+      await getJob(caller, id);
       if (!(await repo.mergeDialectData(id, data))) throw notFound('Job', id);
     },
 
     /** Sets `key` in the job's dialect data unless already set; true only for the caller that set it. */
     async claimDialectKey(id: string, key: string, value: unknown): Promise<boolean> {
+      await getJob(caller, id);
       return repo.claimDialectKey(id, key, value);
     },
 
     /** The stored bytes of one image of a succeeded job (for dialects that answer with base64). */
     async readImage(id: string, index: number, type: ImageType = 'original'): Promise<{ bytes: Buffer; contentType: string }> {
+      await getJob(caller, id);
       const image = (await repo.listImages([id])).find((candidate) => candidate.index === index);
       if (!image) throw notFound('Image', `${index} of job ${id}`);
       const object = await storage.get(type === 'original' ? image.originalKey : image.thumbnailKey);
@@ -281,14 +300,14 @@ export function makeJobService(deps: JobServiceDeps) {
 
     async list(query: { status?: JobStatus; dialect?: string; limit: number; cursor?: string }): Promise<{ items: JobView[]; nextCursor: string | null }> {
       const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-      const page = await repo.list({ status: query.status, dialect: query.dialect, limit: query.limit + 1, after });
+      const page = await repo.list({ owner: ownerFilter(caller), status: query.status, dialect: query.dialect, limit: query.limit + 1, after });
       const items = page.slice(0, query.limit);
       const last = items.at(-1);
       return { items: await views(items), nextCursor: page.length > query.limit && last ? encodeCursor(last.id) : null };
     },
 
     async getBatch(batchId: string) {
-      const jobs = await repo.listByBatch(batchId);
+      const jobs = (await repo.listByBatch(batchId)).filter((job) => visible(caller, job));
       if (jobs.length === 0) throw notFound('Batch', batchId);
       const counts = Object.fromEntries(JOB_STATUSES.map((status) => [status, 0])) as Record<JobStatus, number>;
       for (const job of jobs) counts[job.status] += 1;
@@ -297,13 +316,14 @@ export function makeJobService(deps: JobServiceDeps) {
 
     /** Cancels a queued or running job, here and upstream. A finished job is a 409. */
     async cancel(id: string): Promise<JobView> {
+      await getJob(caller, id);
       const cancelled = await repo.transition(id, ACTIVE_STATUSES, 'cancelled', {
         stage: null,
         queuePosition: null,
         completedAt: new Date(),
       });
       if (!cancelled) {
-        const current = await getJob(id);
+        const current = await getJob(caller, id);
         throw conflict(`Job ${id} has already finished (${current.status}) and cannot be cancelled`);
       }
       await queue.remove(id);
@@ -317,7 +337,7 @@ export function makeJobService(deps: JobServiceDeps) {
     },
 
     async imageLink(id: string, index: number, type: ImageType) {
-      const job = await getJob(id);
+      const job = await getJob(caller, id);
       if (job.status !== 'succeeded') {
         throw new DarkroomError(409, 'job_unfinished', `Job ${id} is ${job.status}; its images exist once it has succeeded`);
       }
@@ -336,8 +356,41 @@ export function makeJobService(deps: JobServiceDeps) {
     },
 
     async events(id: string) {
-      await getJob(id);
+      await getJob(caller, id);
       return repo.listEvents(id);
+    },
+
+    /** The caller's jobs per status (`filter` narrows further). */
+    async countByStatus(filter: Omit<CountFilter, 'owner'> = {}) {
+      return repo.countByStatus({ ...filter, owner: ownerFilter(caller) });
+    },
+
+    /**
+     * Jobs per status and pending queue entries; an admin sees every job and the live workers,
+     * anyone else their own jobs and how much work is waiting overall (not who does it).
+     */
+    async queueStats() {
+      const [jobs, pending, workers] = await Promise.all([
+        repo.countByStatus(caller.admin ? {} : { owner: ownerFilter(caller) }),
+        queue.stats(),
+        caller.admin ? repo.listWorkers(new Date(Date.now() - WORKER_STALE_MS)) : Promise.resolve(undefined),
+      ]);
+      return { queue: queue.kind, jobs, pending, workers };
+    },
+  });
+
+  return {
+    /** The job use cases as `caller` may run them. */
+    for: scoped,
+
+    /** A job as it was at some moment (a webhook's snapshot), with freshly signed image links. */
+    async viewAt(job: Job, images: JobImage[]): Promise<JobView> {
+      return view(job, images);
+    },
+
+    /** Why webhooks may not go to `url`, or null: for dialects that answer the refusal in their own words. */
+    async webhookRefusal(url: string): Promise<string | null> {
+      return deps.webhooks.refusal(url);
     },
 
     /** Every configured provider with the result of its health check. */
@@ -363,19 +416,6 @@ export function makeJobService(deps: JobServiceDeps) {
       };
     },
 
-    /** Jobs per status, pending queue entries, and the workers heard from recently. */
-    async countByStatus(filter: CountFilter = {}) {
-      return repo.countByStatus(filter);
-    },
-
-    async queueStats() {
-      const [jobs, pending, workers] = await Promise.all([
-        repo.countByStatus(),
-        queue.stats(),
-        repo.listWorkers(new Date(Date.now() - WORKER_STALE_MS)),
-      ]);
-      return { queue: queue.kind, jobs, pending, workers };
-    },
 
     /** Enqueues every unfinished job again: how a restarted process picks up where it stopped. */
     async resume(): Promise<number> {

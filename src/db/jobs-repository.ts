@@ -24,6 +24,8 @@ export type JobPatch = Partial<
 >;
 
 export interface CountFilter {
+  /** One owner's jobs (null: jobs without an owner); absent: everyone's. */
+  owner?: string | null;
   dialect?: string;
   dialectData?: Record<string, unknown>;
 }
@@ -32,6 +34,25 @@ export interface EventInput {
   type: JobEventType;
   data?: Record<string, unknown>;
 }
+
+/** At most `max` queued or running jobs of `owner` once the insert commits. */
+export interface ActiveCap {
+  owner: string | null;
+  max: number;
+}
+
+/** Raised by insertJobs when the rows would take their owner over its active-jobs cap; nothing is stored. */
+export class ActiveCapExceeded extends Error {
+  constructor(
+    readonly active: number,
+    readonly max: number,
+  ) {
+    super(`${active} active jobs; the cap is ${max}`);
+    this.name = 'ActiveCapExceeded';
+  }
+}
+
+const ownerIs = (owner: string | null) => (owner === null ? sql`${jobs.owner} is null` : eq(jobs.owner, owner));
 
 export interface ListQuery {
   owner?: string | null;
@@ -88,8 +109,18 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
   const toOutbox = async (tx: Db, events: JobEvent[], job: Job): Promise<boolean> =>
     events.length > 0 && options.outbox ? options.outbox(tx, events.map((event) => ({ event, job }))) : false;
 
-  async function insertJobs(rows: NewJob[]): Promise<Job[]> {
+  async function insertJobs(rows: NewJob[], cap?: ActiveCap): Promise<Job[]> {
     const { inserted, events } = await db.transaction(async (tx) => {
+      if (cap) {
+        // Serialises one owner's inserts, so two concurrent requests cannot both pass the count.
+        await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`darkroom:active:${cap.owner ?? ''}`}, 0))`);
+        const [active] = await tx
+          .select({ n: count() })
+          .from(jobs)
+          .where(and(ownerIs(cap.owner), inArray(jobs.status, ['queued', 'running'])));
+        const current = active?.n ?? 0;
+        if (current + rows.length > cap.max) throw new ActiveCapExceeded(current, cap.max);
+      }
       const inserted = await tx.insert(jobs).values(rows).returning();
       const events = await tx
         .insert(jobEvents)
@@ -108,9 +139,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
 
   async function list(query: ListQuery): Promise<Job[]> {
     const conditions = [];
-    if (query.owner !== undefined) {
-      conditions.push(query.owner === null ? sql`${jobs.owner} is null` : eq(jobs.owner, query.owner));
-    }
+    if (query.owner !== undefined) conditions.push(ownerIs(query.owner));
     if (query.status) conditions.push(eq(jobs.status, query.status));
     if (query.dialect) conditions.push(eq(jobs.dialect, query.dialect));
     if (query.after) conditions.push(lt(jobs.id, query.after));
@@ -296,16 +325,19 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
     return db.delete(images).where(eq(images.jobId, jobId)).returning();
   }
 
-  /** A job's events in order; `after` leaves out those up to and including that event id (for resuming). */
-  async function listEvents(jobId: string, after?: number): Promise<JobEvent[]> {
+  /** A job's events in order; `after` leaves out those up to and including that event id (for resuming); none unless the job is `owner`'s, when given. */
+  async function listEvents(jobId: string, after?: number, owner?: string | null): Promise<JobEvent[]> {
     const conditions = [eq(jobEvents.jobId, jobId)];
     if (after !== undefined) conditions.push(gt(jobEvents.id, after));
+    if (owner !== undefined) conditions.push(inArray(jobEvents.jobId, db.select({ id: jobs.id }).from(jobs).where(ownerIs(owner))));
     return db.select().from(jobEvents).where(and(...conditions)).orderBy(asc(jobEvents.id));
   }
 
-  /** Every job's events after event id `after`, in id order, at most `limit`. */
-  async function listEventsAfter(after: number, limit: number): Promise<JobEvent[]> {
-    return db.select().from(jobEvents).where(gt(jobEvents.id, after)).orderBy(asc(jobEvents.id)).limit(limit);
+  /** Every job's events after event id `after`, in id order, at most `limit`; only `owner`'s jobs when given. */
+  async function listEventsAfter(after: number, limit: number, owner?: string | null): Promise<JobEvent[]> {
+    const conditions = [gt(jobEvents.id, after)];
+    if (owner !== undefined) conditions.push(inArray(jobEvents.jobId, db.select({ id: jobs.id }).from(jobs).where(ownerIs(owner))));
+    return db.select().from(jobEvents).where(and(...conditions)).orderBy(asc(jobEvents.id)).limit(limit);
   }
 
   /** The id of the newest event (0 when there is none): where a stream of what happens next starts. */
@@ -317,6 +349,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
   /** `dialectData` narrows to jobs whose dialect data contains it (jsonb @>), e.g. one RunPod endpoint's jobs. */
   async function countByStatus(filter: CountFilter = {}): Promise<Record<JobStatus, number>> {
     const conditions = [];
+    if (filter.owner !== undefined) conditions.push(ownerIs(filter.owner));
     if (filter.dialect) conditions.push(eq(jobs.dialect, filter.dialect));
     if (filter.dialectData) conditions.push(sql`${jobs.dialectData} @> ${JSON.stringify(filter.dialectData)}::jsonb`);
     const rows = await db

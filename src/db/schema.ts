@@ -197,4 +197,26 @@ export const idempotencyKeys = pgTable(
   (t) => [primaryKey({ columns: [t.scope, t.key] }), index('idempotency_keys_created_idx').on(t.createdAt)],
 );
 
-export const schema = { jobs, images, jobEvents, workers, resources, webhookDeliveries, webhookAttempts, idempotencyKeys };
+/**
+ * API keys. Only a SHA-256 of each key is kept: keys are 256 random bits, so a fast hash is as
+ * safe as a slow one and lets every request be checked with one indexed lookup. `prefix` is the
+ * key's first characters, shown in lists so a person can tell keys apart without the secret.
+ */
+export const apiKeys = pgTable(
+  'api_keys',
+  {
+    id: uuid('id').primaryKey(),
+    name: text('name').notNull(),
+    prefix: text('prefix').notNull(),
+    hash: text('hash').notNull(),
+    scopes: jsonb('scopes').$type<string[]>().notNull().default([]),
+    /** Caps of this key over the configured defaults; null keeps the default. */
+    maxActiveJobs: integer('max_active_jobs'),
+    maxBatchSize: integer('max_batch_size'),
+    ...timestamps,
+    revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [uniqueIndex('api_keys_hash_idx').on(t.hash)],
+);
+
+export const schema = { jobs, images, jobEvents, workers, resources, webhookDeliveries, webhookAttempts, idempotencyKeys, apiKeys };

@@ -22,6 +22,8 @@ export interface FollowOptions {
    */
   recheckMs: number;
   signal: AbortSignal;
+  /** Only this owner's jobs (null: jobs without one); absent: everyone's. */
+  owner?: string | null;
 }
 
 export type EventFeed = ReturnType<typeof makeEventFeed>;
@@ -43,7 +45,7 @@ export function makeEventFeed(deps: { repo: JobRepository; events: EventBus }) {
     lastEventId: () => deps.repo.lastEventId(),
 
     async *follow(options: FollowOptions): AsyncGenerator<JobEvent> {
-      const { jobId, signal } = options;
+      const { jobId, signal, owner } = options;
       const pending = new Set<string>();
       let recheckAll = false;
       let wake: () => void = () => undefined;
@@ -90,7 +92,7 @@ export function makeEventFeed(deps: { repo: JobRepository; events: EventBus }) {
           // transaction), so its history is complete and the stream ends after it.
           const job = await deps.repo.get(jobId);
           if (!job || isTerminal(job.status)) {
-            for (const row of await deps.repo.listEvents(jobId, floor)) {
+            for (const row of await deps.repo.listEvents(jobId, floor, owner)) {
               if (signal.aborted) return;
               yield row;
             }
@@ -99,7 +101,7 @@ export function makeEventFeed(deps: { repo: JobRepository; events: EventBus }) {
           pending.add(jobId);
         } else {
           for (;;) {
-            const page = await deps.repo.listEventsAfter(newest, REPLAY_PAGE);
+            const page = await deps.repo.listEventsAfter(newest, REPLAY_PAGE, owner);
             for (const row of page) {
               if (signal.aborted) return;
               remember(row);
@@ -117,13 +119,13 @@ export function makeEventFeed(deps: { repo: JobRepository; events: EventBus }) {
           }
           if (recheckAll) {
             recheckAll = false;
-            for (const row of await deps.repo.listEventsAfter(newest, REPLAY_PAGE)) pending.add(row.jobId);
+            for (const row of await deps.repo.listEventsAfter(newest, REPLAY_PAGE, owner)) pending.add(row.jobId);
           }
           const ids = [...pending];
           pending.clear();
           for (const id of ids) {
             if (cursors.has(id) && cursors.get(id) === undefined) continue;
-            for (const row of await deps.repo.listEvents(id, cursors.get(id) ?? floor)) {
+            for (const row of await deps.repo.listEvents(id, cursors.get(id) ?? floor, owner)) {
               if (signal.aborted) return;
               const finished = remember(row);
               yield row;

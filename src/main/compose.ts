@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
+import { Redis } from 'ioredis';
 import { buildApp } from '../api/app.ts';
+import { makeKeyRepository } from '../auth/keys.ts';
 import { IDEMPOTENCY_ABANDONED_MS, IDEMPOTENCY_TTL_MS } from '../api/idempotency.ts';
 import { ConfigError, type Config } from '../config/index.ts';
 import { makeJobService, type JobService } from '../core/job-service.ts';
@@ -170,6 +172,14 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     staleMs: config.reconcileStaleMs,
   });
 
+  const rateLimited = config.rateLimits.generate !== undefined || config.rateLimits.read !== undefined;
+  // Counters in Redis hold across every api process; without Redis each process counts alone.
+  const rateLimitRedis =
+    role !== 'worker' && rateLimited && config.redisUrl
+      ? new Redis(config.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 5000, lazyConnect: false })
+      : undefined;
+  rateLimitRedis?.on('error', (error: Error) => logger.warn({ err: error }, 'rate-limit Redis connection error; limits are not applied meanwhile'));
+
   const app = await buildApp({
     jobs,
     storage,
@@ -180,10 +190,19 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     version: packageJson.version,
     adminQueues:
       config.bullBoard && config.adminApiKey && 'dashboardQueues' in configuredQueue
-        ? { queues: await configuredQueue.dashboardQueues(), adminApiKey: config.adminApiKey }
+        ? { queues: await configuredQueue.dashboardQueues() }
         : undefined,
+    auth: {
+      mode: config.auth,
+      keys: makeKeyRepository(database.db),
+      adminApiKey: config.adminApiKey,
+      maxActiveJobsPerKey: config.maxActiveJobsPerKey,
+      maxBatchSize: config.maxBatchSize,
+      rateLimits: config.rateLimits,
+      redis: rateLimitRedis,
+    },
+    trustProxy: config.trustProxy,
     resources: makeResourceRepository(database.db),
-    fusionbrainDialect: config.fusionbrainDialect,
     idempotency: makeIdempotencyRepository(database.db, { ttlMs: IDEMPOTENCY_TTL_MS, abandonedAfterMs: IDEMPOTENCY_ABANDONED_MS }),
     feed: makeEventFeed({ repo, events }),
     sseHeartbeatMs: config.sseHeartbeatMs,
@@ -228,6 +247,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
         clearTimeout(cut);
         await webhookDispatcher.stop();
         await queue.close();
+        rateLimitRedis?.disconnect();
         await storage.close();
         await events.close();
         await database.close();

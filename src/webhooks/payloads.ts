@@ -1,13 +1,14 @@
 import { presentJobStatus } from '../api/civitai/job-status.ts';
 import { presentImage, presentJob } from '../api/native/present.ts';
 import { presentStatus, runpodData } from '../api/runpod/present.ts';
-import type { JobService } from '../core/job-service.ts';
+import { SYSTEM_CALLER } from '../core/caller.ts';
+import type { JobService, ScopedJobs } from '../core/job-service.ts';
 import type { Job, JobImage } from '../core/job.ts';
 import type { WebhookDelivery } from './repository.ts';
 import type { Jsonified, WebhookSnapshot } from './types.ts';
 
 /** What rendering needs of the core: JobService has it all. */
-export type PayloadSource = Pick<JobService, 'get' | 'events' | 'readImage' | 'getBatch' | 'viewAt'>;
+export type PayloadSource = Pick<JobService, 'for' | 'viewAt'>;
 
 const orNull = (text: string | null) => (text === null ? null : new Date(text));
 
@@ -38,7 +39,9 @@ const isSnapshot = (payload: WebhookDelivery['payload']): payload is WebhookSnap
  * - civitai: the v1 JobStatus, as GET /v1/consumer/jobs/{jobId} answers it.
  * - runpod: the job's /status body, under the id the client knows (a retried job's original id).
  */
-export function makePayloadRenderer(jobs: PayloadSource) {
+export function makePayloadRenderer(source: PayloadSource) {
+  // A delivery is darkroom's own work about a job it already accepted: no caller's scope applies.
+  const jobs: Pick<ScopedJobs, 'get' | 'events' | 'readImage' | 'getBatch'> = source.for(SYSTEM_CALLER);
   return async function render(delivery: WebhookDelivery): Promise<string> {
     switch (delivery.format) {
       case 'native':
@@ -63,7 +66,7 @@ export function makePayloadRenderer(jobs: PayloadSource) {
     }
     const { payload } = delivery;
     if (!isSnapshot(payload)) throw new Error(`delivery ${delivery.id} has no job snapshot`);
-    const view = await jobs.viewAt(reviveJob(payload.job), payload.images.map(reviveImage));
+    const view = await source.viewAt(reviveJob(payload.job), payload.images.map(reviveImage));
     const image = view.images.find((candidate) => candidate.index === payload.imageIndex);
     return { ...presentJob(view), ...(image ? { image: presentImage(image) } : {}) };
   }

@@ -31,7 +31,7 @@ export function makeDataDir(): string {
 /** A real darkroom on an ephemeral port, with fast retries and an instant mock unless `env` says otherwise. */
 export async function startDarkroom(
   env: Record<string, string> = {},
-  overrides: DarkroomOverrides & { dataDir?: string } = {},
+  overrides: DarkroomOverrides & { dataDir?: string; apiKey?: string } = {},
 ): Promise<TestDarkroom> {
   const dataDir = overrides.dataDir ?? makeDataDir();
   const config = loadConfig({
@@ -47,8 +47,11 @@ export async function startDarkroom(
   const darkroom = await createDarkroom(config, overrides);
   const url = await darkroom.start();
 
+  // Sent unless a call brings its own credential (or says none with an empty authorization).
+  const credential: Record<string, string> = overrides.apiKey ? { authorization: `Bearer ${overrides.apiKey}` } : {};
   const api: TestDarkroom['api'] = async (method, path, body, headers = {}) => {
-    const init: RequestInit = { method, headers: { ...headers } };
+    const own = Object.keys(headers).some((name) => ['authorization', 'x-key'].includes(name.toLowerCase()));
+    const init: RequestInit = { method, headers: own ? { ...headers } : { ...credential, ...headers } };
     if (body !== undefined) {
       init.body = typeof body === 'string' ? body : JSON.stringify(body);
       (init.headers as Record<string, string>)['content-type'] ??= 'application/json';

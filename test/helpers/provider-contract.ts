@@ -13,6 +13,8 @@ export interface ProviderContractSpec {
   env: (baseUrl: string) => Record<string, string>;
   /** Environment of the upstream darkroom that serves the dialect (keys the dialect requires, …). */
   upstreamEnv?: Record<string, string>;
+  /** The key the test reads the upstream darkroom with, when upstreamEnv requires one (the provider's key). */
+  upstreamKey?: string;
   /** Recognises the provider's submit request and its status polls, as the proxy sees them. */
   isSubmit: Match;
   isPoll: Match;
@@ -45,7 +47,7 @@ export function providerContract(spec: ProviderContractSpec): void {
       );
 
     beforeAll(async () => {
-      upstream = await startDarkroom({ MOCK_LATENCY_MS: '400', ...spec.upstreamEnv });
+      upstream = await startDarkroom({ MOCK_LATENCY_MS: '400', AUTH: 'off', ...spec.upstreamEnv }, { apiKey: spec.upstreamKey });
       proxy = await startFaultProxy(upstream.url);
       darkroom = await start();
     });

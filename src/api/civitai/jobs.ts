@@ -2,7 +2,8 @@ import { isDeepStrictEqual } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { DarkroomError } from '../../core/errors.ts';
-import type { JobService, JobView } from '../../core/job-service.ts';
+import { SYSTEM_CALLER } from '../../core/caller.ts';
+import type { JobService, JobView, ScopedJobs } from '../../core/job-service.ts';
 import { isTerminal } from '../../core/job.ts';
 import { decodeJobToken, encodeJobToken, isRecord, parseAir } from '../../providers/civitai/protocol.ts';
 import { MAX_JOBS_PER_REQUEST, planJobRequest, type PlannedJob } from './job-request.ts';
@@ -33,7 +34,7 @@ const validateQuery = compile(
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The v1 consumer jobs API (`/v1/consumer/jobs…`, `/v1/consumer/coverage`) over JobService. */
-export async function civitaiJobRoutes(app: FastifyInstance, { jobs, waitLimitMs }: CivitaiJobRoutesOptions): Promise<void> {
+export async function civitaiJobRoutes(app: FastifyInstance, { jobs: service, waitLimitMs }: CivitaiJobRoutesOptions): Promise<void> {
   /** `wait=true` waits up to the limit; darkroom also takes a number of seconds (as v2's `wait` does). */
   function waitMs(query: unknown, errors: FieldErrors): number {
     const raw = queryValue(query, 'wait');
@@ -52,7 +53,7 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs, waitLimitMs
   }
 
   /** The token's jobs in token order; a token none of whose jobs exist is a 404. */
-  async function tokenJobs(ids: string[]): Promise<JobView[]> {
+  async function tokenJobs(jobs: ScopedJobs, ids: string[]): Promise<JobView[]> {
     const found = new Map((await jobs.getMany(ids)).map((job) => [job.id, job]));
     const ordered = ids.map((id) => found.get(id)).filter((job): job is JobView => job !== undefined);
     if (ordered.length === 0) throw new CivitaiProblem(404, 'No job under this token exists.');
@@ -60,17 +61,17 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs, waitLimitMs
   }
 
   /** Re-reads the jobs until all have finished or `ms` has passed. */
-  async function settle(views: JobView[], ms: number): Promise<JobView[]> {
+  async function settle(jobs: ScopedJobs, views: JobView[], ms: number): Promise<JobView[]> {
     const until = Date.now() + ms;
     let current = views;
     while (!current.every((job) => isTerminal(job.status)) && Date.now() < until) {
       await sleep(Math.min(WAIT_POLL_MS, until - Date.now()));
-      current = await tokenJobs(current.map((job) => job.id));
+      current = await tokenJobs(jobs, current.map((job) => job.id));
     }
     return current;
   }
 
-  async function statuses(views: JobView[], detailed: boolean) {
+  async function statuses(jobs: ScopedJobs, views: JobView[], detailed: boolean) {
     return Promise.all(views.map(async (job) => presentJobStatus(job, (await jobs.events(job.id)).at(-1), detailed)));
   }
 
@@ -82,7 +83,7 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs, waitLimitMs
   }
 
   /** Cancels, treating "already finished" as done: cancelling is idempotent here, as upstream. */
-  async function cancel(job: JobView, force: boolean): Promise<boolean> {
+  async function cancel(jobs: ScopedJobs, job: JobView, force: boolean): Promise<boolean> {
     if (isTerminal(job.status) || (!force && job.status === 'running')) return false;
     try {
       await jobs.cancel(job.id);
@@ -93,7 +94,7 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs, waitLimitMs
     }
   }
 
-  async function create(planned: PlannedJob[]): Promise<JobView[]> {
+  async function create(jobs: ScopedJobs, planned: PlannedJob[]): Promise<JobView[]> {
     const [only] = planned;
     if (planned.length === 1 && only) return [await jobs.create(only.input, { dialect: DIALECT, dialectData: { ...only.data } })];
     // One batch keeps it all or nothing; the per-job data follows once the ids exist.
@@ -102,7 +103,8 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs, waitLimitMs
     return batch.jobs.map((job, index) => ({ ...job, dialectData: { ...planned[index]?.data } }));
   }
 
-  app.post('/v1/consumer/jobs', { config: { idempotent: true } }, async (request, reply) => {
+  app.post('/v1/consumer/jobs', { config: { idempotent: true, group: 'generate' } }, async (request, reply) => {
+    const jobs = service.for(request.caller);
     const errors: FieldErrors = {};
     const wait = waitMs(request.query, errors);
     const detailed = queryBoolean(request.query, 'detailed', false, errors);
@@ -117,45 +119,49 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs, waitLimitMs
     await Promise.all(
       items.map(async (item, index) => {
         if (!isRecord(item) || typeof item.callbackUrl !== 'string') return;
-        const refusal = await jobs.webhookRefusal(item.callbackUrl);
+        const refusal = await service.webhookRefusal(item.callbackUrl);
         if (refusal) addError(errors, batch ? `jobs[${index}].callbackUrl` : 'callbackUrl', refusal);
       }),
     );
     throwIfErrors(errors);
 
-    const created = await create(planned);
-    const views = await settle(created, wait);
+    const created = await create(jobs, planned);
+    const views = await settle(jobs, created, wait);
     const done = views.every((job) => isTerminal(job.status));
-    return reply.code(wait > 0 && !done ? 202 : 200).send({ token: encodeJobToken(views.map((job) => job.id)), jobs: await statuses(views, detailed) });
+    return reply.code(wait > 0 && !done ? 202 : 200).send({ token: encodeJobToken(views.map((job) => job.id)), jobs: await statuses(jobs, views, detailed) });
   });
 
   app.get('/v1/consumer/jobs', async (request, reply) => {
+    const jobs = service.for(request.caller);
     const errors: FieldErrors = {};
     const wait = waitMs(request.query, errors);
     const detailed = queryBoolean(request.query, 'detailed', false, errors);
     throwIfErrors(errors);
-    const views = await settle(await tokenJobs(tokenIds(request.query)), wait);
+    const views = await settle(jobs, await tokenJobs(jobs, tokenIds(request.query)), wait);
     const done = views.every((job) => isTerminal(job.status));
-    return reply.code(wait > 0 && !done ? 202 : 200).send({ token: queryValue(request.query, 'token'), jobs: await statuses(views, detailed) });
+    return reply.code(wait > 0 && !done ? 202 : 200).send({ token: queryValue(request.query, 'token'), jobs: await statuses(jobs, views, detailed) });
   });
 
   app.delete('/v1/consumer/jobs', async (request, reply) => {
+    const jobs = service.for(request.caller);
     const errors: FieldErrors = {};
     const force = queryBoolean(request.query, 'force', true, errors);
     throwIfErrors(errors);
-    for (const job of await tokenJobs(tokenIds(request.query))) await cancel(job, force);
+    for (const job of await tokenJobs(jobs, tokenIds(request.query))) await cancel(jobs, job, force);
     return reply.code(200).send();
   });
 
   app.get('/v1/consumer/jobs/:jobId', async (request) => {
+    const jobs = service.for(request.caller);
     const errors: FieldErrors = {};
     const detailed = queryBoolean(request.query, 'detailed', false, errors);
     throwIfErrors(errors);
-    const [status] = await statuses([await jobs.get(jobId(request.params))], detailed);
+    const [status] = await statuses(jobs, [await jobs.get(jobId(request.params))], detailed);
     return status;
   });
 
   app.delete('/v1/consumer/jobs/:jobId', async (request, reply) => {
+    const jobs = service.for(request.caller);
     const errors: FieldErrors = {};
     const force = queryBoolean(request.query, 'force', true, errors);
     throwIfErrors(errors);
@@ -163,11 +169,12 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs, waitLimitMs
     if (!force && job.status === 'running') {
       throw new CivitaiProblem(409, `Job ${job.id} is being worked on; cancel it with force=true.`);
     }
-    await cancel(job, force);
+    await cancel(jobs, job, force);
     return reply.code(200).send();
   });
 
   app.post('/v1/consumer/jobs/query', async (request) => {
+    const jobs = service.for(request.caller);
     const errors: FieldErrors = {};
     const detailed = queryBoolean(request.query, 'detailed', false, errors);
     const body = request.body ?? {};
@@ -191,7 +198,7 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs, waitLimitMs
       scanned += page.items.length;
       cursor = page.nextCursor ?? undefined;
     } while (cursor && found.length < QUERY_PAGE && scanned < QUERY_SCAN_LIMIT);
-    return { cursor: cursor ?? null, jobs: await statuses(found, detailed) };
+    return { cursor: cursor ?? null, jobs: await statuses(jobs, found, detailed) };
   });
 
   app.get('/v1/consumer/coverage', async (request) => {
@@ -202,7 +209,8 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs, waitLimitMs
       if (!parseAir(air)) addError(errors, `model[${index}]`, `'${air}' is not a valid AIR`);
     });
     throwIfErrors(errors);
-    const { workers } = await jobs.queueStats();
+    // Capacity is the service's, not the caller's: counted over every worker.
+    const { workers = [] } = await service.for(SYSTEM_CALLER).queueStats();
     const slots = workers.reduce((sum, worker) => sum + worker.concurrency, 0);
     // darkroom runs any model through its providers: coverage is whether workers are there to run it.
     const availability = { availability: slots > 0 ? 'Available' : 'Unavailable', workers: slots };

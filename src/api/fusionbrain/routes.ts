@@ -1,8 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyRequest } from 'fastify';
-import type { JobService, JobView } from '../../core/job-service.ts';
+import type { JobService, JobView, ScopedJobs } from '../../core/job-service.ts';
 import { FusionBrainApiError, registerFusionBrainErrors } from './errors.ts';
 import { toGenerationUuid, toJobId } from './ids.ts';
 import { readRunParams } from './params.ts';
@@ -19,9 +18,6 @@ import {
 
 export interface FusionBrainRoutesOptions {
   jobs: JobService;
-  /** When both are set, requests must carry them as `X-Key: Key <key>` and `X-Secret: Secret <secret>`. */
-  apiKey?: string;
-  secretKey?: string;
 }
 
 /** The one pipeline this dialect offers; its id never changes, so clients may keep it. */
@@ -48,13 +44,6 @@ const FORM_LIMITS = { fieldSize: PART_BYTES, fields: 10, parts: 10 };
 const tags = ['fusionbrain'];
 
 /** A header equals `<prefix> <secret>` or the bare secret; compared in constant time. */
-function credentialMatches(header: string | string[] | undefined, prefix: string, secret: string): boolean {
-  if (typeof header !== 'string') return false;
-  const given = header.trim().replace(new RegExp(`^${prefix}\\s+`, 'i'), '');
-  const digest = (text: string) => createHash('sha256').update(text).digest();
-  return timingSafeEqual(digest(given), digest(secret));
-}
-
 interface Form {
   pipelineId?: string;
   params?: { value: unknown; mimetype: string };
@@ -90,17 +79,9 @@ async function readForm(request: FastifyRequest): Promise<Form> {
  * each uuid is the job's id in version-4 form (ids.ts).
  */
 export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptions> = async (app, options) => {
-  const { jobs, apiKey, secretKey } = options;
+  const { jobs: service } = options;
   registerFusionBrainErrors(app);
   await app.register(multipart, { isPartAFile: () => false, limits: FORM_LIMITS });
-
-  if (apiKey && secretKey) {
-    app.addHook('onRequest', async (request) => {
-      if (!credentialMatches(request.headers['x-key'], 'Key', apiKey) || !credentialMatches(request.headers['x-secret'], 'Secret', secretKey)) {
-        throw new FusionBrainApiError(401, 'Authorization failed: send X-Key: Key <api key> and X-Secret: Secret <secret key>');
-      }
-    });
-  }
 
   const knownPipeline = (id: string) => {
     if (id !== PIPELINE.id) throw new FusionBrainApiError(404, `Pipeline ${id} not found`);
@@ -140,7 +121,7 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
   app.post(
     '/pipeline/run',
     {
-      config: { idempotent: true },
+      config: { idempotent: true, group: 'generate' },
       preValidation: async (request) => {
         forms.set(request, await readForm(request));
       },
@@ -164,7 +145,7 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
       knownPipeline(form.pipelineId);
       const read = readRunParams(form.params.value);
       if ('problems' in read) throw new FusionBrainApiError(400, `Invalid params: ${read.problems.join('; ')}`);
-      const job = await jobs.create(read.input, { dialect: 'fusionbrain', dialectData: { pipelineId: PIPELINE.id } });
+      const job = await service.for(request.caller).create(read.input, { dialect: 'fusionbrain', dialectData: { pipelineId: PIPELINE.id } });
       return reply.code(201).send({ uuid: toGenerationUuid(job.id), status: 'INITIAL', status_time: job.createdAt.getTime() });
     },
   );
@@ -180,6 +161,7 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
       },
     },
     async (request) => {
+      const jobs = service.for(request.caller);
       const { uuid } = request.params;
       const gone = () => new FusionBrainApiError(404, `Generation ${uuid} not found (unknown, or its result was already read)`);
       const id = toJobId(uuid);
@@ -188,7 +170,7 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
 
       if (job.status === 'queued') return { uuid, status: 'INITIAL' as const };
       if (job.status === 'running') return { uuid, status: 'PROCESSING' as const };
-      const answer = await finished(uuid, job);
+      const answer = await finished(jobs, uuid, job);
       // Claimed before answering, atomically: like the service, a result is handed out once, even to
       // two reads at the same instant, and one lost in transit is not handed out again.
       if (!(await jobs.claimDialectKey(job.id, 'resultReadAt', new Date().toISOString()))) throw gone();
@@ -196,7 +178,7 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
     },
   );
 
-  async function finished(uuid: string, job: JobView) {
+  async function finished(jobs: ScopedJobs, uuid: string, job: JobView) {
     const generationTime = Math.round(((job.completedAt ?? new Date()).getTime() - job.createdAt.getTime()) / 1000);
     if (job.status === 'succeeded') {
       const image = await jobs.readImage(job.id, 0);

@@ -46,7 +46,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
   app.post(
     '/jobs',
     {
-      config: { idempotent: true },
+      config: { idempotent: true, group: 'generate' },
       schema: {
         tags,
         summary: 'Create a text-to-image job',
@@ -54,13 +54,13 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
         response: { 202: JobSchema, ...problemResponses(400, 413, 415) },
       },
     },
-    async (request, reply) => reply.code(202).send(presentJob(await jobs.create(request.body, context))),
+    async (request, reply) => reply.code(202).send(presentJob(await jobs.for(request.caller).create(request.body, context))),
   );
 
   app.post(
     '/jobs/batch',
     {
-      config: { idempotent: true },
+      config: { idempotent: true, group: 'generate' },
       schema: {
         tags,
         summary: 'Create several jobs at once (all or nothing)',
@@ -79,7 +79,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
         ? prompts.map((prompt) => ({ ...shared, prompt }))
         : (items ?? []).map((item) => ({ ...shared, ...item }));
       // Shared options are top-level fields; only a `jobs` entry has a place of its own.
-      const batch = await jobs.createBatch(inputs, context, prompts ? () => '' : (index) => `/jobs/${index}`);
+      const batch = await jobs.for(request.caller).createBatch(inputs, context, prompts ? () => '' : (index) => `/jobs/${index}`);
       return reply.code(202).send({ batchId: batch.batchId, jobs: batch.jobs.map(presentJob) });
     },
   );
@@ -95,7 +95,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
       },
     },
     async (request) => {
-      const batch = await jobs.getBatch(request.params.id);
+      const batch = await jobs.for(request.caller).getBatch(request.params.id);
       return { ...batch, jobs: batch.jobs.map(presentJob) };
     },
   );
@@ -111,7 +111,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
       },
     },
     async (request) => {
-      const page = await jobs.list({ ...request.query, limit: request.query.limit ?? DEFAULT_PAGE_SIZE });
+      const page = await jobs.for(request.caller).list({ ...request.query, limit: request.query.limit ?? DEFAULT_PAGE_SIZE });
       return { items: page.items.map(presentJob), nextCursor: page.nextCursor };
     },
   );
@@ -129,7 +129,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
     },
     async (request) => {
       const { wait } = request.query;
-      return presentJob(wait ? await jobs.waitFor(request.params.id, wait * 1000) : await jobs.get(request.params.id));
+      return presentJob(wait ? await jobs.for(request.caller).waitFor(request.params.id, wait * 1000) : await jobs.for(request.caller).get(request.params.id));
     },
   );
 
@@ -139,10 +139,10 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
     response: { 200: JobSchema, ...problemResponses(400, 404, 409) },
   };
   app.post('/jobs/:id/cancel', { schema: { ...cancelSchema, summary: 'Cancel a queued or running job' } }, async (request) =>
-    presentJob(await jobs.cancel(request.params.id)),
+    presentJob(await jobs.for(request.caller).cancel(request.params.id)),
   );
   app.delete('/jobs/:id', { schema: { ...cancelSchema, summary: 'Cancel a queued or running job' } }, async (request) =>
-    presentJob(await jobs.cancel(request.params.id)),
+    presentJob(await jobs.for(request.caller).cancel(request.params.id)),
   );
 
   app.get(
@@ -157,7 +157,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
       },
     },
     async (request, reply) => {
-      const link = await jobs.imageLink(request.params.id, request.params.index, request.query.type ?? 'original');
+      const link = await jobs.for(request.caller).imageLink(request.params.id, request.params.index, request.query.type ?? 'original');
       if (request.query.redirect) return reply.redirect(link.url, 302);
       return { ...link, expiresAt: link.expiresAt.toISOString() };
     },
@@ -184,29 +184,29 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
       },
     },
     async (request, reply) => {
-      if (!wantsEventStream(request.headers.accept)) return presentEvents(await jobs.events(request.params.id));
-      await jobs.get(request.params.id);
+      if (!wantsEventStream(request.headers.accept)) return presentEvents(await jobs.for(request.caller).events(request.params.id));
+      await jobs.for(request.caller).get(request.params.id);
       const after = request.headers['last-event-id'];
-      return streams.stream(reply, { jobId: request.params.id, after: after === undefined ? undefined : Number(after) });
+      return streams.stream(reply, request.caller, { jobId: request.params.id, after: after === undefined ? undefined : Number(after) });
     },
   );
 
-  // Every job's events: "the caller's jobs" once accounts exist; until then there is one caller.
+  // Every job of the caller's (every job at all when AUTH=off).
   app.get(
     '/events',
     {
       schema: {
         tags,
-        summary: 'Live events of every job (server-sent events)',
+        summary: "Live events of every job of the caller's (server-sent events)",
         description:
-          'Events of every job from now on, or after `Last-Event-ID` when given (a resume replays what was missed). In order within each job; never ends by itself.',
+          "Events of every job of the caller's (every job when AUTH=off) from now on, or after `Last-Event-ID` when given (a resume replays what was missed). In order within each job; never ends by itself.",
         headers: LastEventIdHeaders,
         response: { 200: { description: 'Live events', content: { 'text/event-stream': { schema: EventStreamResponse } } }, ...problemResponses(400) },
       },
     },
     async (request, reply) => {
       const after = request.headers['last-event-id'];
-      return streams.stream(reply, { after: after === undefined ? undefined : Number(after) });
+      return streams.stream(reply, request.caller, { after: after === undefined ? undefined : Number(after) });
     },
   );
 
@@ -237,12 +237,18 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
 
   app.get(
     '/queue/stats',
-    { schema: { tags: ['operations'], summary: 'Jobs per status, pending queue entries and live workers', response: { 200: QueueStatsResponse } } },
-    async () => {
-      const stats = await jobs.queueStats();
+    {
+      schema: {
+        tags: ['operations'],
+        summary: "The caller's jobs per status and pending queue entries; with the admin scope every job and the live workers",
+        response: { 200: QueueStatsResponse },
+      },
+    },
+    async (request) => {
+      const stats = await jobs.for(request.caller).queueStats();
       return {
         ...stats,
-        workers: stats.workers.map((worker) => ({
+        workers: stats.workers?.map((worker) => ({
           id: worker.id,
           name: worker.id,
           host: worker.host,

@@ -138,8 +138,11 @@ export const EventsResponse = Type.Object({
 export const QueueStatsResponse = Type.Object({
   queue: Type.String(),
   jobs: StatusCounts,
-  pending: Type.Object({ waiting: Type.Integer(), delayed: Type.Integer(), active: Type.Integer() }),
-  workers: Type.Array(
+  pending: Type.Object(
+    { waiting: Type.Integer(), delayed: Type.Integer(), active: Type.Integer() },
+    { description: 'Queue entries of every caller: how much work is ahead' },
+  ),
+  workers: Type.Optional(Type.Array(
     Type.Object({
       id: Type.String(),
       name: Type.String({ description: 'host-pid-suffix: which process this is' }),
@@ -149,7 +152,8 @@ export const QueueStatsResponse = Type.Object({
       startedAt: DateTime,
       lastHeartbeat: DateTime,
     }),
-  ),
+    { description: 'Live workers; only with the admin scope' },
+  )),
 });
 
 export const problemResponses = (...statuses: number[]) =>

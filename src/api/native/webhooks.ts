@@ -64,6 +64,6 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<{ jobs: JobService }> = as
         response: { 200: WebhookDeliveriesResponse, ...problemResponses(400, 404) },
       },
     },
-    async (request) => ({ items: (await jobs.webhookDeliveries(request.params.id)).map(presentDelivery) }),
+    async (request) => ({ items: (await jobs.for(request.caller).webhookDeliveries(request.params.id)).map(presentDelivery) }),
   );
 };

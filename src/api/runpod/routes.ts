@@ -1,8 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Static } from 'typebox';
 import { conflict, DarkroomError } from '../../core/errors.ts';
-import type { JobService, JobView } from '../../core/job-service.ts';
+import { SYSTEM_CALLER } from '../../core/caller.ts';
+import type { JobService, JobView, ScopedJobs } from '../../core/job-service.ts';
 import type { CreateJobInput, GenerationRequest } from '../../core/request.ts';
 import { problemFromError } from '../problem.ts';
 import { parseRunpodInput, RunpodInputError } from './input.ts';
@@ -50,7 +51,9 @@ function registerErrorHandler(app: FastifyInstance): void {
  *   accepted and ignored; `policy.ttl` becomes the job deadline.
  * - Keys in `Authorization: Bearer` are accepted and not checked yet.
  */
-export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = async (app, { jobs }) => {
+export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = async (app, { jobs: service }) => {
+  const scoped = (request: FastifyRequest) => service.for(request.caller);
+
   registerErrorHandler(app);
 
   const missing = (id: string) => new DarkroomError(404, 'not_found', `Job ${id} does not exist`);
@@ -63,7 +66,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
     data: RunpodJobData;
   }
 
-  async function find(endpointId: string, id: string): Promise<Found> {
+  async function find(jobs: ScopedJobs, endpointId: string, id: string): Promise<Found> {
     if (!UUID.test(id)) throw missing(id);
     const [known] = await jobs.getMany([id]);
     const data = known ? runpodData(known) : null;
@@ -73,14 +76,14 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
     return { known, latest, data: runpodData(latest) ?? data };
   }
 
-  const readImage = (jobId: string, index: number) => jobs.readImage(jobId, index);
-  const status = (found: Found) => presentStatus(found.known.id, found.latest, found.data, readImage);
+  const status = (jobs: ScopedJobs, found: Found) =>
+    presentStatus(found.known.id, found.latest, found.data, (jobId: string, index: number) => jobs.readImage(jobId, index));
 
-  async function create(endpointId: string, body: Static<typeof RunBody>): Promise<Found> {
+  async function create(jobs: ScopedJobs, endpointId: string, body: Static<typeof RunBody>): Promise<Found> {
     if (body.webhookV2 !== undefined) throw new RunpodInputError(['webhookV2 is not supported by darkroom: use webhook']);
     const parsed = parseRunpodInput(body.input);
     if (body.webhook !== undefined) {
-      const refusal = await jobs.webhookRefusal(body.webhook);
+      const refusal = await service.webhookRefusal(body.webhook);
       if (refusal) throw new RunpodInputError([`webhook ${refusal}`]);
     }
     const ttlMs = body.policy?.ttl;
@@ -96,15 +99,15 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
   }
 
   /** Waits for the latest attempt to finish, up to `waitMs`, then answers its status as it is then. */
-  async function waitAndPresent(found: Found, waitMs: number) {
+  async function waitAndPresent(jobs: ScopedJobs, found: Found, waitMs: number) {
     const latest = await jobs.waitFor(found.latest.id, waitMs);
-    return status({ ...found, latest });
+    return status(jobs, { ...found, latest });
   }
 
   app.post(
     '/:endpointId/run',
     {
-      config: { idempotent: true },
+      config: { idempotent: true, group: 'generate' },
       schema: {
         tags,
         summary: 'Queue a job',
@@ -114,7 +117,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
       },
     },
     async (request) => {
-      const { known } = await create(request.params.endpointId, request.body);
+      const { known } = await create(scoped(request), request.params.endpointId, request.body);
       return presentBrief(known.id, known);
     },
   );
@@ -122,7 +125,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
   app.post(
     '/:endpointId/runsync',
     {
-      config: { idempotent: true },
+      config: { idempotent: true, group: 'generate' },
       schema: {
         tags,
         summary: 'Queue a job and wait for it; an unfinished job answers its current status',
@@ -132,13 +135,19 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
         response: { 200: StatusResponse, ...errorResponses(400, 413, 415) },
       },
     },
-    async (request) => waitAndPresent(await create(request.params.endpointId, request.body), clampWait(request.query.wait)),
+    async (request) => {
+      const jobs = scoped(request);
+      return waitAndPresent(jobs, await create(jobs, request.params.endpointId, request.body), clampWait(request.query.wait));
+    },
   );
 
   app.get(
     '/:endpointId/status/:id',
     { schema: { tags, summary: 'A job’s status, with its output once COMPLETED', params: JobParams, response: { 200: StatusResponse, ...errorResponses(404) } } },
-    async (request) => status(await find(request.params.endpointId, request.params.id)),
+    async (request) => {
+      const jobs = scoped(request);
+      return status(jobs, await find(jobs, request.params.endpointId, request.params.id));
+    },
   );
 
   const statusSync = {
@@ -151,11 +160,15 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
     },
   };
   // runpod-sdk calls GET; RunPod documents POST. Both wait the same way.
-  app.get('/:endpointId/status-sync/:id', statusSync, async (request) =>
-    waitAndPresent(await find(request.params.endpointId, request.params.id), clampWait(request.query.wait)),
+  app.get('/:endpointId/status-sync/:id', statusSync, async (request) => {
+    const jobs = scoped(request);
+    return waitAndPresent(jobs, await find(jobs, request.params.endpointId, request.params.id), clampWait(request.query.wait));
+  }
   );
-  app.post('/:endpointId/status-sync/:id', statusSync, async (request) =>
-    waitAndPresent(await find(request.params.endpointId, request.params.id), clampWait(request.query.wait)),
+  app.post('/:endpointId/status-sync/:id', statusSync, async (request) => {
+    const jobs = scoped(request);
+    return waitAndPresent(jobs, await find(jobs, request.params.endpointId, request.params.id), clampWait(request.query.wait));
+  }
   );
 
   app.get(
@@ -169,7 +182,8 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
       },
     },
     async (request) => {
-      const body = await status(await find(request.params.endpointId, request.params.id));
+      const jobs = scoped(request);
+      const body = await status(jobs, await find(jobs, request.params.endpointId, request.params.id));
       return { status: body.status, stream: body.output === undefined ? [] : [{ output: body.output }] };
     },
   );
@@ -185,7 +199,8 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
       },
     },
     async (request) => {
-      const found = await find(request.params.endpointId, request.params.id);
+      const jobs = scoped(request);
+      const found = await find(jobs, request.params.endpointId, request.params.id);
       const latest = await jobs.cancel(found.latest.id).catch(async (error: unknown) => {
         if (error instanceof DarkroomError && error.status === 409) return jobs.get(found.latest.id);
         throw error;
@@ -197,7 +212,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
   app.post(
     '/:endpointId/retry/:id',
     {
-      config: { idempotent: true },
+      config: { idempotent: true, group: 'generate' },
       schema: {
         tags,
         summary: 'Run a FAILED or TIMED_OUT job again, under the same id',
@@ -206,8 +221,9 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
       },
     },
     async (request) => {
+      const jobs = scoped(request);
       const { endpointId, id } = request.params;
-      const found = await find(endpointId, id);
+      const found = await find(jobs, endpointId, id);
       const { latest, data } = found;
       if (latest.status !== 'failed' && latest.status !== 'expired') {
         throw conflict(`Only FAILED or TIMED_OUT jobs can be retried; job ${id} is ${runpodStatus(latest.status)}`);
@@ -230,6 +246,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
     '/:endpointId/purge-queue',
     { schema: { tags, summary: 'Cancel every job of this endpoint that has not started', params: EndpointParams, response: { 200: PurgeResponse } } },
     async (request) => {
+      const jobs = scoped(request);
       const { endpointId } = request.params;
       let removed = 0;
       let cursor: string | undefined;
@@ -264,14 +281,16 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
       },
     },
     async (request) => {
+      const jobs = scoped(request);
       const { endpointId } = request.params;
       const [counts, retries, stats] = await Promise.all([
         jobs.countByStatus({ dialect: DIALECT, dialectData: { endpointId } }),
         jobs.countByStatus({ dialect: DIALECT, dialectData: { endpointId, retried: true } }),
-        jobs.queueStats(),
+        // Worker slots are the service's, whoever asks.
+        service.for(SYSTEM_CALLER).queueStats(),
       ]);
       // darkroom has no per-endpoint workers: a "worker" here is one slot of a live darkroom worker.
-      const slots = stats.workers.reduce((sum, worker) => sum + worker.concurrency, 0);
+      const slots = (stats.workers ?? []).reduce((sum, worker) => sum + worker.concurrency, 0);
       const running = Math.min(slots, stats.jobs.running);
       return {
         jobs: {
