@@ -51,14 +51,14 @@ const unauthorized = (message: string) => new DarkroomError(401, 'unauthorized',
  * a darkroom key is a single secret). undefined: none presented.
  */
 function presentedKey(request: FastifyRequest): string | undefined {
-  const authorization = request.headers.authorization;
-  if (authorization !== undefined) {
+  const authorization = request.headers.authorization?.trim();
+  if (authorization) {
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!bearer?.[1]) throw unauthorized('The Authorization header must be "Bearer <API key>"');
     return bearer[1];
   }
   const fusionbrainKey = request.headers['x-key'];
-  if (typeof fusionbrainKey === 'string') {
+  if (typeof fusionbrainKey === 'string' && fusionbrainKey.trim() !== '') {
     const key = /^(?:Key\s+)?(\S+)\s*$/i.exec(fusionbrainKey.trim());
     if (!key?.[1]) throw unauthorized('The X-Key header must be "Key <API key>"');
     return key[1];

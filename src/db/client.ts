@@ -9,6 +9,7 @@ import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import pg from 'pg';
+import lockfile from 'proper-lockfile';
 import { schema } from './schema.ts';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -33,19 +34,67 @@ export interface DatabaseOptions {
   url?: string | undefined;
   dataDir?: string | null;
   poolSize?: number;
+  /**
+   * PGlite only: how long to wait for another process to let go of the data directory. A server
+   * waits out a crashed one's lock going stale; a one-off command (keys, migrate) refuses at once.
+   */
+  lockWaitMs?: number;
+  /** PGlite only: told when the directory lock could not be kept fresh (the event loop stalled for long). */
+  onLockCompromised?: (error: Error) => void;
 }
+
+/**
+ * The embedded database's files are in use by another process. PGlite is one process's database:
+ * two opening the same files would corrupt them, so darkroom locks the directory.
+ */
+export class DatabaseLockedError extends Error {
+  constructor(readonly directory: string) {
+    super(
+      `The embedded database in ${directory} is in use by a running darkroom. Stop it first, or use a running server's HTTP API instead (e.g. POST /api/v1/keys with ADMIN_API_KEY).`,
+    );
+    this.name = 'DatabaseLockedError';
+  }
+}
+
+/** A lock not refreshed for this long belongs to a process that died: the next one may take it over. */
+export const PGLITE_LOCK_STALE_MS = 10_000;
+const PGLITE_LOCK_RETRY_MS = 250;
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  return options.url ? openPostgres(options.url, options.poolSize ?? 10) : openPglite(options.dataDir ?? null);
+  return options.url ? openPostgres(options.url, options.poolSize ?? 10) : openPglite(options);
 }
 
-async function openPglite(dataDir: string | null): Promise<Database> {
+async function lockDataDirectory(dir: string, options: DatabaseOptions): Promise<() => Promise<void>> {
+  const waitMs = options.lockWaitMs ?? 0;
+  try {
+    return await lockfile.lock(dir, {
+      realpath: false,
+      stale: PGLITE_LOCK_STALE_MS,
+      retries: waitMs > 0 ? { retries: Math.ceil(waitMs / PGLITE_LOCK_RETRY_MS), factor: 1, minTimeout: PGLITE_LOCK_RETRY_MS, maxTimeout: PGLITE_LOCK_RETRY_MS } : 0,
+      onCompromised: options.onLockCompromised ?? (() => undefined),
+    });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ELOCKED') throw new DatabaseLockedError(dir);
+    throw error;
+  }
+}
+
+async function openPglite(options: DatabaseOptions): Promise<Database> {
+  const dataDir = options.dataDir ?? null;
   let dir: string | undefined;
+  let unlock: () => Promise<void> = async () => undefined;
   if (dataDir !== null) {
     dir = join(dataDir, 'pgdata');
     mkdirSync(dir, { recursive: true });
+    unlock = await lockDataDirectory(dir, options);
   }
-  const client = await PGlite.create(dir);
+  let client: PGlite;
+  try {
+    client = await PGlite.create(dir);
+  } catch (error) {
+    await unlock();
+    throw error;
+  }
   const db = drizzlePglite({ client, schema }) as unknown as Db;
   let closed = false;
   return {
@@ -58,7 +107,11 @@ async function openPglite(dataDir: string | null): Promise<Database> {
     close: async () => {
       if (closed) return;
       closed = true;
-      await client.close();
+      try {
+        await client.close();
+      } finally {
+        await unlock();
+      }
     },
   };
 }

@@ -1,8 +1,9 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from '../config/index.ts';
-import { openDatabase } from '../db/client.ts';
+import { DatabaseLockedError, openDatabase } from '../db/client.ts';
 import { createDarkroom, type DarkroomRole } from './compose.ts';
 import { generate } from './generate.ts';
+import { keys } from './keys.ts';
 
 const HELP = `darkroom — self-hosted image-generation orchestrator
 
@@ -14,6 +15,7 @@ Commands:
   worker    run only a worker (production: as many as you need)
   migrate   apply database migrations and exit
   generate  create a job on a running darkroom, wait for it and save its images (see generate --help)
+  keys      create, list and revoke API keys in the database (see keys --help)
 
 \`api\` and \`worker\` run as separate processes, so they need what processes can share:
 DATABASE_URL (Postgres) and QUEUE=redis or QUEUE=postgres.
@@ -67,6 +69,7 @@ async function migrate(config: Config): Promise<void> {
 async function main(argv: string[]): Promise<void> {
   // A client command with options of its own, so it parses its own arguments.
   if (argv[0] === 'generate') return generate(argv.slice(1), () => loadConfig());
+  if (argv[0] === 'keys') return keys(argv.slice(1), () => loadConfig());
   const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
   const command = positionals[0] ?? 'serve';
   if (values.help || command === 'help') {
@@ -92,6 +95,10 @@ main(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof ConfigError) {
     console.error(error.message);
     process.exit(78);
+  }
+  if (error instanceof DatabaseLockedError) {
+    console.error(error.message);
+    process.exit(1);
   }
   console.error(error instanceof Error ? (error.stack ?? error.message) : error);
   process.exit(1);

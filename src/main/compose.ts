@@ -9,7 +9,7 @@ import { makeKeyRepository } from '../auth/keys.ts';
 import { IDEMPOTENCY_ABANDONED_MS, IDEMPOTENCY_TTL_MS } from '../api/idempotency.ts';
 import { ConfigError, type Config } from '../config/index.ts';
 import { makeJobService, type JobService } from '../core/job-service.ts';
-import { openDatabase, type Database } from '../db/client.ts';
+import { openDatabase, PGLITE_LOCK_STALE_MS, type Database } from '../db/client.ts';
 import { makeIdempotencyRepository } from '../db/idempotency-repository.ts';
 import { makeJobRepository, type JobRepository } from '../db/jobs-repository.ts';
 import { makeResourceRepository } from '../db/resources-repository.ts';
@@ -79,7 +79,13 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     ]);
   }
   const logger = overrides.logger ?? pino({ level: config.logLevel, base: { service: 'darkroom' } });
-  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  const database = await openDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    // A server restarted right after a crash waits for the dead process's lock to go stale.
+    lockWaitMs: PGLITE_LOCK_STALE_MS + 5000,
+    onLockCompromised: (error) => logger.warn({ err: error }, 'the embedded database lock could not be refreshed in time'),
+  });
   try {
     await database.migrate();
   } catch (error) {
