@@ -20,7 +20,7 @@ const problems: string[] = [];
 
 // Every variable is read through one of loadConfig's helpers, with its name as the first argument.
 const code = text('src/config/index.ts');
-const inCode = [...code.matchAll(/\b(?:read|integer|oneOf|boolean|url|perProvider)\(\s*'([A-Z][A-Z0-9_]*)'/g)].map((match) => match[1] as string);
+const inCode = [...code.matchAll(/\b(?:read|integer|oneOf|boolean|url|perProvider|rateLimit)\(\s*'([A-Z][A-Z0-9_]*)'/g)].map((match) => match[1] as string);
 
 // README: the rows of the tables under "## Configuration" whose first cell is a variable name.
 const readme = text('README.md');
