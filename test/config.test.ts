@@ -24,6 +24,27 @@ describe('loadConfig', () => {
     expect(loadConfig({ MOCK_LATENCY_MS: '100-900' }).mock.latencyMs).toEqual({ min: 100, max: 900 });
   });
 
+  it('reads accounts and limits: AUTH, rate limits per window, caps and TRUST_PROXY', () => {
+    expect(loadConfig({})).toMatchObject({ auth: 'optional', rateLimits: { generate: undefined, read: undefined }, maxActiveJobsPerKey: undefined, maxBatchSize: 100, trustProxy: false });
+    const config = loadConfig({
+      AUTH: 'required',
+      RATE_LIMIT_GENERATE: '10/hour',
+      RATE_LIMIT_READ: '20 / Second',
+      MAX_ACTIVE_JOBS_PER_KEY: '50',
+      MAX_BATCH_SIZE: '10',
+      TRUST_PROXY: '10.0.0.0/8, 192.168.1.1',
+    });
+    expect(config).toMatchObject({
+      auth: 'required',
+      rateLimits: { generate: { max: 10, windowMs: 3_600_000, text: '10/hour' }, read: { max: 20, windowMs: 1000, text: '20/second' } },
+      maxActiveJobsPerKey: 50,
+      maxBatchSize: 10,
+      trustProxy: ['10.0.0.0/8', '192.168.1.1'],
+    });
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
+  });
+
   it('strips a trailing slash from URLs', () => {
     expect(loadConfig({ PUBLIC_URL: 'https://img.example.com/' }).publicUrl).toBe('https://img.example.com');
   });
@@ -38,6 +59,13 @@ describe('loadConfig', () => {
     ['SIGNED_URL_TTL', '0', 'SIGNED_URL_TTL="0" must be a whole number from 1 to 604800'],
     ['DATABASE_URL', 'mysql://x', 'DATABASE_URL must be a URL starting with postgres:// or postgresql://'],
     ['S3_FORCE_PATH_STYLE', 'maybe', 'S3_FORCE_PATH_STYLE="maybe" must be true or false'],
+    ['AUTH', 'sometimes', 'AUTH="sometimes" must be one of: off, optional, required'],
+    ['RATE_LIMIT_GENERATE', '10', 'RATE_LIMIT_GENERATE="10" must be requests per window: "N/second", "N/minute" or "N/hour" with N from 1 to 1000000'],
+    ['RATE_LIMIT_READ', '0/minute', 'RATE_LIMIT_READ="0/minute" must be requests per window: "N/second", "N/minute" or "N/hour" with N from 1 to 1000000'],
+    ['RATE_LIMIT_READ', '5/day', 'RATE_LIMIT_READ="5/day" must be requests per window: "N/second", "N/minute" or "N/hour" with N from 1 to 1000000'],
+    ['MAX_ACTIVE_JOBS_PER_KEY', '0', 'MAX_ACTIVE_JOBS_PER_KEY="0" must be a whole number from 1 to 1000000'],
+    ['MAX_BATCH_SIZE', '101', 'MAX_BATCH_SIZE="101" must be a whole number from 1 to 100'],
+    ['TRUST_PROXY', 'the load balancer', 'TRUST_PROXY="the load balancer" must be true, false, a number of proxy hops, or a comma-separated list of proxy addresses or CIDRs'],
     ['LOG_LEVEL', 'loud', 'LOG_LEVEL="loud" must be one of: fatal, error, warn, info, debug, trace, silent'],
     ['SIGNING_SECRET', 'short', 'SIGNING_SECRET must be at least 32 characters'],
   ])('refuses %s=%s, naming the variable and what it accepts', (name, value, message) => {
