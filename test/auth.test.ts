@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { pino } from 'pino';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSse } from './helpers/sse.ts';
@@ -397,6 +399,38 @@ describe.skipIf(!process.env.TEST_REDIS_URL)('rate limits shared through Redis',
     const statuses = [];
     for (const darkroom of [first, second, first, second]) statuses.push((await darkroom.api('POST', '/api/v1/jobs', { prompt: 'shared budget' }, ip)).status);
     expect(statuses).toEqual([202, 202, 202, 429]);
+  });
+});
+
+describe('logs', () => {
+  it('carry the request id, the key id and the dialect’s component on every request, and never the key', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const dr = await startDarkroom({ ADMIN_API_KEY: ADMIN, MOCK_LATENCY_MS: '0' }, { logger: pino({ level: 'info' }, sink) });
+    try {
+      const key = await createKey(dr);
+      const created = await dr.api('POST', '/v2/ep/runsync', { input: { prompt: 'logged' } }, { ...bearer(key.key), 'x-request-id': 'trace-me-1' });
+      expect(created.status).toBe(200);
+      await dr.api('GET', '/api/v1/jobs', undefined, bearer(key.key));
+      await dr.api('GET', '/v1/consumer/jobs/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', undefined, bearer(key.key));
+
+      const requests = lines.filter((line) => line.msg === 'request');
+      expect(requests).toContainEqual(expect.objectContaining({ reqId: 'trace-me-1', keyId: key.id, component: 'runpod-serverless-api', url: '/v2/ep/runsync', status: 200 }));
+      expect(requests).toContainEqual(expect.objectContaining({ keyId: key.id, component: 'api', url: '/api/v1/jobs' }));
+      expect(requests).toContainEqual(expect.objectContaining({ keyId: key.id, component: 'civitai-api', status: 404 }));
+      expect(requests).toContainEqual(expect.objectContaining({ keyId: 'admin', component: 'keys-api', url: '/api/v1/keys', status: 201 }));
+      expect(lines).toContainEqual(expect.objectContaining({ component: 'jobs', jobId: created.body.id, owner: `key:${key.id}`, status: 'succeeded' }));
+      const everything = lines.map((line) => JSON.stringify(line)).join('\n');
+      expect(everything).not.toContain(key.key);
+      expect(everything).not.toContain(ADMIN);
+    } finally {
+      await dr.close({ removeData: true });
+    }
   });
 });
 

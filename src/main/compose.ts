@@ -103,7 +103,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     onOutboxCommitted: () => webhookDispatcher.nudge(),
     onTransition: (job) =>
       jobLog.info(
-        { jobId: job.id, status: job.status, attempt: job.attempts, provider: job.provider, ...(job.error ? { error: job.error.code } : {}) },
+        { jobId: job.id, owner: job.owner, status: job.status, attempt: job.attempts, provider: job.provider, ...(job.error ? { error: job.error.code } : {}) },
         `job ${job.status}`,
       ),
     onEvents: (rows) => {

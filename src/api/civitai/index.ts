@@ -4,6 +4,7 @@ import type { ResourceRepository } from '../../db/resources-repository.ts';
 import { civitaiJobRoutes } from './jobs.ts';
 import { registerCivitaiErrorHandler } from './problem.ts';
 import { civitaiResourceRoutes } from './resources.ts';
+import { logComponent } from '../logging.ts';
 
 export { decodeJobToken } from '../../providers/civitai/protocol.ts';
 
@@ -20,6 +21,7 @@ export interface CivitaiRoutesOptions {
  */
 export async function civitaiRoutes(app: FastifyInstance, options: CivitaiRoutesOptions): Promise<void> {
   registerCivitaiErrorHandler(app);
+  logComponent(app, 'civitai-api');
   // ASP.NET binds JSON from these media types too (the spec lists them for every body).
   app.addContentTypeParser(/^(?:text\/json|application\/[\w.-]+\+json)\b/, { parseAs: 'string' }, (_request, body, done) => {
     const text = String(body);

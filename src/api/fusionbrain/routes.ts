@@ -15,6 +15,7 @@ import {
   StatusParams,
   StatusResponse,
 } from './schemas.ts';
+import { logComponent } from '../logging.ts';
 
 export interface FusionBrainRoutesOptions {
   jobs: JobService;
@@ -81,6 +82,7 @@ async function readForm(request: FastifyRequest): Promise<Form> {
 export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptions> = async (app, options) => {
   const { jobs: service } = options;
   registerFusionBrainErrors(app);
+  logComponent(app, 'fusionbrain-api');
   await app.register(multipart, { isPartAFile: () => false, limits: FORM_LIMITS });
 
   const knownPipeline = (id: string) => {

@@ -3,6 +3,7 @@ import { Type, type Static } from 'typebox';
 import { KEY_SCOPES, type ApiKey, type KeyRepository } from '../../auth/keys.ts';
 import { MAX_BATCH_SIZE } from '../../core/job-service.ts';
 import { notFound } from '../../core/errors.ts';
+import { logComponent } from '../logging.ts';
 import { JobIdParams, problemResponses } from './schemas.ts';
 
 const DateTime = Type.String({ format: 'date-time' });
@@ -50,6 +51,7 @@ const tags = ['keys'];
 
 /** API key management under /api/v1/keys: admin scope only. */
 export const keyRoutes: FastifyPluginAsyncTypebox<{ keys: KeyRepository }> = async (app, { keys }) => {
+  logComponent(app, 'keys-api');
   app.post(
     '/keys',
     {

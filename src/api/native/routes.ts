@@ -29,6 +29,7 @@ import {
   ProviderStatusSchema,
   QueueStatsResponse,
 } from './schemas.ts';
+import { logComponent } from '../logging.ts';
 
 export interface NativeRoutesOptions {
   jobs: JobService;
@@ -42,6 +43,7 @@ const tags = ['jobs'];
 /** darkroom's own API under /api/v1. */
 export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = async (app, { jobs, feed, sseHeartbeatMs }) => {
   const context = { dialect: 'native' };
+  logComponent(app, 'api');
 
   app.post(
     '/jobs',

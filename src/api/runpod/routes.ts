@@ -9,6 +9,7 @@ import { problemFromError } from '../problem.ts';
 import { parseRunpodInput, RunpodInputError } from './input.ts';
 import { presentBrief, presentStatus, runpodData, runpodStatus, type RunpodJobData } from './present.ts';
 import { EndpointParams, errorResponses, HealthResponse, JobParams, PurgeResponse, RunBody, StatusResponse, StreamResponse, WaitQuery } from './schemas.ts';
+import { logComponent } from '../logging.ts';
 
 export interface RunpodRoutesOptions {
   jobs: JobService;
@@ -55,6 +56,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
   const scoped = (request: FastifyRequest) => service.for(request.caller);
 
   registerErrorHandler(app);
+  logComponent(app, 'runpod-serverless-api');
 
   const missing = (id: string) => new DarkroomError(404, 'not_found', `Job ${id} does not exist`);
 
