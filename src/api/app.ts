@@ -61,6 +61,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // One line per request (onResponse below) instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { maxParamLength: 500 },
+    // Avvio's 10 s default fails start-up spuriously on a loaded machine (Swagger UI's assets are read at registration).
+    pluginTimeout: 60_000,
     // A hop count trusts that many proxies nearest the server.
     trustProxy: typeof deps.trustProxy === 'number' ? (_address: string, hop: number) => hop < (deps.trustProxy as number) : deps.trustProxy,
   }).withTypeProvider<TypeBoxTypeProvider>();
