@@ -9,9 +9,7 @@ export interface ProviderStatus {
 
 /** What the UI reads of `GET /api/v1/queue/stats`. */
 export interface QueueStats {
-  queue: string;
   jobs: Record<JobStatus, number>;
-  pending: { waiting: number; delayed: number; active: number };
   workers: { id: string }[];
 }
 

@@ -284,7 +284,7 @@ export function App({ baseUrl }: { baseUrl: string }) {
         </p>
       ) : null}
       <main class="layout">
-        <section class="compose" aria-label="Generate">
+        <section class="compose" aria-label="New jobs">
           <PromptForm
             values={values}
             onChange={setValues}

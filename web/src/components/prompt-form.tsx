@@ -44,6 +44,9 @@ const fieldOf = (field: string) => (field.startsWith('prompts') ? 'prompt' : fie
 
 const ERRORS_ID = 'form-errors';
 
+/** The shortcut as the keyboard at hand names it. */
+const SUBMIT_SHORTCUT = /Mac|iPhone|iPad/.test(navigator.userAgent) ? '⌘+Enter' : 'Ctrl+Enter';
+
 export function PromptForm(props: PromptFormProps) {
   const { values, onChange, problem, providers } = props;
   const invalid = new Set((problem?.errors ?? []).map((error) => fieldOf(error.field)));
@@ -88,7 +91,7 @@ export function PromptForm(props: PromptFormProps) {
       />
       <p id="prompt-hint" class="hint">
         {values.batch ? 'Batch mode: each line is a job of its own. ' : ''}
-        Ctrl+Enter generates.
+        {SUBMIT_SHORTCUT} generates.
       </p>
 
       <div class="form-row">

@@ -58,7 +58,7 @@ const LIVE_TEXT: Record<LiveState, string> = {
 export function StatusBar({ stats, live }: { stats: QueueStats | undefined; live: LiveState }) {
   const workers = stats?.workers.length ?? 0;
   return (
-    <p class="status-bar" aria-label="Queue status">
+    <div class="status-bar" role="group" aria-label="Queue status">
       <span class={`live live-${live}`} title="Live job updates">
         {LIVE_TEXT[live]}
       </span>
@@ -73,6 +73,6 @@ export function StatusBar({ stats, live }: { stats: QueueStats | undefined; live
           </span>
         </>
       ) : null}
-    </p>
+    </div>
   );
 }
