@@ -33,10 +33,13 @@ export function useGallery(api: Api, reload: number) {
   current.current = state;
   // Bumped by every reset, so that the answer of a page asked for before it is dropped.
   const generation = useRef(0);
+  // Set at once, unlike `loading`, which the observer only sees after the next render.
+  const inFlight = useRef(false);
 
   const loadPage = useCallback(
     async (cursor: string | undefined) => {
       const mine = generation.current;
+      inFlight.current = true;
       setState((previous) => ({ ...previous, loading: true, error: undefined }));
       try {
         const page = await api.client.list({ status: 'succeeded', limit: PAGE_SIZE, cursor });
@@ -46,6 +49,8 @@ export function useGallery(api: Api, reload: number) {
         if (mine !== generation.current) return;
         // A 401 is told once, by the page's notice; the gallery only says it is empty for now.
         setState((previous) => ({ ...previous, loading: false, error: isUnauthorized(error) ? undefined : describeError(error) }));
+      } finally {
+        if (mine === generation.current) inFlight.current = false;
       }
     },
     [api],
@@ -53,13 +58,14 @@ export function useGallery(api: Api, reload: number) {
 
   useEffect(() => {
     generation.current += 1;
+    inFlight.current = false;
     setState({ jobs: [], cursor: null, started: false, loading: false });
     void loadPage(undefined);
   }, [loadPage, reload]);
 
   const loadMore = useCallback(() => {
-    const { loading, cursor, started, error } = current.current;
-    if (loading || !started || cursor === null || error) return;
+    const { cursor, started, error } = current.current;
+    if (inFlight.current || !started || cursor === null || error) return;
     void loadPage(cursor);
   }, [loadPage]);
 
