@@ -351,6 +351,10 @@ describe.skipIf(!hasChromium)('web UI in Chromium', () => {
     expect(await overflow()).toBe(0);
     const box = await dialog.boundingBox();
     expect(box && box.x >= 0 && box.x + box.width <= 390).toBe(true);
+    // The original is shrunk to fit the screen, in proportion.
+    const shown = await imageSize(dialog.locator('img'));
+    expect(shown.cssWidth).toBeLessThan(shown.naturalWidth);
+    expect(shown.cssWidth / shown.cssHeight).toBeCloseTo(shown.naturalWidth / shown.naturalHeight, 2);
     await page.screenshot({ path: `${SCREENSHOTS}/phone-lightbox.png` });
   });
 
