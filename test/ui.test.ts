@@ -249,10 +249,10 @@ describe.skipIf(!hasChromium)('web UI in Chromium', () => {
     expect(await page.getByLabel('Width', { exact: true }).inputValue()).toBe('768');
     await page.getByLabel('Steps').fill('30');
     await page.getByLabel('CFG scale').fill('7.5');
-    await page.getByRole('button', { name: 'Random seed' }).click();
-    const seed = Number(await page.getByLabel('Seed', { exact: true }).inputValue());
+    await page.getByRole('button', { name: 'Random value (dice)' }).click();
+    const seed = Number(await page.getByLabel('Seed').inputValue());
     expect(Number.isInteger(seed) && seed >= 0 && seed <= 4294967295).toBe(true);
-    await page.getByLabel('Images').fill('2');
+    await page.getByLabel('Number of images').fill('2');
     await page.getByLabel('Provider').selectOption('mock');
     await page.getByLabel('Style').fill('watercolor');
     const [id] = (await generate(page)) as [string];
@@ -295,7 +295,7 @@ describe.skipIf(!hasChromium)('web UI in Chromium', () => {
       steps: await field('Steps'),
       cfg: await field('CFG scale'),
       seed: await field('Seed'),
-      images: await field('Images'),
+      images: await field('Number of images'),
       provider: await field('Provider'),
       style: await field('Style'),
       size: await page.getByLabel('Size').inputValue(),
@@ -369,10 +369,10 @@ describe.skipIf(!hasChromium)('web UI in Chromium', () => {
     // Cards to show in the screenshots: a job with two images, and one that failed.
     await prompt(page).fill('a lighthouse at dusk, oil painting');
     await openAdvanced(page);
-    await page.getByLabel('Images').fill('2');
+    await page.getByLabel('Number of images').fill('2');
     const [done] = (await generate(page)) as [string];
     await prompt(page).fill('a job the provider refuses');
-    await page.getByLabel('Images').fill('1');
+    await page.getByLabel('Number of images').fill('1');
     await page.getByLabel('Provider').selectOption('broken');
     const [failed] = (await generate(page)) as [string];
     await cardWithStatus(page, done, 'succeeded').waitFor();

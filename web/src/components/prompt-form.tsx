@@ -27,7 +27,7 @@ const FIELD_LABELS: Record<string, string> = {
   steps: 'Steps',
   cfgScale: 'CFG scale',
   seed: 'Seed',
-  numImages: 'Images',
+  numImages: 'Number of images',
   provider: 'Provider',
   style: 'Style',
 };
@@ -177,7 +177,8 @@ export function PromptForm(props: PromptFormProps) {
             <label for="field-seed">Seed</label>
             <div class="with-button">
               <input {...text('seed')} type="number" inputMode="numeric" min={0} max={4294967295} placeholder="random" />
-              <button type="button" class="icon" aria-label="Random seed" title="Random seed" onClick={() => set({ seed: String(randomSeed()) })}>
+              {/* Named without "seed", so that the seed box is the only field whose name holds it. */}
+              <button type="button" class="icon" aria-label="Random value (dice)" title="Roll a random seed" onClick={() => set({ seed: String(randomSeed()) })}>
                 <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true">
                   <rect x="3" y="3" width="18" height="18" rx="4" fill="none" stroke="currentColor" stroke-width="2" />
                   <circle cx="8" cy="8" r="1.6" fill="currentColor" />
@@ -190,7 +191,7 @@ export function PromptForm(props: PromptFormProps) {
             </div>
           </div>
           <div>
-            <label for="field-numImages">Images</label>
+            <label for="field-numImages">Number of images</label>
             <input {...text('numImages')} type="number" inputMode="numeric" min={1} max={10} />
           </div>
           <div>
