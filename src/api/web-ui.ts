@@ -20,7 +20,8 @@ export interface WebUiOptions {
  * The web UI at `/`. Only `/` and `/assets/*` are claimed, so every other unknown path is still the
  * API's 404 problem. index.html is read per request rather than once: a missing build answers a
  * message instead of failing the start, and a rebuild shows without a restart. The assets have
- * content hashes in their names, so they can be cached for good; index.html must not be.
+ * content hashes in their names, so they can be cached for good; index.html must not be. None of
+ * it is secret, and it must stay reachable without an API key: the page is where the key is entered.
  */
 export const webUiRoutes: FastifyPluginAsync<WebUiOptions> = async (app, { root }) => {
   if (!existsSync(join(root, 'index.html'))) app.log.warn({ root }, WEB_UI_NOT_BUILT);
