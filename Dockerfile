@@ -1,13 +1,25 @@
 # syntax=docker/dockerfile:1
-# darkroom runs its TypeScript through tsx (a runtime dependency), so the image needs no build step:
-# one stage resolves production dependencies, the other carries them and the sources, as a non-root user.
+# darkroom runs its TypeScript through tsx (a runtime dependency), so the server needs no build step;
+# the web UI does. One stage resolves production dependencies, one builds the UI with the dev
+# dependencies (Vite, Preact, TypeScript), and the last carries the production dependencies, the
+# sources and the built UI, as a non-root user.
 
 FROM node:22-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --ignore-scripts: `prepare` builds the client package (dist/, with the dev dependency TypeScript);
-# the server does not use it.
+# --ignore-scripts: `prepare` builds the client package and the UI, which need the dev dependencies;
+# the build stage below does that.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.client.json ./
+COPY src ./src
+COPY web ./web
+# The UI imports the typed client as a package (darkroom/client), so the client is built first.
+RUN npm run build:client && npm run build:ui
 
 FROM node:22-bookworm-slim AS runtime
 ENV NODE_ENV=production \
@@ -20,6 +32,7 @@ COPY package.json ./
 COPY bin ./bin
 COPY src ./src
 COPY drizzle ./drizzle
+COPY --from=build /app/dist/web ./dist/web
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]

@@ -23,6 +23,7 @@ import { webhookRoutes } from './native/webhooks.ts';
 import { problem, registerProblemHandlers, sendProblem } from './problem.ts';
 import { runpodRoutes } from './runpod/routes.ts';
 import { validatorCompiler } from './validation.ts';
+import { WEB_UI_ROOT, webUiRoutes } from './web-ui.ts';
 
 export interface AppDeps {
   jobs: JobService;
@@ -133,6 +134,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(civitaiRoutes, { jobs: deps.jobs, resources: deps.resources });
   await app.register(fusionbrainRoutes, { prefix: '/key/api/v1', jobs: deps.jobs });
   await app.register(runpodRoutes, { prefix: '/v2', jobs: deps.jobs });
+  await app.register(webUiRoutes, { root: WEB_UI_ROOT });
 
   app.get('/health', { config: { public: true }, schema: { tags: ['operations'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
   app.get('/ready', { config: { public: true }, schema: { tags: ['operations'], summary: 'Readiness: database, queue and storage checked' } }, async (_request, reply) => {
