@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
 import fastifyStatic from '@fastify/static';
+import { markRoutesPublic } from './auth.ts';
 
 /** Where `npm run build:ui` (web/vite.config.ts) puts the built UI. */
 export const WEB_UI_ROOT = fileURLToPath(new URL('../../dist/web/', import.meta.url));
@@ -24,6 +25,7 @@ export interface WebUiOptions {
  * it is secret, and it must stay reachable without an API key: the page is where the key is entered.
  */
 export const webUiRoutes: FastifyPluginAsync<WebUiOptions> = async (app, { root }) => {
+  markRoutesPublic(app);
   if (!existsSync(join(root, 'index.html'))) app.log.warn({ root }, WEB_UI_NOT_BUILT);
 
   await app.register(fastifyStatic, {
