@@ -1,10 +1,12 @@
 import { ConfigError } from '../config/index.ts';
 import { CommandFailed, dispatch, EXIT, listCommands, UsageError, type Command } from './command.ts';
 import { generateCommand } from './generate.ts';
+import { jobsCommand } from './jobs.ts';
+import { openCommand } from './open.ts';
 import { SERVER_COMMANDS } from './server-commands.ts';
 
 /** Every `darkroom <command>`: a new one is a module exporting a Command, listed here. */
-const COMMANDS: readonly Command[] = [...SERVER_COMMANDS, generateCommand];
+const COMMANDS: readonly Command[] = [...SERVER_COMMANDS, generateCommand, jobsCommand, openCommand];
 
 const HELP = `darkroom — self-hosted image-generation orchestrator
 
@@ -16,8 +18,8 @@ ${listCommands(COMMANDS)}
 \`darkroom <command> --help\` tells more about each.
 
 \`api\` and \`worker\` run as separate processes, so they need what processes can share:
-DATABASE_URL (Postgres) and QUEUE=redis or QUEUE=postgres. The client command (generate) finds
-darkroom through --server or DARKROOM_URL, and sends --key or DARKROOM_API_KEY.
+DATABASE_URL (Postgres) and QUEUE=redis or QUEUE=postgres. The client commands (generate, jobs,
+open) find darkroom through --server or DARKROOM_URL, and send --key or DARKROOM_API_KEY.
 
 Configuration comes from the environment and .env; see .env.example.`;
 
