@@ -270,13 +270,7 @@ describe('darkroom generate', () => {
   });
 
   it.skipIf(!hasScript())('on a terminal, shows a spinner that follows the job', async () => {
-    const command = `stty cols 120 rows 40; exec node bin/darkroom.js generate --server ${dr.url} --out ${outDir()} 'on a terminal'`;
-    const run = await new Promise<Run>((resolve) => {
-      const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, TERM: 'xterm' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.once('close', (code) => resolve({ code, stdout, stderr: '' }));
-    });
+    const run = await onTerminal(['generate', '--server', dr.url, '--out', outDir(), 'on a terminal']).done;
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(SPINNER_FRAMES);
     expect(run.stdout).toMatch(/job [0-9a-f-]{36} queued/);
@@ -284,7 +278,29 @@ describe('darkroom generate', () => {
     expect(run.stdout).toMatch(/✔.* job [0-9a-f-]{36} succeeded in \d+\.\d s: 1 image/);
     expect(run.stdout).toMatch(/-0\.png\r?\n/);
   });
+
+  it.skipIf(!hasScript())('on a terminal, an error stops the spinner, and the command exits', async () => {
+    const proxy = await startAuthProxy(slow.url);
+    const running = onTerminal(['generate', '--server', proxy.url, '--key', KEY, 'the server goes away']);
+    await until(() => running.output().includes('running: waiting upstream'), 'the spinner');
+    await proxy.close();
+    const run = await running.done;
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(new RegExp(`cannot reach darkroom at ${proxy.url}: .*ECONNREFUSED`));
+    const id = /job ([0-9a-f-]{36}) queued/.exec(run.stdout)?.[1] as string;
+    await slow.api('POST', `/api/v1/jobs/${id}/cancel`);
+  });
 });
+
+/** `darkroom …` on a pseudo-terminal (util-linux `script`), sized as a real one is; its stdout has both streams. */
+function onTerminal(args: string[]): { done: Promise<Run>; output: () => string } {
+  const command = `stty cols 120 rows 40; exec node bin/darkroom.js ${args.map((arg) => `'${arg}'`).join(' ')}`;
+  const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, TERM: 'xterm' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const done = new Promise<Run>((resolve) => child.once('close', (code) => resolve({ code, stdout: output, stderr: '' })));
+  return { done, output: () => output };
+}
 
 function hasScript(): boolean {
   try {

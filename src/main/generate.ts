@@ -162,6 +162,7 @@ async function generate({ client }: Connection, settings: Settings): Promise<num
     else for (const path of paths) console.log(path);
     return EXIT.ok;
   } finally {
+    display.stop();
     clearTimeout(timer);
     process.off('SIGINT', onInterrupt);
   }

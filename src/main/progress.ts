@@ -25,6 +25,8 @@ export interface ProgressDisplay {
   working(text: string): void;
   /** The last word: succeeded, or not. */
   finish(succeeded: boolean, text: string): void;
+  /** Clears a spinner that is still turning (an error is about to be reported); its timer would keep the process alive. */
+  stop(): void;
 }
 
 export function makeProgressDisplay(stream: NodeJS.WriteStream): ProgressDisplay {
@@ -36,6 +38,7 @@ export function makeProgressDisplay(stream: NodeJS.WriteStream): ProgressDisplay
       update: () => {},
       working: () => {},
       finish: (_succeeded, text) => stream.write(`${text}\n`),
+      stop: () => {},
     };
   }
   // discardStdin would put the terminal in raw mode, where Ctrl-C is a keystroke instead of SIGINT.
@@ -51,6 +54,9 @@ export function makeProgressDisplay(stream: NodeJS.WriteStream): ProgressDisplay
     finish: (succeeded, text) => {
       if (succeeded) spinner.succeed(text);
       else spinner.fail(text);
+    },
+    stop: () => {
+      if (spinner.isSpinning) spinner.stop();
     },
   };
 }
