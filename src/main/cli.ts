@@ -34,7 +34,7 @@ dispatch(COMMANDS, argv.length === 0 ? ['serve'] : argv, HELP).then(
       process.exitCode = EXIT.usage;
     } else if (error instanceof CommandFailed) {
       console.error(error.message);
-      process.exitCode = error.exitCode;
+      process.exitCode = EXIT.failed;
     } else if (error instanceof ConfigError) {
       console.error(error.message);
       process.exit(78);

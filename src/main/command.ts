@@ -33,15 +33,9 @@ export class UsageError extends Error {
   }
 }
 
-/** A command that ran and failed for a reason its message states in full; printed as is. */
+/** A command that ran and failed for a reason its message states in full; printed as is, exit 1. */
 export class CommandFailed extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number = EXIT.failed,
-  ) {
-    super(message);
-    this.name = 'CommandFailed';
-  }
+  override readonly name = 'CommandFailed';
 }
 
 export type Options = NonNullable<ParseArgsConfig['options']>;

@@ -142,7 +142,7 @@ function truncate(text: string, width: number): string {
 }
 
 /** Columns padded to their widest cell; the prompt takes what the terminal has left (60 off a terminal). */
-export function jobTable(jobs: readonly Job[], columns: number | undefined): string {
+function jobTable(jobs: readonly Job[], columns: number | undefined): string {
   const rows = jobs.map((job) => [job.id, job.status, formatTime(job.createdAt), job.provider]);
   const header = ['ID', 'STATUS', 'CREATED', 'PROVIDER'];
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] as string).length)));
@@ -157,7 +157,7 @@ function formatBytes(bytes: number): string {
 }
 
 /** A job as a block of "label  value" lines, leaving out what does not apply. */
-export function describeJob(job: Job): string {
+function describeJob(job: Job): string {
   const { request } = job;
   const lines: [string, string | undefined][] = [
     ['job', job.id],

@@ -2,7 +2,7 @@ import ora from 'ora';
 import type { JobProgress } from '../client/index.ts';
 
 /** Where a running job stands, in words: status, stage, the provider's queue position, percent. */
-export function describeProgress(progress: JobProgress): string {
+function describeProgress(progress: JobProgress): string {
   const details: string[] = [];
   if (progress.stage) details.push(progress.stage.replaceAll('_', ' '));
   if (progress.queuePosition !== null) details.push(`queue position ${progress.queuePosition}`);
