@@ -1,7 +1,3 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // Through the package's own exports, as a consumer imports it (the built dist/, see build:client).
 import { Darkroom, DarkroomApiError, type CreateJobInput, type JobProgress, type JobStreamEvent } from 'darkroom/client';
@@ -173,41 +169,5 @@ describe('Darkroom client against a live server', () => {
     expect(streamRequests).toHaveLength(1);
     expect(done.status).toBe('succeeded');
     expect(progress.at(-1)?.status).toBe('succeeded');
-  });
-});
-
-describe('darkroom generate (the CLI on the client)', () => {
-  const cli = (args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, ['bin/darkroom.js', 'generate', ...args], (error, stdout, stderr) =>
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
-      );
-    });
-
-  it('creates a job, reports progress, and saves its images', async () => {
-    const out = mkdtempSync(join(tmpdir(), 'darkroom-generate-'));
-    try {
-      const run = await cli(['--url', dr.url, '--out', out, '--images', '2', '--width', '128', '--height', '128', 'a', 'lighthouse']);
-      expect(run.code).toBe(0);
-      const paths = run.stdout.trim().split('\n');
-      expect(paths).toHaveLength(2);
-      for (const path of paths) {
-        expect(path.startsWith(out)).toBe(true);
-        expect([...readFileSync(path).subarray(0, 8)]).toEqual(PNG);
-      }
-      expect(run.stderr).toMatch(/: queued\n/);
-      expect(run.stderr).toMatch(/: succeeded\n$/);
-      const jobId = /job ([0-9a-f-]{36})/.exec(run.stderr)?.[1] as string;
-      expect((await client.get(jobId)).request.prompt).toBe('a lighthouse');
-    } finally {
-      rmSync(out, { recursive: true, force: true });
-    }
-  });
-
-  it('says what the server refused, and exits 1', async () => {
-    const run = await cli(['--url', dr.url, '--width', '100', 'bad size']);
-    expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/darkroom answered 400: .*\n {2}width: must be multiple of 8/);
-    expect(run.stdout).toBe('');
   });
 });

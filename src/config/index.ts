@@ -386,3 +386,35 @@ export function loadConfig(env: Env = readEnvironment()): Config {
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
+
+/** What the CLI's client commands (generate, jobs, open) read: which darkroom to talk to, and as whom. */
+export interface ClientConfig {
+  /** The darkroom to talk to; unset means this machine's server (PUBLIC_URL, or HOST and PORT). */
+  serverUrl: string | undefined;
+  /** Sent as `Authorization: Bearer`; unset sends none. */
+  apiKey: string | undefined;
+}
+
+/**
+ * The client side of the configuration. It checks only its own variables, so that a client whose
+ * environment has nothing of a server's (or a broken one) still works with an explicit server.
+ */
+export function loadClientConfig(env: Env = readEnvironment()): ClientConfig {
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === '' ? undefined : value;
+  };
+  const serverUrl = read('DARKROOM_URL');
+  if (serverUrl !== undefined && !isHttpUrl(serverUrl)) {
+    throw new ConfigError(['DARKROOM_URL must be a URL starting with http:// or https://']);
+  }
+  return { serverUrl, apiKey: read('DARKROOM_API_KEY') };
+}
+
+export function isHttpUrl(value: string): boolean {
+  try {
+    return ['http:', 'https:'].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}

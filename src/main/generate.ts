@@ -1,114 +1,211 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { Darkroom, DarkroomApiError, type CreateJobInput, type JobProgress } from '../client/index.ts';
-import type { Config } from '../config/index.ts';
+import { DarkroomApiError, type CreateJobInput, type Job } from '../client/index.ts';
+import { CLIENT_HELP_ROWS, CLIENT_OPTIONS, connect, describeClientError, type Connection } from './client-options.ts';
+import { EXIT, formatOptions, HELP_OPTION, HELP_ROW, parseCommandLine, positiveNumber, printHelp, UsageError, wholeNumber, type Command } from './command.ts';
+import { makeProgressDisplay, type ProgressDisplay } from './progress.ts';
 
-export const GENERATE_HELP = `Usage: darkroom generate [options] <prompt…>
+const HELP = `Usage: darkroom generate [options] <prompt…>
 
 Creates a job on a running darkroom, follows it until it finishes, and saves its images.
-Prints each saved file's path on stdout; progress goes to stderr.
+Prints each saved file's path on stdout. Progress goes to stderr: a spinner on a terminal, otherwise
+one line when the job is created and one when it ends. Ctrl-C cancels the job on the server (a second
+Ctrl-C exits without waiting for that).
 
-Options:
-  --url URL              darkroom's address (default: PUBLIC_URL, or http://HOST:PORT from the configuration)
-  --out DIR              where to save the images (default: the current directory)
-  --images N             how many images (1–10)
-  --width N, --height N  size in pixels (64–2048, multiples of 8)
-  --seed N               a fixed seed
-  --negative TEXT        negative prompt
-  --provider NAME        a configured provider instead of the default
-  --timeout SECONDS      give up after this long
-  --idempotency-key KEY  make a retried command reuse the job it created the first time
-  -h, --help             this text`;
+${formatOptions([
+  ['--width N, --height N', 'size in pixels (the server allows 64–2048, multiples of 8)'],
+  ['--n N', 'how many images (the server allows 1–10)'],
+  ['--seed N', 'a fixed seed (-1: random; write --seed=-1)'],
+  ['--steps N', 'sampling steps'],
+  ['--cfg N', 'guidance scale (CFG)'],
+  ['--negative TEXT', 'negative prompt'],
+  ['--style NAME', 'a style, for providers that have them'],
+  ['--provider NAME', 'a configured provider instead of the default'],
+  ['--out DIR', 'where to save the images (default: the current directory)'],
+  ['--json', 'print the finished job as one JSON document instead of the paths'],
+  ['--timeout SECONDS', 'stop waiting after this long, and cancel the job'],
+  ['--idempotency-key KEY', 'a retried command reuses the job it created the first time'],
+  ...CLIENT_HELP_ROWS,
+  HELP_ROW,
+])}
+
+Exit status: 0 when the images are saved; 1 when the job fails, is cancelled or expires, or the
+server refuses the request; 2 for a bad command line; 130 after Ctrl-C.`;
+
+const OPTIONS = {
+  ...CLIENT_OPTIONS,
+  ...HELP_OPTION,
+  width: { type: 'string' },
+  height: { type: 'string' },
+  n: { type: 'string' },
+  seed: { type: 'string' },
+  steps: { type: 'string' },
+  cfg: { type: 'string' },
+  negative: { type: 'string' },
+  style: { type: 'string' },
+  provider: { type: 'string' },
+  out: { type: 'string', default: '.' },
+  json: { type: 'boolean' },
+  timeout: { type: 'string' },
+  'idempotency-key': { type: 'string' },
+} as const;
+
+/** The request fields whose flags have other names, to name them in the server's validation errors. */
+const FLAGS_OF_FIELDS = { numImages: '--n', cfgScale: '--cfg', negativePrompt: '--negative' };
 
 const EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp' };
 
-function progressLine(progress: JobProgress): string {
-  const parts: string[] = [progress.status];
-  if (progress.stage) parts.push(progress.stage);
-  if (progress.queuePosition !== null) parts.push(`queue position ${progress.queuePosition}`);
-  if (progress.progress !== null && progress.status === 'running') parts.push(`${Math.round(progress.progress * 100)}%`);
-  return parts.join(', ');
+interface Settings {
+  input: CreateJobInput;
+  out: string;
+  json: boolean;
+  timeoutMs: number | undefined;
+  idempotencyKey: string | undefined;
 }
 
-/** `darkroom generate`: the typed client, from the command line. `config` is read only when no --url is given. */
-export async function generate(argv: string[], config: () => Config): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      url: { type: 'string' },
-      out: { type: 'string', default: '.' },
-      images: { type: 'string' },
-      width: { type: 'string' },
-      height: { type: 'string' },
-      seed: { type: 'string' },
-      negative: { type: 'string' },
-      provider: { type: 'string' },
-      timeout: { type: 'string' },
-      'idempotency-key': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help || positionals.length === 0) {
-    console.log(GENERATE_HELP);
-    if (!values.help) process.exitCode = 2;
-    return;
-  }
+export const generateCommand: Command = {
+  name: 'generate',
+  summary: 'create a job on a running darkroom, follow it and save its images',
+  help: HELP,
+  async run(argv) {
+    const { values, positionals } = parseCommandLine(HELP, { args: argv, options: OPTIONS, allowPositionals: true });
+    if (values.help) return printHelp(HELP);
+    const prompt = positionals.join(' ').trim();
+    if (prompt === '') throw new UsageError('a prompt is required', HELP);
 
-  const baseUrl =
-    values.url ??
-    (() => {
-      const { publicUrl, host, port } = config();
-      return publicUrl ?? `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
-    })();
-  // Numbers are passed as given: the server validates them and says which one is wrong.
-  const number = (value: string | undefined) => (value === undefined ? undefined : Number(value));
-  const input: CreateJobInput = {
-    prompt: positionals.join(' '),
-    numImages: number(values.images),
-    width: number(values.width),
-    height: number(values.height),
-    seed: number(values.seed),
-    negativePrompt: values.negative,
-    provider: values.provider,
+    // Each value is checked for its kind here; its range is the server's to check (and to say).
+    const whole = (flag: 'width' | 'height' | 'n' | 'seed' | 'steps', min: number) => {
+      const raw = values[flag];
+      return raw === undefined ? undefined : wholeNumber(flag, raw, min, HELP);
+    };
+    const settings: Settings = {
+      input: {
+        prompt,
+        width: whole('width', 1),
+        height: whole('height', 1),
+        numImages: whole('n', 1),
+        seed: whole('seed', -1),
+        steps: whole('steps', 1),
+        cfgScale: values.cfg === undefined ? undefined : positiveNumber('cfg', values.cfg, HELP),
+        negativePrompt: values.negative,
+        style: values.style,
+        provider: values.provider,
+      },
+      out: values.out,
+      json: values.json ?? false,
+      timeoutMs: values.timeout === undefined ? undefined : positiveNumber('timeout', values.timeout, HELP) * 1000,
+      idempotencyKey: values['idempotency-key'],
+    };
+    const connection = connect(values, HELP);
+    try {
+      return await generate(connection, settings);
+    } catch (error) {
+      throw describeClientError(error, connection, FLAGS_OF_FIELDS);
+    }
+  },
+};
+
+async function generate({ client }: Connection, settings: Settings): Promise<number> {
+  const display = makeProgressDisplay(process.stderr);
+  const startedAt = Date.now();
+  const stop = new AbortController();
+  let reason: 'interrupted' | 'timeout' | undefined;
+  const onInterrupt = () => {
+    if (reason === 'interrupted') {
+      process.stderr.write('\ninterrupted again: exiting without waiting for the job to be cancelled\n');
+      process.exit(EXIT.interrupted);
+    }
+    reason = 'interrupted';
+    stop.abort();
   };
+  process.on('SIGINT', onInterrupt);
+  const timer =
+    settings.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          reason ??= 'timeout';
+          stop.abort();
+        }, settings.timeoutMs);
 
-  const client = new Darkroom({ baseUrl });
-  const interrupted = new AbortController();
-  process.once('SIGINT', () => interrupted.abort());
   try {
-    const job = await client.create(input, { idempotencyKey: values['idempotency-key'], signal: interrupted.signal });
-    process.stderr.write(`job ${job.id}: queued\n`);
-    const done = await client.wait(job.id, {
-      signal: interrupted.signal,
-      timeoutMs: values.timeout === undefined ? undefined : Number(values.timeout) * 1000,
-      onProgress: (progress) => process.stderr.write(`job ${job.id}: ${progressLine(progress)}\n`),
-    });
+    // Not abortable: once the server may have created the job, this command must learn its id to cancel it.
+    const job = await client.create(settings.input, { idempotencyKey: settings.idempotencyKey });
+    display.start(job);
+    let done: Job | undefined;
+    if (!stop.signal.aborted) {
+      done = await client.wait(job.id, { signal: stop.signal, onProgress: (progress) => display.update(progress) }).catch((error: unknown) => {
+        if (stop.signal.aborted) return undefined;
+        throw error;
+      });
+    }
+    clearTimeout(timer);
+    if (!done) return await cancel(job.id, reason === 'timeout' ? settings.timeoutMs : undefined, { client, display, json: settings.json });
+
+    const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
     if (done.status !== 'succeeded') {
-      process.stderr.write(`job ${job.id} ${done.status}${done.error ? `: ${done.error.message}` : ''}\n`);
-      process.exitCode = 1;
-      return;
+      display.finish(false, `job ${done.id} ${done.status}: ${done.error?.message ?? 'no images'}`);
+      if (settings.json) printJson(done, []);
+      return EXIT.failed;
     }
-    await mkdir(values.out, { recursive: true });
-    for (const image of done.images) {
-      const { bytes, contentType } = await client.download(done.id, image.index, { signal: interrupted.signal });
-      const path = join(values.out, `${done.id}-${image.index}.${EXTENSIONS[contentType] ?? 'bin'}`);
-      await writeFile(path, bytes);
-      console.log(path);
+
+    display.working(`job ${done.id} succeeded; saving ${done.images.length} image${done.images.length === 1 ? '' : 's'}`);
+    const paths = await save(done, settings.out, { client, signal: stop.signal }).catch((error: unknown) => {
+      if (stop.signal.aborted) return undefined;
+      throw error;
+    });
+    if (!paths) {
+      display.finish(false, `interrupted while saving the images of job ${done.id}, which succeeded: darkroom jobs get ${done.id}`);
+      return EXIT.interrupted;
     }
-  } catch (error) {
-    if (error instanceof DarkroomApiError) {
-      const fields = error.problem.errors?.map((item) => `\n  ${item.field}: ${item.message}`).join('') ?? '';
-      process.stderr.write(`darkroom answered ${error.status}: ${error.problem.detail}${fields}\n`);
-      process.exitCode = 1;
-      return;
-    }
-    if (error instanceof DOMException && (error.name === 'AbortError' || error.name === 'TimeoutError')) {
-      process.stderr.write(error.name === 'TimeoutError' ? 'gave up waiting (--timeout)\n' : 'interrupted\n');
-      process.exitCode = error.name === 'TimeoutError' ? 1 : 130;
-      return;
-    }
-    throw error;
+    display.finish(true, `job ${done.id} succeeded in ${seconds} s: ${paths.length} image${paths.length === 1 ? '' : 's'}`);
+    if (settings.json) printJson(done, paths);
+    else for (const path of paths) console.log(path);
+    return EXIT.ok;
+  } finally {
+    display.stop();
+    clearTimeout(timer);
+    process.off('SIGINT', onInterrupt);
   }
+}
+
+/** Downloads every image of a succeeded job into `out`; resolves with their paths, in index order. */
+async function save(job: Job, out: string, { client, signal }: Pick<Connection, 'client'> & { signal: AbortSignal }): Promise<string[]> {
+  await mkdir(out, { recursive: true });
+  const paths: string[] = [];
+  for (const image of job.images) {
+    const { bytes, contentType } = await client.download(job.id, image.index, { signal });
+    const path = join(out, `${job.id}-${image.index}.${EXTENSIONS[contentType] ?? 'bin'}`);
+    await writeFile(path, bytes);
+    paths.push(path);
+  }
+  return paths;
+}
+
+/** The job this command gave up on (Ctrl-C, or `timeoutMs`) is cancelled: nobody else is waiting for it. */
+async function cancel(
+  id: string,
+  timeoutMs: number | undefined,
+  { client, display, json }: Pick<Connection, 'client'> & { display: ProgressDisplay; json: boolean },
+): Promise<number> {
+  const why = timeoutMs === undefined ? 'interrupted' : `gave up after ${timeoutMs / 1000} s (--timeout)`;
+  const exitCode = timeoutMs === undefined ? EXIT.interrupted : EXIT.failed;
+  display.working(`${why}: cancelling job ${id}`);
+  try {
+    const cancelled = await client.cancel(id);
+    display.finish(false, `${why}: job ${id} cancelled`);
+    if (json) printJson(cancelled, []);
+  } catch (error) {
+    if (!(error instanceof DarkroomApiError && error.status === 409)) throw error;
+    // It finished between the last event and the cancel.
+    const finished = await client.get(id);
+    display.finish(false, `${why}: job ${id} had already ${finished.status === 'succeeded' ? 'succeeded' : `ended (${finished.status})`}; see darkroom jobs get ${id}`);
+    if (json) printJson(finished, []);
+  }
+  return exitCode;
+}
+
+/** The job as the server answers it, each image with the path it was saved to. */
+function printJson(job: Job, paths: string[]): void {
+  const images = job.images.map((image, index) => ({ ...image, path: paths[index] ?? null }));
+  console.log(JSON.stringify({ ...job, images }, null, 2));
 }

@@ -1,40 +1,63 @@
-import { parseArgs } from 'node:util';
-import { presentKey } from '../api/native/keys.ts';
-import { KEY_SCOPES, makeKeyRepository, type ApiKey, type KeyScope } from '../auth/keys.ts';
-import type { Config } from '../config/index.ts';
-import { MAX_BATCH_SIZE } from '../core/job-service.ts';
-import { openDatabase } from '../db/client.ts';
+import type { ApiKey, KeyRepository, KeyScope } from '../auth/keys.ts';
+import { loadConfig } from '../config/index.ts';
+import { CommandFailed, dispatch, EXIT, formatOptions, HELP_OPTION, HELP_ROW, listCommands, parseCommandLine, printHelp, UsageError, wholeNumber, type Command } from './command.ts';
 
-export const KEYS_HELP = `Usage: darkroom keys <create|list|revoke> [options]
+const JSON_ROW = ['--json', 'machine-readable output'] as const;
+const ABOUT = `Works on darkroom's database directly
+(DATABASE_URL, or the embedded one in DATA_DIR). The embedded database belongs to one process: while
+a darkroom server runs on it, this refuses and changes nothing; use the server's HTTP API then
+(/api/v1/keys with an admin key).`;
 
-Manages API keys in darkroom's database directly (DATABASE_URL, or the embedded one in DATA_DIR).
-The embedded database belongs to one process: while a darkroom server runs on it, this command
-refuses; use the server's HTTP API then (POST/GET/DELETE /api/v1/keys with an admin key).
+const CREATE_HELP = `Usage: darkroom keys create --name NAME [options]
 
-Commands:
-  create --name NAME [--admin] [--max-active-jobs N] [--max-batch-size N]
-                      create a key; its secret is printed once, never again
-  list                every key (never the secrets), revoked ones marked
-  revoke ID           revoke a key: it stops working at once
+Creates an API key and prints its secret, once: it is never shown again.
 
-Options:
-  --json              machine-readable output
-  -h, --help          this text`;
+${formatOptions([
+  ['--name NAME', 'what the key is for (1–100 characters), shown in lists'],
+  ['--admin', 'the admin scope: key management, queue-wide stats, /admin/queues'],
+  ['--max-active-jobs N', 'queued plus running jobs at once (default MAX_ACTIVE_JOBS_PER_KEY)'],
+  ['--max-batch-size N', 'jobs per batch, at most MAX_BATCH_SIZE (the default)'],
+  JSON_ROW,
+  HELP_ROW,
+])}`;
 
-/** A mistake on the command line: exit 2 with the message and the usage. */
-class UsageError extends Error {}
-/** The command ran but could not do what was asked: exit 1 with the message. */
-class CommandError extends Error {}
+const LIST_HELP = `Usage: darkroom keys list [options]
 
-function positiveInteger(name: string, raw: string | undefined, max: number): number | undefined {
-  if (raw === undefined) return undefined;
-  const value = Number(raw);
-  if (!/^\d+$/.test(raw) || value < 1 || value > max) throw new UsageError(`--${name} must be a whole number from 1 to ${max}`);
-  return value;
+Every key, revoked ones marked; never the secrets.
+
+${formatOptions([JSON_ROW, HELP_ROW])}`;
+
+const REVOKE_HELP = `Usage: darkroom keys revoke [options] <id>
+
+Revokes a key: it stops working at once.
+
+${formatOptions([JSON_ROW, HELP_ROW])}`;
+
+/**
+ * Opens the configured database, runs `action` on its keys, and closes it. The database code is
+ * loaded here, not at the top, so `darkroom --help` and the client commands do not pay for it.
+ */
+async function withKeys<T>(action: (keys: KeyRepository) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const [{ DatabaseLockedError, openDatabase }, { makeKeyRepository }] = await Promise.all([import('../db/client.ts'), import('../auth/keys.ts')]);
+  let database;
+  try {
+    database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  } catch (error) {
+    if (error instanceof DatabaseLockedError) throw new CommandFailed(error.message);
+    throw error;
+  }
+  try {
+    await database.migrate();
+    return await action(makeKeyRepository(database.db));
+  } finally {
+    await database.close();
+  }
 }
 
 function table(keys: ApiKey[]): string {
   if (keys.length === 0) return 'no keys';
+  const header = ['ID', 'NAME', 'PREFIX', 'SCOPES', 'CREATED', 'STATUS'];
   const rows = keys.map((key) => [
     key.id,
     key.name,
@@ -43,101 +66,89 @@ function table(keys: ApiKey[]): string {
     key.createdAt.toISOString(),
     key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active',
   ]);
-  const header = ['ID', 'NAME', 'PREFIX', 'SCOPES', 'CREATED', 'STATUS'];
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] as string).length)));
   return [header, ...rows].map((row) => row.map((cell, column) => cell.padEnd(widths[column] as number)).join('  ').trimEnd()).join('\n');
 }
 
-/** `darkroom keys …`: key management without a running server (or beside one on Postgres). */
-export async function keys(argv: string[], config: () => Config): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        name: { type: 'string' },
-        admin: { type: 'boolean', default: false },
-        'max-active-jobs': { type: 'string' },
-        'max-batch-size': { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    return usage((error as Error).message);
-  }
-  const { values, positionals } = parsed;
-  const [command, ...rest] = positionals;
-  if (values.help || command === undefined) {
-    console.log(KEYS_HELP);
-    if (command === undefined && !values.help) process.exitCode = 2;
-    return;
-  }
+const create: Command = {
+  name: 'create',
+  summary: 'create a key; its secret is printed once',
+  help: CREATE_HELP,
+  async run(argv) {
+    const options = {
+      ...HELP_OPTION,
+      name: { type: 'string' },
+      admin: { type: 'boolean' },
+      'max-active-jobs': { type: 'string' },
+      'max-batch-size': { type: 'string' },
+      json: { type: 'boolean' },
+    } as const;
+    const { values } = parseCommandLine(CREATE_HELP, { args: argv, options });
+    if (values.help) return printHelp(CREATE_HELP);
+    const name = values.name?.trim();
+    if (!name || name.length > 100) throw new UsageError('--name NAME is required (1 to 100 characters)', CREATE_HELP);
+    const maxActiveJobs = values['max-active-jobs'] === undefined ? undefined : wholeNumber('max-active-jobs', values['max-active-jobs'], 1, CREATE_HELP);
+    const maxBatchSize = values['max-batch-size'] === undefined ? undefined : wholeNumber('max-batch-size', values['max-batch-size'], 1, CREATE_HELP);
+    const { MAX_BATCH_SIZE } = await import('../core/job-service.ts');
+    if (maxBatchSize !== undefined && maxBatchSize > MAX_BATCH_SIZE) throw new UsageError(`--max-batch-size must be at most ${MAX_BATCH_SIZE}`, CREATE_HELP);
+    const scopes: KeyScope[] = values.admin ? ['admin'] : [];
+    const { key, secret } = await withKeys((keys) => keys.create({ name, scopes, maxActiveJobs, maxBatchSize }));
+    const { presentKey } = await import('../api/native/keys.ts');
+    console.log(
+      values.json
+        ? JSON.stringify({ ...presentKey(key), key: secret }, null, 2)
+        : `created key ${key.id} (${key.name}${key.scopes.length ? `, scopes: ${key.scopes.join(',')}` : ''})\n${secret}\nKeep it now: it is not shown again.`,
+    );
+    return EXIT.ok;
+  },
+};
 
-  let run: (repo: ReturnType<typeof makeKeyRepository>) => Promise<string>;
-  try {
-    run = plan(command, rest, values);
-  } catch (error) {
-    if (error instanceof UsageError) return usage(error.message);
-    throw error;
-  }
+const list: Command = {
+  name: 'list',
+  summary: 'every key (never the secrets)',
+  help: LIST_HELP,
+  async run(argv) {
+    const { values } = parseCommandLine(LIST_HELP, { args: argv, options: { ...HELP_OPTION, json: { type: 'boolean' } } });
+    if (values.help) return printHelp(LIST_HELP);
+    const all = await withKeys((keys) => keys.list());
+    const { presentKey } = await import('../api/native/keys.ts');
+    console.log(values.json ? JSON.stringify({ items: all.map(presentKey) }, null, 2) : table(all));
+    return EXIT.ok;
+  },
+};
 
-  const settings = config();
-  const database = await openDatabase({ url: settings.databaseUrl, dataDir: settings.dataDir });
-  try {
-    await database.migrate();
-    console.log(await run(makeKeyRepository(database.db)));
-  } catch (error) {
-    if (!(error instanceof CommandError)) throw error;
-    console.error(error.message);
-    process.exitCode = 1;
-  } finally {
-    await database.close();
-  }
-}
+const revoke: Command = {
+  name: 'revoke',
+  summary: 'revoke a key: it stops working at once',
+  help: REVOKE_HELP,
+  async run(argv) {
+    const { values, positionals } = parseCommandLine(REVOKE_HELP, { args: argv, options: { ...HELP_OPTION, json: { type: 'boolean' } }, allowPositionals: true });
+    if (values.help) return printHelp(REVOKE_HELP);
+    const [id, ...extra] = positionals;
+    if (id === undefined || extra.length > 0) throw new UsageError('one key id is required', REVOKE_HELP);
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new UsageError(`"${id}" is not a key id (a UUID; see keys list)`, REVOKE_HELP);
+    const revoked = await withKeys((keys) => keys.revoke(id));
+    if (!revoked) throw new CommandFailed(`there is no key ${id}`);
+    const { presentKey } = await import('../api/native/keys.ts');
+    console.log(values.json ? JSON.stringify(presentKey(revoked), null, 2) : `revoked key ${revoked.id} (${revoked.name})`);
+    return EXIT.ok;
+  },
+};
 
-function plan(
-  command: string,
-  rest: string[],
-  values: { name?: string; admin: boolean; 'max-active-jobs'?: string; 'max-batch-size'?: string; json: boolean },
-): (repo: ReturnType<typeof makeKeyRepository>) => Promise<string> {
-  switch (command) {
-    case 'create': {
-      const name = values.name?.trim();
-      if (!name || name.length > 100) throw new UsageError('keys create needs --name NAME (1 to 100 characters)');
-      if (rest.length > 0) throw new UsageError(`keys create takes no arguments (got "${rest.join(' ')}")`);
-      const scopes: KeyScope[] = values.admin ? ['admin'] : [];
-      const maxActiveJobs = positiveInteger('max-active-jobs', values['max-active-jobs'], 1_000_000);
-      const maxBatchSize = positiveInteger('max-batch-size', values['max-batch-size'], MAX_BATCH_SIZE);
-      return async (repo) => {
-        const { key, secret } = await repo.create({ name, scopes, maxActiveJobs, maxBatchSize });
-        if (values.json) return JSON.stringify({ ...presentKey(key), key: secret }, null, 2);
-        return `created key ${key.id} (${key.name}${key.scopes.length ? `, scopes: ${key.scopes.join(',')}` : ''})\n${secret}\nKeep it now: it is not shown again.`;
-      };
-    }
-    case 'list':
-      if (rest.length > 0) throw new UsageError(`keys list takes no arguments (got "${rest.join(' ')}")`);
-      return async (repo) => {
-        const all = await repo.list();
-        return values.json ? JSON.stringify({ items: all.map(presentKey) }, null, 2) : table(all);
-      };
-    case 'revoke': {
-      const [id, ...extra] = rest;
-      if (!id || extra.length > 0) throw new UsageError('keys revoke takes one key id');
-      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new UsageError(`"${id}" is not a key id (a UUID; see keys list)`);
-      return async (repo) => {
-        const revoked = await repo.revoke(id);
-        if (!revoked) throw new CommandError(`there is no key ${id}`);
-        return values.json ? JSON.stringify(presentKey(revoked), null, 2) : `revoked key ${revoked.id} (${revoked.name})`;
-      };
-    }
-    default:
-      throw new UsageError(`unknown keys command "${command}" (expected ${['create', 'list', 'revoke'].join(', ')}); scopes: ${KEY_SCOPES.join(', ')}`);
-  }
-}
+const SUBCOMMANDS = [create, list, revoke];
 
-function usage(message: string): void {
-  console.error(`${message}\n\n${KEYS_HELP}`);
-  process.exitCode = 2;
-}
+const KEYS_HELP = `Usage: darkroom keys <command> [options]
+
+Creates, lists and revokes API keys. ${ABOUT}
+
+Commands:
+${listCommands(SUBCOMMANDS)}
+
+\`darkroom keys <command> --help\` tells more about each.`;
+
+export const keysCommand: Command = {
+  name: 'keys',
+  summary: 'create, list and revoke API keys in the database',
+  help: KEYS_HELP,
+  run: (argv) => dispatch(SUBCOMMANDS, argv, KEYS_HELP),
+};
