@@ -414,3 +414,66 @@ describe.skipIf(!hasChromium)('web UI in Chromium', () => {
 
 if (!hasChromium) console.warn(NO_CHROMIUM_MESSAGE);
 
+
+describe.skipIf(!hasChromium)('web UI when the API requires a key', () => {
+  const ADMIN = 'ui-admin-key-0123456789abcdef';
+  let dr: TestDarkroom;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    [dr, browser] = await Promise.all([startDarkroom({ AUTH: 'required', ADMIN_API_KEY: ADMIN, MOCK_LATENCY_MS: '300' }, { apiKey: ADMIN }), launchChromium()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await dr?.close({ removeData: true });
+  });
+
+  it('says a key is needed, takes one into the browser’s storage, then generates as that key', async () => {
+    const created = await dr.api('POST', '/api/v1/keys', { name: 'browser' });
+    expect(created.status).toBe(201);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const page = await context.newPage();
+      await page.goto(dr.url);
+      // The page itself needs no key; its first API call answers 401, and the page says what to do.
+      await page.getByText('This darkroom needs an API key').waitFor();
+      const keyField = page.getByLabel('API key');
+      await expect.poll(() => keyField.evaluate((element) => element === element.ownerDocument.activeElement)).toBe(true);
+      await page.screenshot({ path: `${SCREENSHOTS}/auth-required.png` });
+
+      // A wrong key is refused with its own message.
+      await keyField.fill('dk_not-a-real-key');
+      await page.getByRole('button', { name: 'Save key' }).click();
+      await page.getByText('refused the saved one').waitFor();
+
+      await keyField.fill(created.body.key);
+      await page.getByRole('button', { name: 'Save key' }).click();
+      await page.getByText('This darkroom needs an API key').waitFor({ state: 'hidden' });
+      // The page reconnects its live stream with the key before it is used.
+      await page.locator('.live-live').waitFor();
+      expect(await page.evaluate('JSON.stringify(Object.values(localStorage))')).toContain(created.body.key);
+
+      await page.getByRole('textbox', { name: 'Prompt' }).fill('made with a key');
+      const response = page.waitForResponse((answer) => answer.request().method() === 'POST' && answer.url().endsWith('/api/v1/jobs'));
+      await page.getByRole('button', { name: 'Generate' }).click();
+      expect((await response).status(), await (await response).text()).toBe(202);
+      const id = ((await (await response).json()) as { id: string }).id;
+      await page.locator(`article[data-job-id="${id}"][data-status="succeeded"]`).waitFor();
+      const thumbnail = page.locator(`article[data-job-id="${id}"] img`).first();
+      await thumbnail.waitFor();
+      expect(await thumbnail.evaluate((element) => element.naturalWidth)).toBe(128);
+
+      // The job is the key's: the admin does not see it, the key does.
+      expect((await dr.api('GET', `/api/v1/jobs/${id}`)).status).toBe(404);
+      expect((await dr.api('GET', `/api/v1/jobs/${id}`, undefined, { authorization: `Bearer ${created.body.key}` })).body.status).toBe('succeeded');
+
+      // A reload keeps the key: no message, the gallery loads.
+      await page.reload();
+      await page.locator(`.gallery li[data-job-id="${id}"]`).waitFor();
+      expect(await page.getByText('This darkroom needs an API key').count()).toBe(0);
+    } finally {
+      await context.close();
+    }
+  });
+});

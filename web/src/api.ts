@@ -9,8 +9,10 @@ export interface ProviderStatus {
 
 /** What the UI reads of `GET /api/v1/queue/stats`. */
 export interface QueueStats {
+  /** The caller's own jobs, unless the caller has the admin scope (then every job). */
   jobs: Record<JobStatus, number>;
-  workers: { id: string }[];
+  /** Only for the admin scope (and with AUTH=off). */
+  workers?: { id: string }[];
 }
 
 export interface Api {

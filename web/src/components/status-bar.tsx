@@ -56,7 +56,7 @@ const LIVE_TEXT: Record<LiveState, string> = {
 };
 
 export function StatusBar({ stats, live }: { stats: QueueStats | undefined; live: LiveState }) {
-  const workers = stats?.workers.length ?? 0;
+  const workers = stats?.workers?.length;
   return (
     <div class="status-bar" role="group" aria-label="Queue status">
       <span class={`live live-${live}`} title="Live job updates">
@@ -68,9 +68,11 @@ export function StatusBar({ stats, live }: { stats: QueueStats | undefined; live
           <span>{stats.jobs.running} running</span>
           <span>{stats.jobs.succeeded} succeeded</span>
           {stats.jobs.failed > 0 ? <span>{stats.jobs.failed} failed</span> : null}
-          <span>
-            {workers} {workers === 1 ? 'worker' : 'workers'}
-          </span>
+          {workers === undefined ? null : (
+            <span>
+              {workers} {workers === 1 ? 'worker' : 'workers'}
+            </span>
+          )}
         </>
       ) : null}
     </div>
