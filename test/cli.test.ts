@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -116,7 +116,15 @@ interface AuthProxy {
   close(): Promise<void>;
 }
 
-/** A server that wants `Bearer KEY` (as darkroom with accounts will) in front of a darkroom without them. */
+/**
+ * A server that wants `Bearer KEY` in front of a darkroom that takes guests: it records and checks
+ * the header itself, and forwards without it (KEY is no key of that darkroom's, which would refuse it).
+ */
+function forwarded(headers: IncomingHttpHeaders, host: string): IncomingHttpHeaders {
+  const { authorization: _checked, ...rest } = headers;
+  return { ...rest, host };
+}
+
 async function startAuthProxy(target: string): Promise<AuthProxy> {
   const upstream = new URL(target);
   const held: ServerResponse[] = [];
@@ -144,7 +152,7 @@ async function startAuthProxy(target: string): Promise<AuthProxy> {
       return;
     }
     const outgoing = httpRequest(
-      { host: upstream.hostname, port: upstream.port, method: incoming.method, path: incoming.url, headers: { ...incoming.headers, host: upstream.host } },
+      { host: upstream.hostname, port: upstream.port, method: incoming.method, path: incoming.url, headers: forwarded(incoming.headers, upstream.host) },
       (answer) => {
         response.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(response);
