@@ -377,6 +377,12 @@ export function makeJobService(deps: JobServiceDeps) {
       ]);
       return { queue: queue.kind, jobs, pending, workers };
     },
+
+    /** Of the jobs queueStats counts as queued, those waiting out a retry backoff (not due yet). */
+    async countScheduled(): Promise<number> {
+      const counts = await repo.countByStatus({ ...(caller.admin ? {} : { owner: ownerFilter(caller) }), scheduledAfter: new Date() });
+      return counts.queued;
+    },
   });
 
   return {

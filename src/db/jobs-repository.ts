@@ -28,6 +28,8 @@ export interface CountFilter {
   owner?: string | null;
   dialect?: string;
   dialectData?: Record<string, unknown>;
+  /** Only jobs not due before a time later than this (run_after > it): queued jobs waiting out a retry backoff. */
+  scheduledAfter?: Date;
 }
 
 export interface EventInput {
@@ -352,6 +354,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
     if (filter.owner !== undefined) conditions.push(ownerIs(filter.owner));
     if (filter.dialect) conditions.push(eq(jobs.dialect, filter.dialect));
     if (filter.dialectData) conditions.push(sql`${jobs.dialectData} @> ${JSON.stringify(filter.dialectData)}::jsonb`);
+    if (filter.scheduledAfter) conditions.push(gt(jobs.runAfter, filter.scheduledAfter));
     const rows = await db
       .select({ status: jobs.status, n: count() })
       .from(jobs)
