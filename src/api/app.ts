@@ -18,6 +18,7 @@ import { registerDocs } from './docs.ts';
 import { filesRoutes } from './files.ts';
 import { registerIdempotency } from './idempotency.ts';
 import { fusionbrainRoutes } from './fusionbrain/routes.ts';
+import { imagesRoutes } from './images/routes.ts';
 import { keyRoutes } from './native/keys.ts';
 import { nativeRoutes } from './native/routes.ts';
 import { webhookRoutes } from './native/webhooks.ts';
@@ -136,6 +137,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(fusionbrainRoutes, { prefix: '/key/api/v1', jobs: deps.jobs });
   await app.register(runpodRoutes, { prefix: '/v2', jobs: deps.jobs });
   await app.register(tasksRoutes, { prefix: '/api/v1/runpod', jobs: deps.jobs, checks: deps.providerChecks });
+  await app.register(imagesRoutes, { prefix: '/image', jobs: deps.jobs });
 
   app.get('/health', { config: { public: true }, schema: { tags: ['operations'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
   app.get('/ready', { config: { public: true }, schema: { tags: ['operations'], summary: 'Readiness: database, queue and storage checked' } }, async (_request, reply) => {

@@ -63,6 +63,8 @@ export interface ListQuery {
   limit: number;
   /** Id of the last job of the previous page: the next page starts strictly after it. */
   after?: string;
+  /** Jobs to skip first, for numbered pages (`after` is cheaper for walking a long list). */
+  offset?: number;
 }
 
 export interface WorkerInfo {
@@ -150,7 +152,8 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
       .from(jobs)
       .where(and(...conditions))
       .orderBy(desc(jobs.id))
-      .limit(query.limit);
+      .limit(query.limit)
+      .offset(query.offset ?? 0);
     return rows.map(toJob);
   }
 
