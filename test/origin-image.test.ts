@@ -196,6 +196,7 @@ describe('no worker (AUTH=required)', () => {
   it.each([
     ['/image/get', /^id should not be empty$/],
     ['/image/get?id=123', /^id must be a UUID$/],
+    ['/image/get?id=urn:uuid:0190a0a0-0000-7000-8000-000000000000', /^id must be a UUID$/],
     ['/image/get?id=0190a0a0-0000-7000-8000-000000000000&type=preview', /^type must be one of the following values: original, thumbnail$/],
     ['/image/get-all?pageSize=101', /^pageSize must not be greater than 100$/],
     ['/image/get-all?pageSize=0', /^pageSize must not be less than 1$/],

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { DarkroomError } from '../../core/errors.ts';
+import { UUID_PATTERN } from './schemas.ts';
 
 /** A refusal in the dialect's own terms, with optional members beside NestJS's three. */
 export class ImageApiError extends Error {
@@ -52,7 +53,7 @@ function sentence(error: AjvError, where: string): string {
     case 'minLength':
       return limit === 1 ? `${name} should not be empty` : `${name} must be longer than or equal to ${limit} characters`;
     case 'pattern':
-      return `${name} should not be empty`;
+      return error.params.pattern === UUID_PATTERN ? `${name} must be a UUID` : `${name} should not be empty`;
     case 'maxLength':
       return `${name} must be shorter than or equal to ${limit} characters`;
     case 'minimum':

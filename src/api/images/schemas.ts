@@ -6,6 +6,9 @@ export const DEFAULT_SIDE = 1024;
 export const DEFAULT_PAGE_SIZE = 10;
 export const MAX_PAGE_SIZE = 100;
 export const IMAGE_TYPES = ['original', 'thumbnail'] as const;
+/** Plain hyphenated UUIDs only: the `uuid` format alone also lets `urn:uuid:…` through. */
+export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+const NOT_BLANK_PATTERN = '\\S';
 
 const side = (name: string) =>
   Type.Optional(Type.Integer({ minimum: 64, maximum: 2048, multipleOf: 8, description: `${name} in pixels: 64–2048, a multiple of 8 (default ${DEFAULT_SIDE}); a darkroom addition` }));
@@ -13,7 +16,7 @@ const side = (name: string) =>
 /** Unknown fields are ignored, as the service's ValidationPipe did. */
 export const CreateBody = Type.Object({
   // A prompt of only spaces describes nothing: refused like an empty one.
-  prompt: Type.String({ minLength: 1, maxLength: FUSIONBRAIN_LIMITS.maxQueryLength, pattern: '\\S', description: `1–${FUSIONBRAIN_LIMITS.maxQueryLength} characters (Fusion Brain’s limit)` }),
+  prompt: Type.String({ minLength: 1, maxLength: FUSIONBRAIN_LIMITS.maxQueryLength, pattern: NOT_BLANK_PATTERN, description: `1–${FUSIONBRAIN_LIMITS.maxQueryLength} characters (Fusion Brain’s limit)` }),
   style: Type.Optional(
     Type.String({
       minLength: 1,
@@ -29,7 +32,7 @@ export type CreateBody = Static<typeof CreateBody>;
 export const Created = Type.Object({ id: Type.String({ format: 'uuid', description: 'The image id for /image/get' }) });
 
 export const GetQuery = Type.Object({
-  id: Type.String({ format: 'uuid' }),
+  id: Type.String({ format: 'uuid', pattern: UUID_PATTERN }),
   type: Type.Optional(Type.Enum(IMAGE_TYPES, { default: 'original', description: 'The original, or its 128×128 WebP thumbnail' })),
 });
 

@@ -125,7 +125,7 @@ function answerFor(error: unknown, request: FastifyRequest): Answer {
     if (error.fieldErrors.length > 0) {
       const detail = error.fieldErrors.map((problem) => ({
         type: 'value_error',
-        loc: [LOCATION[problem.in ?? 'body'] ?? 'body', ...problem.field.split('/').filter(Boolean)],
+        loc: [LOCATION[problem.in ?? 'body'] ?? 'body', ...problem.field.split('/').filter(Boolean).map((step) => (/^\d+$/.test(step) ? Number(step) : step))],
         msg: `Value error, ${problem.message}`,
       }));
       return { status: 422, body: { detail } };
