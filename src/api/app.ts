@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { JobService } from '../core/job-service.ts';
+import type { ProviderChecks } from '../core/provider-checks.ts';
 import type { ResourceRepository } from '../db/resources-repository.ts';
 import type { IdempotencyRepository } from '../db/idempotency-repository.ts';
 import type { EventFeed } from '../events/follow.ts';
@@ -17,16 +18,20 @@ import { registerDocs } from './docs.ts';
 import { filesRoutes } from './files.ts';
 import { registerIdempotency } from './idempotency.ts';
 import { fusionbrainRoutes } from './fusionbrain/routes.ts';
+import { imagesRoutes } from './images/routes.ts';
 import { keyRoutes } from './native/keys.ts';
 import { nativeRoutes } from './native/routes.ts';
 import { webhookRoutes } from './native/webhooks.ts';
 import { problem, registerProblemHandlers, sendProblem } from './problem.ts';
 import { runpodRoutes } from './runpod/routes.ts';
+import { tasksRoutes } from './tasks/routes.ts';
 import { validatorCompiler } from './validation.ts';
 import { WEB_UI_ROOT, webUiRoutes } from './web-ui.ts';
 
 export interface AppDeps {
   jobs: JobService;
+  /** Provider connection checks run as tasks (the tasks dialect's /test). */
+  providerChecks: ProviderChecks;
   storage: ObjectStorage;
   signer: LinkSigner;
   logger: Logger;
@@ -134,6 +139,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(civitaiRoutes, { jobs: deps.jobs, resources: deps.resources });
   await app.register(fusionbrainRoutes, { prefix: '/key/api/v1', jobs: deps.jobs });
   await app.register(runpodRoutes, { prefix: '/v2', jobs: deps.jobs });
+  await app.register(tasksRoutes, { prefix: '/api/v1/runpod', jobs: deps.jobs, checks: deps.providerChecks });
+  await app.register(imagesRoutes, { prefix: '/image', jobs: deps.jobs });
   await app.register(webUiRoutes, { root: WEB_UI_ROOT });
 
   app.get('/health', { config: { public: true }, schema: { tags: ['operations'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));

@@ -306,6 +306,13 @@ export function makeJobService(deps: JobServiceDeps) {
       return { items: await views(items), nextCursor: page.length > query.limit && last ? encodeCursor(last.id) : null };
     },
 
+    /** One numbered page of the caller's jobs, newest first (`page` from 1); for dialects whose lists are paged so. */
+    async page(query: { dialect?: string; page: number; pageSize: number }): Promise<JobView[]> {
+      const pageSize = Math.min(MAX_PAGE_SIZE, query.pageSize);
+      const items = await repo.list({ owner: ownerFilter(caller), dialect: query.dialect, limit: pageSize, offset: (query.page - 1) * pageSize });
+      return views(items);
+    },
+
     async getBatch(batchId: string) {
       const jobs = (await repo.listByBatch(batchId)).filter((job) => visible(caller, job));
       if (jobs.length === 0) throw notFound('Batch', batchId);
@@ -376,6 +383,12 @@ export function makeJobService(deps: JobServiceDeps) {
         caller.admin ? repo.listWorkers(new Date(Date.now() - WORKER_STALE_MS)) : Promise.resolve(undefined),
       ]);
       return { queue: queue.kind, jobs, pending, workers };
+    },
+
+    /** Of the jobs queueStats counts as queued, those waiting out a retry backoff (not due yet). */
+    async countScheduled(): Promise<number> {
+      const counts = await repo.countByStatus({ ...(caller.admin ? {} : { owner: ownerFilter(caller) }), scheduledAfter: new Date() });
+      return counts.queued;
     },
   });
 

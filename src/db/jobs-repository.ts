@@ -28,6 +28,8 @@ export interface CountFilter {
   owner?: string | null;
   dialect?: string;
   dialectData?: Record<string, unknown>;
+  /** Only jobs not due before a time later than this (run_after > it): queued jobs waiting out a retry backoff. */
+  scheduledAfter?: Date;
 }
 
 export interface EventInput {
@@ -61,6 +63,8 @@ export interface ListQuery {
   limit: number;
   /** Id of the last job of the previous page: the next page starts strictly after it. */
   after?: string;
+  /** Jobs to skip first, for numbered pages (`after` is cheaper for walking a long list). */
+  offset?: number;
 }
 
 export interface WorkerInfo {
@@ -148,7 +152,8 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
       .from(jobs)
       .where(and(...conditions))
       .orderBy(desc(jobs.id))
-      .limit(query.limit);
+      .limit(query.limit)
+      .offset(query.offset ?? 0);
     return rows.map(toJob);
   }
 
@@ -352,6 +357,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
     if (filter.owner !== undefined) conditions.push(ownerIs(filter.owner));
     if (filter.dialect) conditions.push(eq(jobs.dialect, filter.dialect));
     if (filter.dialectData) conditions.push(sql`${jobs.dialectData} @> ${JSON.stringify(filter.dialectData)}::jsonb`);
+    if (filter.scheduledAfter) conditions.push(gt(jobs.runAfter, filter.scheduledAfter));
     const rows = await db
       .select({ status: jobs.status, n: count() })
       .from(jobs)

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   bigserial,
+  boolean,
   index,
   integer,
   jsonb,
@@ -219,4 +220,26 @@ export const apiKeys = pgTable(
   (t) => [uniqueIndex('api_keys_hash_idx').on(t.hash)],
 );
 
-export const schema = { jobs, images, jobEvents, workers, resources, webhookDeliveries, webhookAttempts, idempotencyKeys, apiKeys };
+/**
+ * Provider connection checks run as tasks (the tasks dialect's POST /test): a row is written when the
+ * check starts and completed when it ends, so any api process can answer its status. Rows are kept
+ * for a day.
+ */
+export const providerChecks = pgTable(
+  'provider_checks',
+  {
+    id: uuid('id').primaryKey(),
+    /** Who asked, as on jobs: only they (or an unscoped caller) may read it. */
+    owner: text('owner'),
+    provider: text('provider').notNull(),
+    state: text('state').$type<'running' | 'done'>().notNull(),
+    healthy: boolean('healthy'),
+    detail: text('detail'),
+    latencyMs: integer('latency_ms'),
+    ...timestamps,
+    completedAt: timestamp('completed_at', { withTimezone: true, mode: 'date' }),
+  },
+  (t) => [index('provider_checks_created_idx').on(t.createdAt)],
+);
+
+export const schema = { jobs, images, jobEvents, workers, resources, webhookDeliveries, webhookAttempts, idempotencyKeys, apiKeys, providerChecks };

@@ -9,9 +9,11 @@ import { makeKeyRepository } from '../auth/keys.ts';
 import { IDEMPOTENCY_ABANDONED_MS, IDEMPOTENCY_TTL_MS } from '../api/idempotency.ts';
 import { ConfigError, type Config } from '../config/index.ts';
 import { makeJobService, type JobService } from '../core/job-service.ts';
+import { makeProviderChecks } from '../core/provider-checks.ts';
 import { openDatabase, PGLITE_LOCK_STALE_MS, type Database } from '../db/client.ts';
 import { makeIdempotencyRepository } from '../db/idempotency-repository.ts';
 import { makeJobRepository, type JobRepository } from '../db/jobs-repository.ts';
+import { makeProviderCheckRepository } from '../db/provider-checks-repository.ts';
 import { makeResourceRepository } from '../db/resources-repository.ts';
 import { makeLocalEventBus, type EventBus } from '../events/bus.ts';
 import { makeEventFeed } from '../events/follow.ts';
@@ -135,6 +137,15 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     webhooks: { refusal: webhookTargets.refusal, deliveriesOf: (job) => webhookRepo.listForJob(job.id, job.batchId) },
   });
 
+  const providerChecks = makeProviderChecks({
+    repo: makeProviderCheckRepository(database.db),
+    test: (name) => jobs.testProvider(name),
+    providerNames: () => providers.names(),
+    defaultProvider: config.defaultProvider,
+    timeoutMs: config.providerTimeoutMs,
+    logger: logger.child({ component: 'provider-checks' }),
+  });
+
   const webhookDispatcher = makeWebhookDispatcher({
     repo: webhookRepo,
     render: makePayloadRenderer(jobs),
@@ -188,6 +199,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
 
   const app = await buildApp({
     jobs,
+    providerChecks,
     storage,
     signer,
     logger,
@@ -251,6 +263,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
         const cut = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceMs);
         await Promise.all([app.close(), worker.stop(config.shutdownGraceMs)]);
         clearTimeout(cut);
+        await providerChecks.close();
         await webhookDispatcher.stop();
         await queue.close();
         rateLimitRedis?.disconnect();
