@@ -13,6 +13,7 @@ export interface LoadTarget {
   url: string;
   method?: 'GET' | 'POST';
   body?: unknown;
+  headers?: Record<string, string>;
 }
 
 export interface LoadResult {
@@ -35,7 +36,8 @@ export async function load(target: LoadTarget, durationSeconds: number, connecti
     connections,
     duration: durationSeconds,
     workers: 1,
-    ...(target.body === undefined ? {} : { body: JSON.stringify(target.body), headers: { 'content-type': 'application/json' } }),
+    headers: { ...target.headers, ...(target.body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(target.body === undefined ? {} : { body: JSON.stringify(target.body) }),
   });
   const problems: string[] = [];
   if (result.errors > 0) problems.push(`${result.errors} connection errors`);
@@ -73,6 +75,8 @@ async function startBare(cleanup: Cleanup): Promise<{ url: string; close: () => 
 
 export const JOB_BODY = { prompt: 'a lighthouse at dusk, oil on canvas', width: 512, height: 512, numImages: 1 };
 
+const BENCH_ADMIN_KEY = 'bench-admin-key-0123456789';
+
 /**
  * Item 1: requests/s of POST /api/v1/jobs and GET /api/v1/jobs/{id} on an embedded darkroom whose
  * worker does not run (WORKER_CONCURRENCY 0), next to a bare Fastify GET and POST echo.
@@ -83,10 +87,19 @@ export async function benchHttp(cleanup: Cleanup, options: HttpOptions): Promise
   const barePost = await measure('bare fastify POST /echo', { url: `${bare.url}/echo`, method: 'POST', body: JOB_BODY }, options);
   await bare.close();
 
-  const embedded = await startEmbedded(cleanup, { WORKER_CONCURRENCY: '0' });
+  const embedded = await startEmbedded(cleanup, { WORKER_CONCURRENCY: '0', ADMIN_API_KEY: BENCH_ADMIN_KEY });
   const created = await expectJson<{ id: string }>(202, `${embedded.url}/api/v1/jobs`, { method: 'POST', body: JOB_BODY });
   const jobGet = await measure('darkroom GET /api/v1/jobs/{id}', { url: `${embedded.url}/api/v1/jobs/${created.id}` }, options);
   const jobPost = await measure('darkroom POST /api/v1/jobs', { url: `${embedded.url}/api/v1/jobs`, method: 'POST', body: JOB_BODY }, options);
+  // The same read with an API key: one indexed lookup of the key's hash per request.
+  const { key } = await expectJson<{ key: string }>(201, `${embedded.url}/api/v1/keys`, {
+    method: 'POST',
+    body: { name: 'bench' },
+    headers: { authorization: `Bearer ${BENCH_ADMIN_KEY}` },
+  });
+  const withKey = { authorization: `Bearer ${key}` };
+  const owned = await expectJson<{ id: string }>(202, `${embedded.url}/api/v1/jobs`, { method: 'POST', body: JOB_BODY, headers: withKey });
+  const keyGet = await measure('darkroom GET /api/v1/jobs/{id} with an API key', { url: `${embedded.url}/api/v1/jobs/${owned.id}`, headers: withKey }, options);
   await embedded.close();
 
   const rows: Row[] = [
@@ -94,6 +107,7 @@ export async function benchHttp(cleanup: Cleanup, options: HttpOptions): Promise
     { metric: 'HTTP GET /api/v1/jobs/{id}', value: jobGet.requestsPerSecond, unit: 'req/s', reference: { value: bareGet.requestsPerSecond, label: 'bare GET /' } },
     { metric: '  POST /api/v1/jobs latency p99', value: jobPost.latencyP99Ms, unit: 'ms', reference: { value: barePost.latencyP99Ms, label: 'bare POST echo' } },
     { metric: '  GET /api/v1/jobs/{id} latency p99', value: jobGet.latencyP99Ms, unit: 'ms', reference: { value: bareGet.latencyP99Ms, label: 'bare GET /' } },
+    { metric: 'HTTP GET /api/v1/jobs/{id} with an API key', value: keyGet.requestsPerSecond, unit: 'req/s', reference: { value: jobGet.requestsPerSecond, label: 'the same as a guest' } },
   ];
   const notes = [
     `HTTP: autocannon, ${options.connections} connections, ${options.durationSeconds} s per target after a ${options.warmupSeconds} s warm-up, load generator in a worker thread of this process; ` +

@@ -138,10 +138,10 @@ export interface JsonResponse<T> {
   body: T;
 }
 
-export async function fetchJson<T>(url: string, init: { method?: string; body?: unknown } = {}): Promise<JsonResponse<T>> {
+export async function fetchJson<T>(url: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<JsonResponse<T>> {
   const response = await fetch(url, {
     method: init.method ?? 'GET',
-    headers: init.body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: { ...init.headers, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: init.body === undefined ? undefined : JSON.stringify(init.body),
   });
   const text = await response.text();
@@ -149,7 +149,7 @@ export async function fetchJson<T>(url: string, init: { method?: string; body?: 
 }
 
 /** Fails with the response when the status is not the expected one. */
-export async function expectJson<T>(expected: number, url: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
+export async function expectJson<T>(expected: number, url: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
   const response = await fetchJson<T>(url, init);
   if (response.status !== expected) {
     throw new Error(`${init.method ?? 'GET'} ${url} answered ${response.status}, expected ${expected}: ${JSON.stringify(response.body)}`);
