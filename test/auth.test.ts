@@ -178,6 +178,21 @@ describe('isolation: a key sees only its own jobs, through every dialect', () =>
     expect((await dr.api('GET', `/api/v1/jobs/${jobId}`, undefined, b)).status).toBe(404);
   });
 
+  it('Civitai resources: the shared AIR catalogue is readable by anyone and changed by admins only', async () => {
+    const air = 'urn:air:sdxl:lora:civitai:777@888';
+    const resource = { air, size: 10, hashes: {}, downloadUrls: [] };
+    for (const headers of [NONE, a]) {
+      const refused = await dr.api('POST', '/v2/resources', resource, headers);
+      expect(refused.status).toBe(403);
+      expect(refused.body).toMatchObject({ status: 403, detail: expect.stringMatching(/admin scope/) });
+    }
+    expect((await dr.api('POST', '/v2/resources', resource, bearer(ADMIN))).status).toBe(201);
+    expect((await dr.api('GET', `/v2/resources/${air}`, undefined, NONE)).status).toBe(200);
+    expect((await dr.api('DELETE', `/v2/resources/${air}`, undefined, b)).status).toBe(403);
+    expect((await dr.api('PATCH', `/v2/resources/${air}`, { size: 11 }, NONE)).status).toBe(403);
+    expect((await dr.api('GET', `/v2/resources/${air}`, undefined, a)).body.size).toBe(10);
+  });
+
   it('RunPod dialect: status, cancel, retry and stream of another key’s job are 404', async () => {
     const created = await dr.api('POST', '/v2/ep-1/runsync', { input: { prompt: 'runpod fox', width: 256, height: 256 } }, a);
     expect(created.status).toBe(200);

@@ -70,7 +70,7 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
     return { page, limit, total, items: items.map((item) => item.data) };
   });
 
-  app.post('/v2/resources', async (request, reply) => {
+  app.post('/v2/resources', { config: { admin: true } }, async (request, reply) => {
     const { body } = request;
     requireBody(body);
     const errors: FieldErrors = {};
@@ -89,7 +89,7 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
     return found.data;
   });
 
-  app.put('/v2/resources/*', async (request) => {
+  app.put('/v2/resources/*', { config: { admin: true } }, async (request) => {
     const air = pathAir(request);
     const { body } = request;
     requireBody(body);
@@ -103,7 +103,7 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
     return replaced.data;
   });
 
-  app.patch('/v2/resources/*', async (request) => {
+  app.patch('/v2/resources/*', { config: { admin: true } }, async (request) => {
     const air = pathAir(request);
     const { body } = request;
     requireBody(body);
@@ -117,7 +117,7 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
     return merged.data;
   });
 
-  app.delete('/v2/resources/*', async (request, reply) => {
+  app.delete('/v2/resources/*', { config: { admin: true } }, async (request, reply) => {
     const air = pathAir(request);
     if (!(await resources.delete(air))) throw notFound(air);
     return reply.code(204).send();
