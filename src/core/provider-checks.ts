@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { ProviderCheckRecord, ProviderCheckRepository } from '../db/provider-checks-repository.ts';
 import type { Caller } from './caller.ts';
 import { badRequest } from './errors.ts';
+import { UUID_PATTERN } from './ids.ts';
 
 /** How one check ended. */
 export interface CheckOutcome {
@@ -42,7 +43,6 @@ const KEEP_MS = 24 * 3_600_000;
 const PRUNE_EVERY_MS = 3_600_000;
 /** A check still running this long past its timeout was left by a process that stopped. */
 const ABANDONED_AFTER_TIMEOUT_MS = 30_000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Provider connection checks as tasks. `start` records the check and runs it in the background of
@@ -117,7 +117,7 @@ export function makeProviderChecks(deps: ProviderChecksDeps) {
 
     /** The check when it exists and `caller` may see it (its own, or any for an unscoped caller); otherwise null. */
     async get(caller: Caller, id: string): Promise<ProviderCheck | null> {
-      if (!UUID.test(id)) return null;
+      if (!UUID_PATTERN.test(id)) return null;
       const row = await repo.get(id.toLowerCase());
       if (!row || (caller.owner !== null && row.owner !== caller.owner)) return null;
       return present(row);

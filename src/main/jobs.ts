@@ -2,6 +2,7 @@ import type { Job, JobPage } from '../client/index.ts';
 import { JOB_STATUSES, type JobStatus } from '../core/job.ts';
 import { CLIENT_HELP_ROWS, CLIENT_OPTIONS, connect, describeClientError, type Connection } from './client-options.ts';
 import { dispatch, EXIT, formatOptions, HELP_OPTION, HELP_ROW, listCommands, parseCommandLine, printHelp, UsageError, wholeNumber, type Command } from './command.ts';
+import { UUID_PATTERN } from '../core/ids.ts';
 
 const JSON_ROW = ['--json', "print the server's answer as JSON"] as const;
 
@@ -34,7 +35,6 @@ ${formatOptions([JSON_ROW, ...CLIENT_HELP_ROWS, HELP_ROW])}`;
 
 const JOB_OPTIONS = { ...CLIENT_OPTIONS, ...HELP_OPTION, json: { type: 'boolean' } } as const;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Parses `[options] <id>`, then runs `action` on a connection, its failures described for a person. */
 async function withJob(argv: string[], usage: string, action: (connection: Connection, id: string, json: boolean) => Promise<number>): Promise<number> {
@@ -43,7 +43,7 @@ async function withJob(argv: string[], usage: string, action: (connection: Conne
   const [id, ...extra] = positionals;
   if (id === undefined) throw new UsageError('a job id is required', usage);
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`, usage);
-  if (!UUID.test(id)) throw new UsageError(`"${id}" is not a job id (a UUID, as printed by generate and jobs list)`, usage);
+  if (!UUID_PATTERN.test(id)) throw new UsageError(`"${id}" is not a job id (a UUID, as printed by generate and jobs list)`, usage);
   const connection = connect(values, usage);
   try {
     return await action(connection, id, values.json ?? false);

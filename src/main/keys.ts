@@ -1,5 +1,6 @@
 import type { ApiKey, KeyRepository, KeyScope } from '../auth/keys.ts';
 import { loadConfig } from '../config/index.ts';
+import { UUID_PATTERN } from '../core/ids.ts';
 import { CommandFailed, dispatch, EXIT, formatOptions, HELP_OPTION, HELP_ROW, listCommands, parseCommandLine, printHelp, UsageError, wholeNumber, type Command } from './command.ts';
 
 const JSON_ROW = ['--json', 'machine-readable output'] as const;
@@ -126,7 +127,7 @@ const revoke: Command = {
     if (values.help) return printHelp(REVOKE_HELP);
     const [id, ...extra] = positionals;
     if (id === undefined || extra.length > 0) throw new UsageError('one key id is required', REVOKE_HELP);
-    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) throw new UsageError(`"${id}" is not a key id (a UUID; see keys list)`, REVOKE_HELP);
+    if (!UUID_PATTERN.test(id)) throw new UsageError(`"${id}" is not a key id (a UUID; see keys list)`, REVOKE_HELP);
     const revoked = await withKeys((keys) => keys.revoke(id));
     if (!revoked) throw new CommandFailed(`there is no key ${id}`);
     const { presentKey } = await import('../api/native/keys.ts');

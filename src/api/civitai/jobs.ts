@@ -10,6 +10,7 @@ import { MAX_JOBS_PER_REQUEST, planJobRequest, type PlannedJob } from './job-req
 import { presentJobStatus } from './job-status.ts';
 import { CivitaiProblem, type FieldErrors } from './problem.ts';
 import { addError, collectErrors, compile, queryBoolean, queryValue, queryValues, requireBody, throwIfErrors } from './validation.ts';
+import { UUID_PATTERN } from '../../core/ids.ts';
 
 export interface CivitaiJobRoutesOptions {
   jobs: JobService;
@@ -18,7 +19,6 @@ export interface CivitaiJobRoutesOptions {
 }
 
 const DIALECT = 'civitai';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const WAIT_POLL_MS = 100;
 /** A query answers once it has this many matches, or has read QUERY_SCAN_LIMIT jobs. */
 const QUERY_PAGE = 50;
@@ -46,7 +46,7 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs: service, wa
     const token = queryValue(query, 'token');
     if (!token) throw new CivitaiProblem(400, 'The token field is required.', { token: ['The token field is required.'] });
     const ids = decodeJobToken(token);
-    if (!ids || !ids.every((id) => UUID.test(id))) {
+    if (!ids || !ids.every((id) => UUID_PATTERN.test(id))) {
       throw new CivitaiProblem(400, 'The token is not one this service handed out.', { token: ['is not a job token this service handed out'] });
     }
     return ids;
@@ -78,7 +78,7 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs: service, wa
   function jobId(params: unknown): string {
     const id = isRecord(params) && typeof params.jobId === 'string' ? params.jobId : '';
     // Not a darkroom id is the same as an unknown one, as it is to the orchestrator.
-    if (!UUID.test(id)) throw new CivitaiProblem(404, `Job ${id} does not exist.`);
+    if (!UUID_PATTERN.test(id)) throw new CivitaiProblem(404, `Job ${id} does not exist.`);
     return id;
   }
 

@@ -10,6 +10,7 @@ import { parseRunpodInput, RunpodInputError } from './input.ts';
 import { presentBrief, presentStatus, runpodData, runpodStatus, type RunpodJobData } from './present.ts';
 import { EndpointParams, errorResponses, HealthResponse, JobParams, PurgeResponse, RunBody, StatusResponse, StreamResponse, WaitQuery } from './schemas.ts';
 import { logComponent } from '../logging.ts';
+import { UUID_PATTERN } from '../../core/ids.ts';
 
 export interface RunpodRoutesOptions {
   jobs: JobService;
@@ -21,7 +22,6 @@ const MIN_WAIT_MS = 1_000;
 const MAX_WAIT_MS = 300_000;
 /** What `policy.lowPriority` means here: behind every job of default priority. */
 const LOW_PRIORITY = -10;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const tags = ['runpod'];
 
 const clampWait = (wait: number | undefined) => Math.min(MAX_WAIT_MS, Math.max(MIN_WAIT_MS, wait ?? DEFAULT_WAIT_MS));
@@ -69,7 +69,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
   }
 
   async function find(jobs: ScopedJobs, endpointId: string, id: string): Promise<Found> {
-    if (!UUID.test(id)) throw missing(id);
+    if (!UUID_PATTERN.test(id)) throw missing(id);
     const [known] = await jobs.getMany([id]);
     const data = known ? runpodData(known) : null;
     if (!known || !data || data.endpointId !== endpointId) throw missing(id);

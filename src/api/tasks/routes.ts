@@ -22,6 +22,7 @@ import {
   TestQuery,
   type TaskOptions,
 } from './schemas.ts';
+import { UUID_PATTERN } from '../../core/ids.ts';
 
 export interface TasksRoutesOptions {
   jobs: JobService;
@@ -29,7 +30,6 @@ export interface TasksRoutesOptions {
 }
 
 const tags = ['tasks'];
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const STARTED = 'Use /status/{task_id} to check progress.';
 
 type Task = { kind: 'job'; job: JobView } | { kind: 'batch'; id: string; jobs: JobView[] } | { kind: 'check'; check: ProviderCheck };
@@ -71,7 +71,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
 
   /** The caller's task with this id, of whichever kind; anything else (another key's task included) is a 404. */
   async function find(request: FastifyRequest, taskId: string): Promise<Task> {
-    if (!UUID.test(taskId)) throw missing(taskId);
+    if (!UUID_PATTERN.test(taskId)) throw missing(taskId);
     const id = taskId.toLowerCase();
     const jobs = scoped(request);
     const [job] = await jobs.getMany([id]);
