@@ -276,14 +276,15 @@ export function makeJobService(deps: JobServiceDeps) {
     },
 
     async mergeDialectData(id: string, data: Record<string, unknown>): Promise<void> {
-      await getJob(caller, id);
-      if (!(await repo.mergeDialectData(id, data))) throw notFound('Job', id);
+      if (!(await repo.mergeDialectData(id, data, ownerFilter(caller)))) throw notFound('Job', id);
     },
 
     /** Sets `key` in the job's dialect data unless already set; true only for the caller that set it. */
     async claimDialectKey(id: string, key: string, value: unknown): Promise<boolean> {
+      if (await repo.claimDialectKey(id, key, value, ownerFilter(caller))) return true;
+      // Not claimed: already set (false), or not a job this caller may see (404).
       await getJob(caller, id);
-      return repo.claimDialectKey(id, key, value);
+      return false;
     },
 
     /** The stored bytes of one image of a succeeded job (for dialects that answer with base64). */

@@ -163,25 +163,26 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
     return rows.map(toJob);
   }
 
-  /** Merges `data` into a job's dialect data (whatever its status). */
-  async function mergeDialectData(id: string, data: Record<string, unknown>): Promise<Job | null> {
+  /** Merges `data` into a job's dialect data (whatever its status); only `owner`'s job when given. */
+  async function mergeDialectData(id: string, data: Record<string, unknown>, owner?: string | null): Promise<Job | null> {
     const [row] = await db
       .update(jobs)
       .set({ dialectData: sql`${jobs.dialectData} || ${JSON.stringify(data)}::jsonb`, updatedAt: new Date() })
-      .where(eq(jobs.id, id))
+      .where(and(eq(jobs.id, id), owner === undefined ? undefined : ownerIs(owner)))
       .returning();
     return row ? toJob(row) : null;
   }
 
   /**
    * Sets `key` in a job's dialect data only if it is not set yet; true for the one caller that set
-   * it. How a dialect hands something out exactly once, even to concurrent requests.
+   * it. How a dialect hands something out exactly once, even to concurrent requests. Only `owner`'s
+   * job when given.
    */
-  async function claimDialectKey(id: string, key: string, value: unknown): Promise<boolean> {
+  async function claimDialectKey(id: string, key: string, value: unknown, owner?: string | null): Promise<boolean> {
     const rows = await db
       .update(jobs)
       .set({ dialectData: sql`${jobs.dialectData} || jsonb_build_object(${key}::text, ${JSON.stringify(value)}::jsonb)`, updatedAt: new Date() })
-      .where(and(eq(jobs.id, id), sql`not (${jobs.dialectData} ? ${key})`))
+      .where(and(eq(jobs.id, id), sql`not (${jobs.dialectData} ? ${key})`, owner === undefined ? undefined : ownerIs(owner)))
       .returning({ id: jobs.id });
     return rows.length === 1;
   }
