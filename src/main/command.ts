@@ -98,6 +98,13 @@ export function formatOptions(rows: readonly (readonly [string, string])[]): str
 
 export const HELP_ROW = ['-h, --help', 'this text'] as const;
 
+/** The width of each column of a table: its widest cell, the header row included. */
+export function columnWidths(rows: readonly (readonly string[])[]): number[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, column) => (widths[column] = Math.max(widths[column] ?? 0, cell.length)));
+  return widths;
+}
+
 /** The "Commands:" lines of a usage text. */
 export function listCommands(commands: readonly Command[]): string {
   const width = Math.max(...commands.map((command) => command.name.length));

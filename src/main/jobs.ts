@@ -1,7 +1,7 @@
 import type { Job, JobPage } from '../client/index.ts';
 import { JOB_STATUSES, type JobStatus } from '../core/job.ts';
 import { CLIENT_HELP_ROWS, CLIENT_OPTIONS, connect, describeClientError, type Connection } from './client-options.ts';
-import { dispatch, EXIT, formatOptions, HELP_OPTION, HELP_ROW, listCommands, parseCommandLine, printHelp, UsageError, wholeNumber, type Command } from './command.ts';
+import { columnWidths, dispatch, EXIT, formatOptions, HELP_OPTION, HELP_ROW, listCommands, parseCommandLine, printHelp, UsageError, wholeNumber, type Command } from './command.ts';
 import { UUID_PATTERN } from '../core/ids.ts';
 
 const JSON_ROW = ['--json', "print the server's answer as JSON"] as const;
@@ -145,7 +145,7 @@ function truncate(text: string, width: number): string {
 function jobTable(jobs: readonly Job[], columns: number | undefined): string {
   const rows = jobs.map((job) => [job.id, job.status, formatTime(job.createdAt), job.provider]);
   const header = ['ID', 'STATUS', 'CREATED', 'PROVIDER'];
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] as string).length)));
+  const widths = columnWidths([header, ...rows]);
   const used = widths.reduce((sum, width) => sum + width + 2, 0);
   const promptWidth = columns === undefined ? 60 : Math.max(20, columns - used - 1);
   const line = (cells: string[], prompt: string) => [...cells.map((cell, column) => cell.padEnd(widths[column] as number)), prompt].join('  ');

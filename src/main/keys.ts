@@ -1,7 +1,7 @@
 import type { ApiKey, KeyRepository, KeyScope } from '../auth/keys.ts';
 import { loadConfig } from '../config/index.ts';
 import { UUID_PATTERN } from '../core/ids.ts';
-import { CommandFailed, dispatch, EXIT, formatOptions, HELP_OPTION, HELP_ROW, listCommands, parseCommandLine, printHelp, UsageError, wholeNumber, type Command } from './command.ts';
+import { columnWidths, CommandFailed, dispatch, EXIT, formatOptions, HELP_OPTION, HELP_ROW, listCommands, parseCommandLine, printHelp, UsageError, wholeNumber, type Command } from './command.ts';
 
 const JSON_ROW = ['--json', 'machine-readable output'] as const;
 const ABOUT = `Works on darkroom's database directly
@@ -67,7 +67,7 @@ function table(keys: ApiKey[]): string {
     key.createdAt.toISOString(),
     key.revokedAt ? `revoked ${key.revokedAt.toISOString()}` : 'active',
   ]);
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] as string).length)));
+  const widths = columnWidths([header, ...rows]);
   return [header, ...rows].map((row) => row.map((cell, column) => cell.padEnd(widths[column] as number)).join('  ').trimEnd()).join('\n');
 }
 
