@@ -5,7 +5,7 @@ import { JOB_BODY, measure, type HttpOptions } from './http.ts';
 import { expectJson, percentile, progress, sleep, type Cleanup, type Row } from './lib.ts';
 
 /** The parts of the native job JSON the bench reads. */
-interface JobJson {
+export interface JobJson {
   id: string;
   status: string;
   attempts: number;
@@ -15,7 +15,7 @@ interface JobJson {
   completedAt: string | null;
 }
 
-interface BatchJson {
+export interface BatchJson {
   batchId: string;
   total: number;
   counts: Record<string, number>;

@@ -7,6 +7,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { JOB_BODY, measure, type HttpOptions, type LoadResult } from './http.ts';
+import type { BatchJson, JobJson } from './jobs.ts';
 import { expectJson, isAlive, makeTempDir, progress, sleep, waitUntilReady, type Cleanup, type Row } from './lib.ts';
 
 /**
@@ -422,20 +423,6 @@ async function waitForWorkers(url: string, pids: number[]): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // Measurements
-
-interface JobJson {
-  id: string;
-  status: string;
-  attempts: number;
-  completedAt: string | null;
-}
-
-interface BatchJson {
-  batchId: string;
-  total: number;
-  counts: Record<string, number>;
-  jobs: JobJson[];
-}
 
 async function submit(url: string, count: number, size: number, tag: string): Promise<string[]> {
   const batchIds: string[] = [];
