@@ -5,11 +5,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { JobService } from '../core/job-service.ts';
 import type { ProviderChecks } from '../core/provider-checks.ts';
-import type { ResourceRepository } from '../db/resources-repository.ts';
-import type { IdempotencyRepository } from '../db/idempotency-repository.ts';
+import type { ResourceStore, IdempotencyStore } from '../core/ports/stores.ts';
 import type { EventFeed } from '../events/follow.ts';
 import type { LinkSigner } from '../storage/signing.ts';
-import type { ObjectStorage } from '../storage/port.ts';
+import type { ObjectStorage } from '../core/ports/storage.ts';
 import { civitaiRoutes } from './civitai/index.ts';
 import type { Queue } from 'bullmq';
 import { registerAdminQueues } from './admin-queues.ts';
@@ -46,9 +45,9 @@ export interface AppDeps {
   /** Fastify's trustProxy (TRUST_PROXY): whether X-Forwarded-For names the client, whose IP identifies guests. */
   trustProxy: boolean | number | string[];
   /** The AIR catalogue behind the Civitai dialect's /v2/resources. */
-  resources: ResourceRepository;
+  resources: ResourceStore;
   /** Where Idempotency-Key answers are kept (the job-creating routes of every dialect). */
-  idempotency: IdempotencyRepository;
+  idempotency: IdempotencyStore;
   /** Live job events for the SSE routes. */
   feed: EventFeed;
   /** How often an idle event stream gets a heartbeat (SSE_HEARTBEAT_MS). */

@@ -1,7 +1,8 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
-import { BOOTSTRAP_ADMIN_ID, sameSecret, type KeyRepository, type KeyScope } from '../auth/keys.ts';
+import { BOOTSTRAP_ADMIN_ID, type KeyScope, type KeyStore } from '../core/ports/stores.ts';
+import { sameSecret } from './http/secrets.ts';
 import type { RateLimit } from '../config/index.ts';
 import type { Caller } from '../core/caller.ts';
 import { DarkroomError } from '../core/errors.ts';
@@ -34,7 +35,7 @@ declare module 'fastify' {
 
 export interface AuthOptions {
   mode: AuthMode;
-  keys: KeyRepository;
+  keys: KeyStore;
   adminApiKey: string | undefined;
   maxActiveJobsPerKey: number | undefined;
   maxBatchSize: number;

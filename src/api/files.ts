@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { LinkSigner } from '../storage/signing.ts';
-import type { ObjectStorage } from '../storage/port.ts';
+import type { ObjectStorage } from '../core/ports/storage.ts';
 import { problem, sendProblem } from './problem.ts';
 
 export interface FilesRoutesOptions {

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, onSendHookHandler, preHandlerHookHandler, preParsingHookHandler } from 'fastify';
 import { DarkroomError } from '../core/errors.ts';
-import type { ClaimRequest, IdempotencyRepository } from '../db/idempotency-repository.ts';
+import type { ClaimRequest, IdempotencyStore } from '../core/ports/stores.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -36,7 +36,7 @@ interface Tracked {
 }
 
 export interface IdempotencyOptions {
-  store: IdempotencyRepository;
+  store: IdempotencyStore;
   /** Bodies larger than this are not remembered byte for byte; such a request is refused (413). */
   bodyLimitBytes: number;
   scopeOf: ScopeOf;

@@ -1,16 +1,6 @@
 import type { Static } from 'typebox';
-import type {
-  BatchBody,
-  BatchResponse,
-  ImageLinkResponse,
-  JobSchema,
-  JobStreamEventSchema,
-  ListQuery,
-  ListResponse,
-  ProblemSchema,
-} from '../api/native/schemas.ts';
-import { TERMINAL_STATUSES } from '../core/job.ts';
-import type { CreateJobSchema } from '../core/request.ts';
+import { TERMINAL_STATUSES } from '../protocols/native/jobs.ts';
+import type { BatchBody, BatchResponse, CreateJobSchema, ImageLinkResponse, JobSchema, JobStreamEventSchema, ListQuery, ListResponse, ProblemSchema } from '../protocols/native/schemas.ts';
 import { parseEventStream } from './sse.ts';
 
 /**

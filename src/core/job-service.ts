@@ -1,20 +1,19 @@
 import { v7 as uuidv7 } from 'uuid';
-import type { Logger } from 'pino';
-import { ActiveCapExceeded, type CountFilter, type JobRepository, type NewJob } from '../db/jobs-repository.ts';
+import { ActiveCapExceeded, type CountFilter, type NewJob, type JobStore } from './ports/job-store.ts';
+import { THUMBNAIL_SIZE, type ObjectStorage } from './ports/storage.ts';
 import type { Caller } from './caller.ts';
-import type { EventBus } from '../events/bus.ts';
-import type { JobQueue } from '../queue/port.ts';
-import type { ProviderRegistry } from '../providers/port.ts';
-import type { ObjectStorage } from '../storage/port.ts';
-import { THUMBNAIL_SIZE } from '../storage/thumbnail.ts';
+import type { Logger } from './ports/logger.ts';
+import type { EventBus } from './ports/events.ts';
+import type { JobQueue } from './ports/queue.ts';
+import type { ProviderRegistry } from './ports/provider.ts';
 import { badRequest, conflict, DarkroomError, notFound } from './errors.ts';
 import { ACTIVE_STATUSES, isTerminal, JOB_STATUSES, type Job, type JobImage, type JobStatus } from './job.ts';
 import { routeProvider } from './routing.ts';
 import { METADATA_MAX_BYTES, normaliseRequest, type CreateJobInput, type GenerationRequest } from './request.ts';
-import type { DeliveryLogEntry } from '../webhooks/repository.ts';
+import type { DeliveryLogEntry } from './ports/webhooks.ts';
 
 export interface JobServiceDeps {
-  repo: JobRepository;
+  repo: JobStore;
   events: EventBus;
   queue: JobQueue;
   providers: ProviderRegistry;

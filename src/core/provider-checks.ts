@@ -1,7 +1,7 @@
 import { v7 as uuidv7 } from 'uuid';
-import type { Logger } from 'pino';
-import type { ProviderCheckRecord, ProviderCheckRepository } from '../db/provider-checks-repository.ts';
+import type { ProviderCheckRecord, ProviderCheckStore } from './ports/stores.ts';
 import type { Caller } from './caller.ts';
+import type { Logger } from './ports/logger.ts';
 import { badRequest } from './errors.ts';
 import { UUID_PATTERN } from './ids.ts';
 
@@ -26,7 +26,7 @@ export interface ProviderCheck {
 }
 
 export interface ProviderChecksDeps {
-  repo: ProviderCheckRepository;
+  repo: ProviderCheckStore;
   /** One provider's check; never throws for an unhealthy provider (JobService.testProvider). */
   test: (provider: string) => Promise<CheckOutcome>;
   providerNames: () => string[];

@@ -1,30 +1,13 @@
 import { and, eq, sql } from 'drizzle-orm';
+import type { ClaimRequest, IdempotencyRecord, IdempotencyStore, StoredAnswer } from '../core/ports/stores.ts';
 import type { Db } from './client.ts';
 import { idempotencyKeys } from './schema.ts';
-
-export type IdempotencyRecord = typeof idempotencyKeys.$inferSelect;
-
-export interface StoredAnswer {
-  statusCode: number;
-  contentType: string | null;
-  body: string;
-}
-
-export interface ClaimRequest {
-  scope: string;
-  key: string;
-  fingerprint: string;
-  /** Names the request that holds the claim, so only it can complete or release it. */
-  claim: string;
-}
-
-export type IdempotencyRepository = ReturnType<typeof makeIdempotencyRepository>;
 
 /**
  * The idempotency_keys table. Ages are measured with the database's clock, so processes whose
  * clocks differ still agree on when a key expires.
  */
-export function makeIdempotencyRepository(db: Db, options: { ttlMs: number; abandonedAfterMs: number }) {
+export function makeIdempotencyRepository(db: Db, options: { ttlMs: number; abandonedAfterMs: number }): IdempotencyStore {
   const olderThan = (ms: number) => sql`${idempotencyKeys.createdAt} < now() - make_interval(secs => ${ms / 1000})`;
 
   return {

@@ -1,82 +1,10 @@
 import { and, asc, count, desc, eq, gt, gte, inArray, lt, max, sql } from 'drizzle-orm';
-import type { Job, JobEvent, JobEventType, JobImage, JobStatus } from '../core/job.ts';
-import { assertTransition } from '../core/job.ts';
+import { assertTransition, type Job, type JobEvent, type JobImage, type JobStatus } from '../core/job.ts';
+import { ActiveCapExceeded, type ActiveCap, type CountFilter, type EventInput, type JobPatch, type JobStore, type ListQuery, type NewImage, type NewJob, type WorkerInfo } from '../core/ports/job-store.ts';
 import type { Db } from './client.ts';
 import { images, jobEvents, jobs, workers } from './schema.ts';
 
-export type NewJob = typeof jobs.$inferInsert;
-export type NewImage = typeof images.$inferInsert;
-/** Columns a caller may change alongside (or without) a status change. */
-export type JobPatch = Partial<
-  Pick<
-    Job,
-    | 'stage'
-    | 'progress'
-    | 'queuePosition'
-    | 'providerJobId'
-    | 'attempts'
-    | 'error'
-    | 'timings'
-    | 'runAfter'
-    | 'startedAt'
-    | 'completedAt'
-  >
->;
-
-export interface CountFilter {
-  /** One owner's jobs (null: jobs without an owner); absent: everyone's. */
-  owner?: string | null;
-  dialect?: string;
-  dialectData?: Record<string, unknown>;
-  /** Only jobs not due before a time later than this (run_after > it): queued jobs waiting out a retry backoff. */
-  scheduledAfter?: Date;
-}
-
-export interface EventInput {
-  type: JobEventType;
-  data?: Record<string, unknown>;
-}
-
-/** At most `max` queued or running jobs of `owner` once the insert commits. */
-export interface ActiveCap {
-  owner: string | null;
-  max: number;
-}
-
-/** Raised by insertJobs when the rows would take their owner over its active-jobs cap; nothing is stored. */
-export class ActiveCapExceeded extends Error {
-  constructor(
-    readonly active: number,
-    readonly max: number,
-  ) {
-    super(`${active} active jobs; the cap is ${max}`);
-    this.name = 'ActiveCapExceeded';
-  }
-}
-
 const ownerIs = (owner: string | null) => (owner === null ? sql`${jobs.owner} is null` : eq(jobs.owner, owner));
-
-export interface ListQuery {
-  owner?: string | null;
-  dialect?: string;
-  status?: JobStatus;
-  limit: number;
-  /** Id of the last job of the previous page: the next page starts strictly after it. */
-  after?: string;
-  /** Jobs to skip first, for numbered pages (`after` is cheaper for walking a long list). */
-  offset?: number;
-}
-
-export interface WorkerInfo {
-  id: string;
-  host: string;
-  pid: number;
-  concurrency: number;
-  startedAt: Date;
-  heartbeatAt: Date;
-}
-
-export type JobRepository = ReturnType<typeof makeJobRepository>;
 
 export interface JobRepositoryOptions {
   /** Told of every committed status change (for logs). */
@@ -100,7 +28,7 @@ export type EventOutbox = (tx: Db, written: { event: JobEvent; job: Job }[]) => 
  * All SQL about jobs, images, events and workers. Status changes are compare-and-set
  * (`UPDATE … WHERE status IN (expected)`), so when two actors race only one of them wins.
  */
-export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}) {
+export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): JobStore {
   const toJob = (row: typeof jobs.$inferSelect): Job => {
     const { idempotencyKey, ...job } = row;
     return job;

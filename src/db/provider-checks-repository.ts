@@ -1,13 +1,10 @@
 import { eq, lt } from 'drizzle-orm';
+import type { ProviderCheckRecord, ProviderCheckStore } from '../core/ports/stores.ts';
 import type { Db } from './client.ts';
 import { providerChecks } from './schema.ts';
 
-export type ProviderCheckRecord = typeof providerChecks.$inferSelect;
-
-export type ProviderCheckRepository = ReturnType<typeof makeProviderCheckRepository>;
-
 /** The provider_checks table: one row per connection check run as a task. */
-export function makeProviderCheckRepository(db: Db) {
+export function makeProviderCheckRepository(db: Db): ProviderCheckStore {
   return {
     async insert(row: { id: string; owner: string | null; provider: string }): Promise<ProviderCheckRecord> {
       const [inserted] = await db

@@ -1,15 +1,7 @@
 import { asc, count, eq, like, sql } from 'drizzle-orm';
+import type { ResourceRow, ResourceStore } from '../core/ports/stores.ts';
 import type { Db } from './client.ts';
 import { resources } from './schema.ts';
-
-export interface ResourceRow {
-  air: string;
-  data: Record<string, unknown>;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-export type ResourceRepository = ReturnType<typeof makeResourceRepository>;
 
 /** `%`, `_` and `\` are LIKE wildcards; a prefix search must match them literally. */
 function escapeLike(text: string): string {
@@ -20,7 +12,7 @@ function escapeLike(text: string): string {
  * All SQL about the AIR catalogue. Keys are canonical AIRs (the caller canonicalises); documents are
  * stored as given, so whatever a client wrote is what it reads back.
  */
-export function makeResourceRepository(db: Db) {
+export function makeResourceRepository(db: Db): ResourceStore {
   return {
     async get(air: string): Promise<ResourceRow | null> {
       const [row] = await db.select().from(resources).where(eq(resources.air, air));

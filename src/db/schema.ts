@@ -16,7 +16,7 @@ import {
 } from 'drizzle-orm/pg-core';
 import type { JobError, JobEventType, JobStage, JobStatus, JobTimings } from '../core/job.ts';
 import type { GenerationRequest } from '../core/request.ts';
-import type { WebhookDeliveryStatus, WebhookEventType, WebhookFormat, WebhookSnapshot } from '../webhooks/types.ts';
+import type { WebhookDeliveryStatus, WebhookEventType, WebhookFormat, WebhookSnapshot } from '../core/ports/webhooks.ts';
 
 const timestamps = {
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),

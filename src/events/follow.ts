@@ -1,6 +1,6 @@
 import { isTerminal, type JobEvent } from '../core/job.ts';
-import type { JobRepository } from '../db/jobs-repository.ts';
-import type { EventBus } from './bus.ts';
+import type { JobStore } from '../core/ports/job-store.ts';
+import type { EventBus } from '../core/ports/events.ts';
 
 /** Rows read per query when replaying every job's events after a resume point. */
 const REPLAY_PAGE = 500;
@@ -39,7 +39,7 @@ export type EventFeed = ReturnType<typeof makeEventFeed>;
  * stream of every job keeps a cursor per job instead of one global cursor (which would skip a row
  * that committed late with a smaller id).
  */
-export function makeEventFeed(deps: { repo: JobRepository; events: EventBus }) {
+export function makeEventFeed(deps: { repo: JobStore; events: EventBus }) {
   return {
     /** The newest event's id: the `after` of a stream that starts now. */
     lastEventId: () => deps.repo.lastEventId(),

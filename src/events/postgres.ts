@@ -1,6 +1,7 @@
 import pg from 'pg';
-import type { Logger } from 'pino';
-import { makeLocalEventBus, type EventBus, type JobEventMessage } from './bus.ts';
+import type { Logger } from '../core/ports/logger.ts';
+import { makeLocalEventBus } from './bus.ts';
+import type { EventBus, JobEventMessage } from '../core/ports/events.ts';
 
 const CHANNEL = 'darkroom_job_events';
 const RECONNECT_DELAY_MS = 1000;

@@ -5,33 +5,36 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { Redis } from 'ioredis';
 import { buildApp } from '../api/app.ts';
-import { makeKeyRepository } from '../auth/keys.ts';
+import { makeKeyRepository } from '../db/keys-repository.ts';
 import { IDEMPOTENCY_ABANDONED_MS, IDEMPOTENCY_TTL_MS } from '../api/idempotency.ts';
 import { ConfigError, type Config } from '../config/index.ts';
 import { makeJobService, type JobService } from '../core/job-service.ts';
 import { makeProviderChecks } from '../core/provider-checks.ts';
 import { openDatabase, PGLITE_LOCK_STALE_MS, type Database } from '../db/client.ts';
 import { makeIdempotencyRepository } from '../db/idempotency-repository.ts';
-import { makeJobRepository, type JobRepository } from '../db/jobs-repository.ts';
+import { makeJobRepository } from '../db/jobs-repository.ts';
+import type { JobStore } from '../core/ports/job-store.ts';
 import { makeProviderCheckRepository } from '../db/provider-checks-repository.ts';
 import { makeResourceRepository } from '../db/resources-repository.ts';
-import { makeLocalEventBus, type EventBus } from '../events/bus.ts';
+import { makeLocalEventBus } from '../events/bus.ts';
+import type { EventBus } from '../core/ports/events.ts';
 import { makeEventFeed } from '../events/follow.ts';
 import { makePostgresEventBus } from '../events/postgres.ts';
 import { makeProviders } from '../providers/index.ts';
-import { makeProviderRegistry, type Provider } from '../providers/port.ts';
+import { makeProviderRegistry, type Provider } from '../core/ports/provider.ts';
 import { makeQueue } from '../queue/index.ts';
-import type { JobQueue } from '../queue/port.ts';
+import type { JobQueue } from '../core/ports/queue.ts';
 import { makeStorage } from '../storage/index.ts';
-import type { ObjectStorage } from '../storage/port.ts';
+import type { ObjectStorage } from '../core/ports/storage.ts';
 import { makeLinkSigner, resolveSigningSecret } from '../storage/signing.ts';
 import { makePipeline } from '../worker/pipeline.ts';
+import { prepareImage } from '../storage/thumbnail.ts';
 import { makeReconciler } from '../worker/reconciler.ts';
 import { makeWorker, type Worker } from '../worker/worker.ts';
 import { makeWebhookDispatcher } from '../webhooks/dispatcher.ts';
-import { makeWebhookOutbox } from '../webhooks/outbox.ts';
+import { makeWebhookOutbox } from '../db/webhook-outbox.ts';
 import { makePayloadRenderer } from '../webhooks/payloads.ts';
-import { makeWebhookRepository } from '../webhooks/repository.ts';
+import { makeWebhookRepository } from '../db/webhooks-repository.ts';
 import { makeWebhookSigner, resolveWebhookSecret } from '../webhooks/signing.ts';
 import { makeWebhookTargets } from '../webhooks/target.ts';
 
@@ -56,7 +59,7 @@ export interface Darkroom {
   readonly config: Config;
   readonly app: FastifyInstance;
   readonly jobs: JobService;
-  readonly repo: JobRepository;
+  readonly repo: JobStore;
   readonly database: Database;
   readonly queue: JobQueue;
   readonly storage: ObjectStorage;
@@ -100,7 +103,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   const jobLog = logger.child({ component: 'jobs' });
   const webhookRepo = makeWebhookRepository(database.db);
   const repo = makeJobRepository(database.db, {
-    outbox: makeWebhookOutbox(webhookRepo),
+    outbox: makeWebhookOutbox(webhookRepo, new Set(['civitai', 'runpod'])),
     // Only called once jobs run, by which time the dispatcher below exists.
     onOutboxCommitted: () => webhookDispatcher.nudge(),
     onTransition: (job) =>
@@ -164,6 +167,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   });
 
   const pipeline = makePipeline({
+    prepareImage,
     repo,
     providers,
     storage,

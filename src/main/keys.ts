@@ -1,4 +1,4 @@
-import type { ApiKey, KeyRepository, KeyScope } from '../auth/keys.ts';
+import type { ApiKey, KeyScope, KeyStore } from '../core/ports/stores.ts';
 import { loadConfig } from '../config/index.ts';
 import { UUID_PATTERN } from '../core/ids.ts';
 import { columnWidths, CommandFailed, dispatch, EXIT, formatOptions, HELP_OPTION, HELP_ROW, listCommands, parseCommandLine, printHelp, UsageError, wholeNumber, type Command } from './command.ts';
@@ -38,9 +38,9 @@ ${formatOptions([JSON_ROW, HELP_ROW])}`;
  * Opens the configured database, runs `action` on its keys, and closes it. The database code is
  * loaded here, not at the top, so `darkroom --help` and the client commands do not pay for it.
  */
-async function withKeys<T>(action: (keys: KeyRepository) => Promise<T>): Promise<T> {
+async function withKeys<T>(action: (keys: KeyStore) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const [{ DatabaseLockedError, openDatabase }, { makeKeyRepository }] = await Promise.all([import('../db/client.ts'), import('../auth/keys.ts')]);
+  const [{ DatabaseLockedError, openDatabase }, { makeKeyRepository }] = await Promise.all([import('../db/client.ts'), import('../db/keys-repository.ts')]);
   let database;
   try {
     database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir });

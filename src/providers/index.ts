@@ -2,7 +2,7 @@ import type { Config } from '../config/index.ts';
 import { makeCivitaiProvider } from './civitai/index.ts';
 import { makeFusionBrainProvider } from './fusionbrain/index.ts';
 import { makeMockProvider } from './mock/index.ts';
-import type { Provider } from './port.ts';
+import type { Provider } from '../core/ports/provider.ts';
 import { makeRunpodProvider } from './runpod/index.ts';
 
 export interface ProviderFactoryOptions {

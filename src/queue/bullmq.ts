@@ -15,7 +15,7 @@ import {
 } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import type { Consumer, EnqueueOptions, JobHandler, JobQueue, QueueStats } from './port.ts';
+import type { Consumer, EnqueueOptions, JobHandler, JobQueue, QueueStats } from '../core/ports/queue.ts';
 
 /** Limits that hold across every worker of every process, for the jobs of one group (provider). */
 export interface GroupLimits {

@@ -1,5 +1,5 @@
 import PQueue from 'p-queue';
-import type { Consumer, EnqueueOptions, JobHandler, JobQueue, QueueStats } from './port.ts';
+import type { Consumer, EnqueueOptions, JobHandler, JobQueue, QueueStats } from '../core/ports/queue.ts';
 
 interface Entry {
   state: 'delayed' | 'waiting' | 'active';

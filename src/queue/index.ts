@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/index.ts';
 import { makeBullmqQueue, type BullmqJobQueue } from './bullmq.ts';
 import { makeEmbeddedQueue } from './embedded.ts';
-import type { JobQueue } from './port.ts';
+import type { JobQueue } from '../core/ports/queue.ts';
 
 /** The queue adapter that configuration names (QUEUE), on the connection it names. */
 export function makeQueue(config: Config, logger: Logger): JobQueue | BullmqJobQueue {

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, constants } from 'node:fs';
 import { access, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { LinkSigner } from './signing.ts';
-import { isSafeKey, TYPE_BY_EXTENSION, type ObjectStorage } from './port.ts';
+import { isSafeKey, TYPE_BY_EXTENSION, type ObjectStorage } from '../core/ports/storage.ts';
 
 export interface FsStorageOptions {
   root: string;

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Config } from '../config/index.ts';
 import { makeFsStorage } from './fs.ts';
-import type { ObjectStorage } from './port.ts';
+import type { ObjectStorage } from '../core/ports/storage.ts';
 import { makeS3Storage } from './s3.ts';
 import type { LinkSigner } from './signing.ts';
 

@@ -10,7 +10,7 @@ import {
   type BucketLocationConstraint,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { isSafeKey, TYPE_BY_EXTENSION, type ObjectStorage } from './port.ts';
+import { isSafeKey, TYPE_BY_EXTENSION, type ObjectStorage } from '../core/ports/storage.ts';
 
 export interface S3StorageOptions {
   /** An S3-compatible service (MinIO, R2, …); unset means AWS S3 in `region`. */

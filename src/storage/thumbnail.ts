@@ -1,12 +1,5 @@
 import sharp from 'sharp';
-
-export const THUMBNAIL_SIZE = 128;
-
-export interface PreparedImage {
-  width: number;
-  height: number;
-  thumbnail: Buffer;
-}
+import { THUMBNAIL_SIZE, type PreparedImage } from '../core/ports/storage.ts';
 
 /** Reads an original's real dimensions and makes its 128×128 WebP thumbnail (cover: cropped, never stretched). */
 export async function prepareImage(original: Buffer): Promise<PreparedImage> {

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { retryDelayMs } from '../worker/backoff.ts';
-import type { WebhookDelivery, WebhookRepository } from './repository.ts';
+import type { WebhookDelivery } from '../core/ports/webhooks.ts';
+import type { WebhookRepository } from '../db/webhooks-repository.ts';
 import { sendWebhook, type SendOutcome } from './send.ts';
 import type { WebhookSigner } from './signing.ts';
 import type { WebhookTargets } from './target.ts';

@@ -4,8 +4,7 @@ import { presentStatus, runpodData } from '../api/runpod/present.ts';
 import { SYSTEM_CALLER } from '../core/caller.ts';
 import type { JobService, ScopedJobs } from '../core/job-service.ts';
 import type { Job, JobImage } from '../core/job.ts';
-import type { WebhookDelivery } from './repository.ts';
-import type { Jsonified, WebhookSnapshot } from './types.ts';
+import type { WebhookDelivery, Jsonified, WebhookSnapshot } from '../core/ports/webhooks.ts';
 
 /** What rendering needs of the core: JobService has it all. */
 export type PayloadSource = Pick<JobService, 'for' | 'viewAt'>;
@@ -56,6 +55,8 @@ export function makePayloadRenderer(source: PayloadSource) {
         if (!data) throw new Error(`job ${job.id} is not a RunPod-dialect job`);
         return JSON.stringify(await presentStatus(data.retryOf ?? job.id, job, data, (id, index) => jobs.readImage(id, index)));
       }
+      default:
+        throw new Error(`delivery ${delivery.id} has a format no dialect renders: ${delivery.format}`);
     }
   };
 

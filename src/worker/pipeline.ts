@@ -1,18 +1,19 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { Logger } from 'pino';
 import { ProviderError } from '../core/errors.ts';
 import { isTerminal, type Job, type JobError, type JobTimings } from '../core/job.ts';
-import type { JobRepository, NewImage } from '../db/jobs-repository.ts';
-import type { HandlerResult } from '../queue/port.ts';
-import type { Provider, ProviderContext, ProviderOutput, ProviderRegistry } from '../providers/port.ts';
-import { imageKeys, type ObjectStorage } from '../storage/port.ts';
-import { prepareImage } from '../storage/thumbnail.ts';
+import type { JobStore, NewImage } from '../core/ports/job-store.ts';
+import type { Logger } from '../core/ports/logger.ts';
+import type { HandlerResult } from '../core/ports/queue.ts';
+import type { Provider, ProviderContext, ProviderOutput, ProviderRegistry } from '../core/ports/provider.ts';
+import { imageKeys, type ImagePreparer, type ObjectStorage } from '../core/ports/storage.ts';
 import { pollDelayMs, retryDelayMs } from './backoff.ts';
 
 export interface PipelineDeps {
-  repo: JobRepository;
+  repo: JobStore;
   providers: ProviderRegistry;
   storage: ObjectStorage;
+  /** Decodes each original and makes its thumbnail (sharp, in production). */
+  prepareImage: ImagePreparer;
   retry: { baseMs: number; maxMs: number };
   /** Longest a single provider call may take before it counts as a (retryable) timeout. */
   providerCallTimeoutMs: number;
@@ -133,7 +134,7 @@ export function makePipeline(deps: PipelineDeps) {
     const rows: NewImage[] = [];
     for (const [index, output] of outputs.entries()) {
       const imageStarted = performance.now();
-      const prepared = await prepareImage(output.bytes).catch((cause: unknown) => {
+      const prepared = await deps.prepareImage(output.bytes).catch((cause: unknown) => {
         throw new ProviderError(`The provider returned an unreadable image (${output.contentType})`, {
           code: 'invalid_output',
           retryable: true,

@@ -1,9 +1,9 @@
-import type { Logger } from 'pino';
-import type { JobRepository } from '../db/jobs-repository.ts';
-import type { JobQueue } from '../queue/port.ts';
+import type { Logger } from '../core/ports/logger.ts';
+import type { JobStore } from '../core/ports/job-store.ts';
+import type { JobQueue } from '../core/ports/queue.ts';
 
 export interface ReconcilerDeps {
-  repo: JobRepository;
+  repo: JobStore;
   queue: JobQueue;
   logger: Logger;
   intervalMs: number;

@@ -1,14 +1,14 @@
 import { hostname } from 'node:os';
-import type { Logger } from 'pino';
-import type { JobRepository } from '../db/jobs-repository.ts';
-import type { Consumer, JobQueue } from '../queue/port.ts';
+import type { Logger } from '../core/ports/logger.ts';
+import type { JobStore } from '../core/ports/job-store.ts';
+import type { Consumer, JobQueue } from '../core/ports/queue.ts';
 import type { Pipeline } from './pipeline.ts';
 
 export interface WorkerDeps {
   id: string;
   queue: JobQueue;
   pipeline: Pipeline;
-  repo: JobRepository;
+  repo: JobStore;
   concurrency: number;
   logger: Logger;
   heartbeatMs?: number;

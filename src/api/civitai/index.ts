@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { JobService } from '../../core/job-service.ts';
-import type { ResourceRepository } from '../../db/resources-repository.ts';
+import type { ResourceStore } from '../../core/ports/stores.ts';
 import { civitaiJobRoutes } from './jobs.ts';
 import { registerCivitaiErrorHandler } from './problem.ts';
 import { civitaiResourceRoutes } from './resources.ts';
@@ -10,7 +10,7 @@ export { decodeJobToken } from '../../providers/civitai/protocol.ts';
 
 export interface CivitaiRoutesOptions {
   jobs: JobService;
-  resources: ResourceRepository;
+  resources: ResourceStore;
   /** Longest `wait=true` holds a request before answering 202 (default 60 s). */
   waitLimitMs?: number;
 }

@@ -1,12 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import type { ResourceRepository } from '../../db/resources-repository.ts';
+import type { ResourceStore } from '../../core/ports/stores.ts';
 import { AIR_PATTERN, canonicalAir, isRecord, parseAir } from '../../providers/civitai/protocol.ts';
 import { CivitaiProblem, type FieldErrors } from './problem.ts';
 import { addError, collectErrors, compile, queryInteger, queryValue, requireBody, throwIfErrors } from './validation.ts';
 
 export interface CivitaiResourceRoutesOptions {
-  resources: ResourceRepository;
+  resources: ResourceStore;
 }
 
 const nullableString = (maxLength = 500) => Type.Optional(Type.String({ maxLength, nullable: true }));

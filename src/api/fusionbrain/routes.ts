@@ -5,16 +5,7 @@ import type { JobService, JobView, ScopedJobs } from '../../core/job-service.ts'
 import { FusionBrainApiError, registerFusionBrainErrors } from './errors.ts';
 import { toGenerationUuid, toJobId } from './ids.ts';
 import { readRunParams } from './params.ts';
-import {
-  AvailabilitySchema,
-  errorResponses,
-  PipelineParams,
-  PipelineSchema,
-  PipelinesQuery,
-  RunResponse,
-  StatusParams,
-  StatusResponse,
-} from './schemas.ts';
+import { AvailabilitySchema, errorResponses, PipelineParams, PipelineSchema, PipelinesQuery, RunResponse, StatusParams, StatusResponse } from './schemas.ts';
 import { logComponent } from '../logging.ts';
 
 export interface FusionBrainRoutesOptions {

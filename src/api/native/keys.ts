@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
-import { KEY_SCOPES, type ApiKey, type KeyRepository } from '../../auth/keys.ts';
+import { KEY_SCOPES, type ApiKey, type KeyStore } from '../../core/ports/stores.ts';
 import { MAX_BATCH_SIZE } from '../../core/job-service.ts';
 import { notFound } from '../../core/errors.ts';
 import { logComponent } from '../logging.ts';
-import { JobIdParams, problemResponses } from './schemas.ts';
+import { JobIdParams, problemResponses } from '../../protocols/native/schemas.ts';
 
 const DateTime = Type.String({ format: 'date-time' });
 
@@ -50,7 +50,7 @@ export function presentKey(key: ApiKey): Static<typeof KeySchema> {
 const tags = ['keys'];
 
 /** API key management under /api/v1/keys: admin scope only. */
-export const keyRoutes: FastifyPluginAsyncTypebox<{ keys: KeyRepository }> = async (app, { keys }) => {
+export const keyRoutes: FastifyPluginAsyncTypebox<{ keys: KeyStore }> = async (app, { keys }) => {
   logComponent(app, 'keys-api');
   app.post(
     '/keys',

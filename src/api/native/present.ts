@@ -1,7 +1,7 @@
 import type { Static } from 'typebox';
 import type { ImageView, JobView } from '../../core/job-service.ts';
 import type { JobEvent } from '../../core/job.ts';
-import type { EventsResponse, ImageSchema, JobSchema, JobStreamEventSchema } from './schemas.ts';
+import type { EventsResponse, ImageSchema, JobSchema, JobStreamEventSchema } from '../../protocols/native/schemas.ts';
 
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
 

@@ -7,28 +7,7 @@ import type { EventFeed } from '../../events/follow.ts';
 import { wantsEventStream } from '../sse.ts';
 import { presentEvents, presentJob } from './present.ts';
 import { makeEventStreams } from './streams.ts';
-import {
-  BatchBody,
-  BatchResponse,
-  BatchStatusResponse,
-  CreateJobBody,
-  EventsResponse,
-  EventStreamResponse,
-  GetJobQuery,
-  ImageLinkResponse,
-  ImageParams,
-  ImageQuery,
-  JobIdParams,
-  JobSchema,
-  DEFAULT_PAGE_SIZE,
-  LastEventIdHeaders,
-  ListQuery,
-  ListResponse,
-  problemResponses,
-  ProviderParams,
-  ProviderStatusSchema,
-  QueueStatsResponse,
-} from './schemas.ts';
+import { BatchBody, BatchResponse, BatchStatusResponse, CreateJobBody, EventsResponse, EventStreamResponse, GetJobQuery, ImageLinkResponse, ImageParams, ImageQuery, JobIdParams, JobSchema, DEFAULT_PAGE_SIZE, LastEventIdHeaders, ListQuery, ListResponse, problemResponses, ProviderParams, ProviderStatusSchema, QueueStatsResponse } from '../../protocols/native/schemas.ts';
 import { logComponent } from '../logging.ts';
 
 export interface NativeRoutesOptions {

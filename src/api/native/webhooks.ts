@@ -1,9 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import type { JobService } from '../../core/job-service.ts';
-import type { DeliveryLogEntry } from '../../webhooks/repository.ts';
-import { WEBHOOK_EVENT_TYPES } from '../../webhooks/types.ts';
-import { JobIdParams, problemResponses } from './schemas.ts';
+import { type DeliveryLogEntry, WEBHOOK_EVENT_TYPES } from '../../core/ports/webhooks.ts';
+import { JobIdParams, problemResponses } from '../../protocols/native/schemas.ts';
 
 const DateTime = Type.String({ format: 'date-time' });
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
@@ -21,7 +20,7 @@ export const WebhookDeliverySchema = Type.Object({
   id: Type.String({ description: 'The `webhook-id` header: the same on every attempt' }),
   url: Type.String(),
   event: Type.Enum(WEBHOOK_EVENT_TYPES),
-  format: Type.Enum(['native', 'civitai', 'runpod'], { description: 'darkroom’s envelope, or the status body of the dialect the job came in through' }),
+  format: Type.String({ description: 'darkroom’s envelope, or the status body of the dialect the job came in through' }),
   status: Type.Enum(['pending', 'delivered', 'failed']),
   createdAt: DateTime,
   deliveredAt: Nullable(DateTime),

@@ -1,6 +1,6 @@
 import type { ImageView, JobView } from '../../core/job-service.ts';
 import type { JobStatus } from '../../core/job.ts';
-import { EXTENSION_BY_TYPE } from '../../storage/port.ts';
+import { EXTENSION_BY_TYPE } from '../../core/ports/storage.ts';
 import type { ReturnType, RunpodFormat } from './input.ts';
 
 export type RunpodStatus = 'IN_QUEUE' | 'IN_PROGRESS' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';

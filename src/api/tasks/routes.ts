@@ -9,19 +9,7 @@ import type { CreateJobInput } from '../../core/request.ts';
 import { logComponent } from '../log-component.ts';
 import { registerTasksErrors } from './errors.ts';
 import { DIALECT, isTasksJob, presentBatch, presentCheck, presentJob, type TaskJobData } from './present.ts';
-import {
-  BatchBody,
-  DEFAULTS,
-  errorResponses,
-  GenerateBody,
-  QueueStatsResponse,
-  TaskAccepted,
-  TaskCancelled,
-  TaskParams,
-  TaskStatusResponse,
-  TestQuery,
-  type TaskOptions,
-} from './schemas.ts';
+import { BatchBody, DEFAULTS, errorResponses, GenerateBody, QueueStatsResponse, TaskAccepted, TaskCancelled, TaskParams, TaskStatusResponse, TestQuery, type TaskOptions } from './schemas.ts';
 import { UUID_PATTERN } from '../../core/ids.ts';
 
 export interface TasksRoutesOptions {

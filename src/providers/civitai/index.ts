@@ -1,22 +1,9 @@
 import { ProviderError } from '../../core/errors.ts';
 import { parseRetryAfter } from '../shared.ts';
 import type { GenerationRequest } from '../../core/request.ts';
-import type { PollResult, Provider, ProviderContext, ProviderOutput } from '../port.ts';
+import type { PollResult, Provider, ProviderContext, ProviderOutput } from '../../core/ports/provider.ts';
 import { describeFetchFailure, downloadBlob } from './download.ts';
-import {
-  baseModelFor,
-  canonicalAssetType,
-  canonicalScheduler,
-  DEFAULT_MODEL_AIR,
-  encodeJobToken,
-  interpretJobs,
-  isRecord,
-  type JobOutcome,
-  parseAir,
-  parseJobStatusCollection,
-  problemText,
-  ProtocolError,
-} from './protocol.ts';
+import { baseModelFor, canonicalAssetType, canonicalScheduler, DEFAULT_MODEL_AIR, encodeJobToken, interpretJobs, isRecord, type JobOutcome, parseAir, parseJobStatusCollection, problemText, ProtocolError } from './protocol.ts';
 
 export { decodeJobToken } from './protocol.ts';
 

@@ -1,7 +1,7 @@
 import { ProviderError } from '../../core/errors.ts';
 import type { GenerationRequest } from '../../core/request.ts';
 import { KANDINSKY_STYLES } from '../../core/routing.ts';
-import type { PollResult, Provider, ProviderOutput } from '../port.ts';
+import type { PollResult, Provider, ProviderOutput } from '../../core/ports/provider.ts';
 import { decodeImageFile } from './files.ts';
 import { makeFusionBrainHttp, SMALL_ANSWER_BYTES } from './http.ts';
 import { FUSIONBRAIN_LIMITS } from './limits.ts';

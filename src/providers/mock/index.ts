@@ -1,5 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
-import type { PollResult, Provider, ProviderJobRef } from '../port.ts';
+import type { PollResult, Provider, ProviderJobRef } from '../../core/ports/provider.ts';
 import { renderMockImage } from './image.ts';
 
 export interface MockProviderOptions {

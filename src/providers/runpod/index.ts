@@ -1,5 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
-import type { PollResult, Provider, ProviderContext, ProviderJobRef, ProviderOutput } from '../port.ts';
+import type { PollResult, Provider, ProviderContext, ProviderJobRef, ProviderOutput } from '../../core/ports/provider.ts';
 import { httpError, networkError } from './http.ts';
 import { resolveImage } from './images.ts';
 import { buildInput, buildPolicy, type RunpodInputFormat } from './input.ts';

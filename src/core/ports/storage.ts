@@ -27,6 +27,21 @@ export interface ObjectStorage {
   close(): Promise<void>;
 }
 
+/** Thumbnails are WebP squares of this many pixels a side. */
+export const THUMBNAIL_SIZE = 128;
+
+export interface PreparedImage {
+  width: number;
+  height: number;
+  thumbnail: Buffer;
+}
+
+/**
+ * Reads an original's real dimensions and makes its THUMBNAIL_SIZE² WebP thumbnail (cover: cropped,
+ * never stretched); throws for bytes that are not a readable image.
+ */
+export type ImagePreparer = (original: Buffer) => Promise<PreparedImage>;
+
 export const EXTENSION_BY_TYPE: Record<string, string> = {
   'image/png': 'png',
   'image/jpeg': 'jpg',

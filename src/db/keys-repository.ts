@@ -1,36 +1,12 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { and, asc, eq, isNull } from 'drizzle-orm';
 import { v7 as uuidv7 } from 'uuid';
-import type { Db } from '../db/client.ts';
-import { apiKeys } from '../db/schema.ts';
+import { KEY_PREFIX, KEY_SCOPES, type ApiKey, type KeyScope, type KeyStore, type NewKey } from '../core/ports/stores.ts';
+import type { Db } from './client.ts';
+import { apiKeys } from './schema.ts';
 
-/** What a key may do beyond its own jobs. `admin`: keys, queue-wide stats, the admin UI. */
-export const KEY_SCOPES = ['admin'] as const;
-export type KeyScope = (typeof KEY_SCOPES)[number];
-
-const KEY_PREFIX = 'dk_';
 /** Characters of a key shown in lists: the `dk_` marker and a few random ones. */
 const SHOWN_PREFIX_LENGTH = 10;
-/** The id of the credential ADMIN_API_KEY stands for; not a row, so it cannot be revoked through the API. */
-export const BOOTSTRAP_ADMIN_ID = 'admin';
-
-export interface ApiKey {
-  id: string;
-  name: string;
-  prefix: string;
-  scopes: KeyScope[];
-  maxActiveJobs: number | null;
-  maxBatchSize: number | null;
-  createdAt: Date;
-  revokedAt: Date | null;
-}
-
-export interface NewKey {
-  name: string;
-  scopes?: KeyScope[];
-  maxActiveJobs?: number | null;
-  maxBatchSize?: number | null;
-}
 
 const hashOf = (key: string) => createHash('sha256').update(key).digest('hex');
 
@@ -47,16 +23,7 @@ function toKey(row: typeof apiKeys.$inferSelect): ApiKey {
   };
 }
 
-/** True when `given` is `expected`, in time that does not depend on where they differ. */
-export function sameSecret(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
-
-export type KeyRepository = ReturnType<typeof makeKeyRepository>;
-
-export function makeKeyRepository(db: Db) {
+export function makeKeyRepository(db: Db): KeyStore {
   return {
     /** Stores a new key and returns it with its secret, which is never readable again. */
     async create(input: NewKey): Promise<{ key: ApiKey; secret: string }> {
@@ -104,7 +71,8 @@ export function makeKeyRepository(db: Db) {
         .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
         .returning();
       if (row) return toKey(row);
-      return this.get(id);
+      const [existing] = await db.select().from(apiKeys).where(eq(apiKeys.id, id));
+      return existing ? toKey(existing) : null;
     },
   };
 }

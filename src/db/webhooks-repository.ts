@@ -1,15 +1,9 @@
 import { and, asc, eq, inArray, lte, or, sql } from 'drizzle-orm';
-import type { Db } from '../db/client.ts';
-import { webhookAttempts, webhookDeliveries } from '../db/schema.ts';
-import type { WebhookDeliveryStatus } from './types.ts';
+import type { DeliveryLogEntry, WebhookDelivery, WebhookDeliveryStatus } from '../core/ports/webhooks.ts';
+import type { Db } from './client.ts';
+import { webhookAttempts, webhookDeliveries } from './schema.ts';
 
-export type WebhookDelivery = typeof webhookDeliveries.$inferSelect;
 export type NewWebhookDelivery = typeof webhookDeliveries.$inferInsert;
-export type WebhookAttempt = typeof webhookAttempts.$inferSelect;
-
-export interface DeliveryLogEntry extends WebhookDelivery {
-  attemptLog: WebhookAttempt[];
-}
 
 /** What one attempt came to, as the delivery loop records it. */
 export interface AttemptRecord {

@@ -1,4 +1,4 @@
-import type { GenerationRequest } from '../core/request.ts';
+import type { GenerationRequest } from '../request.ts';
 
 /**
  * The provider port: how darkroom drives one upstream image service. Providers are stateless

@@ -1,20 +1,16 @@
 import { eq, sql } from 'drizzle-orm';
 import { v7 as uuidv7 } from 'uuid';
 import { isTerminal, type Job, type JobEvent } from '../core/job.ts';
-import type { Db } from '../db/client.ts';
-import type { EventOutbox } from '../db/jobs-repository.ts';
-import { images, jobs } from '../db/schema.ts';
-import type { NewWebhookDelivery, WebhookRepository } from './repository.ts';
-import type { Jsonified, WebhookEventType, WebhookFormat, WebhookSnapshot } from './types.ts';
+import { NATIVE_WEBHOOK_FORMAT, type Jsonified, type WebhookEventType, type WebhookFormat, type WebhookSnapshot } from '../core/ports/webhooks.ts';
+import type { Db } from './client.ts';
+import type { EventOutbox } from './jobs-repository.ts';
+import { images, jobs } from './schema.ts';
+import type { NewWebhookDelivery, WebhookRepository } from './webhooks-repository.ts';
 
 /** First key of the advisory locks that serialise a batch's last completions (the second is the batch's hash). */
 const BATCH_LOCK_CLASS = 724_113_002;
 
 const newDeliveryId = () => `msg_${uuidv7()}`;
-
-const FORMATS: Record<string, WebhookFormat> = { civitai: 'civitai', runpod: 'runpod' };
-/** Jobs of the Civitai and RunPod dialects get their service's payload; every other job darkroom's own. */
-const formatOf = (job: Pick<Job, 'dialect'>): WebhookFormat => FORMATS[job.dialect] ?? 'native';
 
 const toJson = <T>(value: T): Jsonified<T> => JSON.parse(JSON.stringify(value)) as Jsonified<T>;
 
@@ -22,10 +18,10 @@ const toJson = <T>(value: T): Jsonified<T> => JSON.parse(JSON.stringify(value)) 
  * Which messages one job event causes for its job's own subscription. A dialect's callback, as
  * its service's, only tells of the end; darkroom's own webhooks follow `webhookEvents`.
  */
-function eventTypesFor(event: JobEvent, job: Job): WebhookEventType[] {
+function eventTypesFor(event: JobEvent, job: Job, format: WebhookFormat): WebhookEventType[] {
   if (!job.request.webhook) return [];
   const finished = event.type === 'status' && isTerminal(event.status);
-  if (formatOf(job) !== 'native') return finished ? ['job.completed'] : [];
+  if (format !== NATIVE_WEBHOOK_FORMAT) return finished ? ['job.completed'] : [];
   const wanted = job.request.webhookEvents ?? ['completed'];
   const types: WebhookEventType[] = [];
   if (event.type === 'status' && wanted.includes('status')) types.push('job.status');
@@ -36,21 +32,23 @@ function eventTypesFor(event: JobEvent, job: Job): WebhookEventType[] {
 
 /**
  * Writes the webhook deliveries that job events cause, inside the events' own transaction: an event
- * that commits has its deliveries, one that rolls back has none.
+ * that commits has its deliveries, one that rolls back has none. Jobs of the dialects in
+ * `ownPayloadDialects` get their service's payload; every other job darkroom's own.
  */
-export function makeWebhookOutbox(repo: WebhookRepository): EventOutbox {
+export function makeWebhookOutbox(repo: WebhookRepository, ownPayloadDialects: ReadonlySet<string>): EventOutbox {
+  const formatOf = (job: Pick<Job, 'dialect'>): WebhookFormat => (ownPayloadDialects.has(job.dialect) ? job.dialect : NATIVE_WEBHOOK_FORMAT);
   return async (tx, written) => {
     const rows: NewWebhookDelivery[] = [];
     const imagesOf = new Map<string, WebhookSnapshot['images']>();
     const finishedBatches = new Set<string>();
     for (const { event, job } of written) {
       if (job.batchId && event.type === 'status' && isTerminal(event.status)) finishedBatches.add(job.batchId);
-      const types = eventTypesFor(event, job);
-      if (types.length === 0) continue;
       const format = formatOf(job);
+      const types = eventTypesFor(event, job, format);
+      if (types.length === 0) continue;
       let payload: WebhookSnapshot | Record<string, never> = {};
       // Only darkroom's envelope shows a moment; a dialect's body is its finished job, read when sent.
-      if (format === 'native') {
+      if (format === NATIVE_WEBHOOK_FORMAT) {
         if (!imagesOf.has(job.id)) imagesOf.set(job.id, (await tx.select().from(images).where(eq(images.jobId, job.id))).map(toJson));
         const imageIndex = event.type === 'image' && typeof event.data.index === 'number' ? event.data.index : null;
         payload = { job: toJson(job), images: imagesOf.get(job.id) ?? [], imageIndex };
@@ -83,5 +81,5 @@ async function batchCompletion(tx: Db, batchId: string, written: { job: Job }[])
   if (!state || state.unfinished > 0 || state.urls.length === 0) return [];
   const last = written.find(({ job }) => job.batchId === batchId)?.job;
   if (!last) return [];
-  return state.urls.map((url) => ({ id: newDeliveryId(), jobId: last.id, batchId, url, event: 'batch.completed' as const, format: 'native' as const }));
+  return state.urls.map((url) => ({ id: newDeliveryId(), jobId: last.id, batchId, url, event: 'batch.completed' as const, format: NATIVE_WEBHOOK_FORMAT }));
 }

@@ -1,0 +1,11 @@
+/** The native API's enumerations and limits, apart from the schemas so that reading them loads no schema library. */
+
+/** A job's lifecycle as the API shows it. */
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'expired'] as const;
+export const TERMINAL_STATUSES: readonly (typeof JOB_STATUSES)[number][] = ['succeeded', 'failed', 'cancelled', 'expired'];
+/** What a running job is doing. */
+export const JOB_STAGES = ['submitting', 'waiting_upstream', 'storing'] as const;
+/** Jobs one batch may hold. */
+export const MAX_BATCH_SIZE = 100;
+/** Largest page of a job list. */
+export const MAX_PAGE_SIZE = 100;
