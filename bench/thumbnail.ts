@@ -1,7 +1,8 @@
 import { Jimp } from 'jimp';
 import sharp from 'sharp';
 import { renderMockImage } from '../src/providers/mock/image.ts';
-import { prepareImage, THUMBNAIL_SIZE } from '../src/storage/thumbnail.ts';
+import { prepareImage } from '../src/storage/thumbnail.ts';
+import { THUMBNAIL_SIZE } from '../src/core/ports/storage.ts';
 import { mean, progress, type Row } from './lib.ts';
 
 export interface ThumbnailOptions {

@@ -3,19 +3,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProviderError } from '../src/core/errors.ts';
-import { decodeJobToken, makeCivitaiProvider, toJobRequest } from '../src/providers/civitai/index.ts';
+import { decodeJobToken, baseModelFor, canonicalScheduler, encodeJobToken, interpretJob, interpretJobs, parseAir, parseJobStatus, parseJobStatusCollection, problemText } from '../src/providers/civitai/protocol.ts';
+import { makeCivitaiProvider, toJobRequest } from '../src/providers/civitai/index.ts';
 import { parseRetryAfter, sniffImageType } from '../src/providers/shared.ts';
-import {
-  baseModelFor,
-  canonicalScheduler,
-  encodeJobToken,
-  interpretJob,
-  interpretJobs,
-  parseAir,
-  parseJobStatus,
-  parseJobStatusCollection,
-  problemText,
-} from '../src/providers/civitai/protocol.ts';
 import { providerContract } from './helpers/provider-contract.ts';
 
 const fixture = (name: string): unknown => JSON.parse(readFileSync(new URL(`./fixtures/civitai/${name}`, import.meta.url), 'utf8'));

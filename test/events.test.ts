@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { JobEventMessage } from '../src/events/bus.ts';
+import type { JobEventMessage } from '../src/core/ports/events.ts';
 import { createTestDatabase, testDatabaseUrl } from './helpers/postgres.ts';
 import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 

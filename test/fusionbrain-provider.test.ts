@@ -5,7 +5,7 @@ import { ProviderError } from '../src/core/errors.ts';
 import type { GenerationRequest } from '../src/core/request.ts';
 import { makeFusionBrainProvider } from '../src/providers/fusionbrain/index.ts';
 import { renderMockImage } from '../src/providers/mock/image.ts';
-import type { ProviderContext } from '../src/providers/port.ts';
+import type { ProviderContext } from '../src/core/ports/provider.ts';
 import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { providerContract } from './helpers/provider-contract.ts';

@@ -2,7 +2,8 @@ import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canTransition, IllegalTransitionError, JOB_STATUSES, TRANSITIONS, type JobStatus } from '../src/core/job.ts';
 import { openDatabase, type Database } from '../src/db/client.ts';
-import { makeJobRepository, type JobRepository } from '../src/db/jobs-repository.ts';
+import { makeJobRepository } from '../src/db/jobs-repository.ts';
+import type { JobStore } from '../src/core/ports/job-store.ts';
 import { jobs } from '../src/db/schema.ts';
 
 const LEGAL: [JobStatus, JobStatus][] = [
@@ -37,7 +38,7 @@ if (process.env.TEST_DATABASE_URL) {
 
 describe.each(databases)('compare-and-set transitions on %s', (_name, open) => {
   let database: Database;
-  let repo: JobRepository;
+  let repo: JobStore;
   beforeAll(async () => {
     database = await open();
     await database.migrate();

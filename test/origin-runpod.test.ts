@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProviderError } from '../src/core/errors.ts';
-import type { Provider } from '../src/providers/port.ts';
+import type { Provider } from '../src/core/ports/provider.ts';
 import { makeScriptedProvider } from './helpers/providers.ts';
 import { startDarkroom, type ApiResponse, type TestDarkroom } from './helpers/darkroom.ts';
 

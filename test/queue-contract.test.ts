@@ -3,7 +3,7 @@ import { Queue, createPostgresBackend, withBackend } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeBullmqQueue, type BullmqQueueOptions } from '../src/queue/bullmq.ts';
 import { makeEmbeddedQueue } from '../src/queue/embedded.ts';
-import type { HandlerResult, JobHandler, JobQueue, QueueStats } from '../src/queue/port.ts';
+import type { HandlerResult, JobHandler, JobQueue, QueueStats } from '../src/core/ports/queue.ts';
 
 /**
  * The queue contract: every adapter of the queue port passes these cases. Redis and PostgreSQL run

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { JobQueue } from '../src/queue/port.ts';
+import type { JobQueue } from '../src/core/ports/queue.ts';
 import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 import { makeScriptedProvider } from './helpers/providers.ts';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeFsStorage } from '../src/storage/fs.ts';
-import type { ObjectStorage } from '../src/storage/port.ts';
+import type { ObjectStorage } from '../src/core/ports/storage.ts';
 import { makeS3Storage } from '../src/storage/s3.ts';
 import { makeLinkSigner } from '../src/storage/signing.ts';
 import { startDarkroom } from './helpers/darkroom.ts';

@@ -8,7 +8,7 @@ import { registerProblemHandlers } from '../src/api/problem.ts';
 import { WEB_UI_NOT_BUILT, WEB_UI_ROOT, webUiRoutes } from '../src/api/web-ui.ts';
 import { ProviderError } from '../src/core/errors.ts';
 import { makeMockProvider } from '../src/providers/mock/index.ts';
-import type { Provider } from '../src/providers/port.ts';
+import type { Provider } from '../src/core/ports/provider.ts';
 import { hasChromium, launchChromium, NO_CHROMIUM_MESSAGE } from './helpers/browser.ts';
 import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 

@@ -1,6 +1,6 @@
 import { ProviderError } from '../../src/core/errors.ts';
 import { makeMockProvider } from '../../src/providers/mock/index.ts';
-import type { PollResult, Provider, ProviderJobRef } from '../../src/providers/port.ts';
+import type { PollResult, Provider, ProviderJobRef } from '../../src/core/ports/provider.ts';
 
 export type SubmitStep = 'ok' | 'retryable' | 'permanent' | 'rate-limited';
 export type PollStep = 'pass' | 'worker-failed' | 'network';
