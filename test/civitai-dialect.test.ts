@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import sdk from 'civitai';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { decodeJobToken } from '../src/providers/civitai/protocol.ts';
+import { decodeJobToken } from '../src/protocols/civitai/orchestration.ts';
 import { startDarkroom, type ApiResponse, type TestDarkroom } from './helpers/darkroom.ts';
 
 /**

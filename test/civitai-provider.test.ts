@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProviderError } from '../src/core/errors.ts';
-import { decodeJobToken, baseModelFor, canonicalScheduler, encodeJobToken, interpretJob, interpretJobs, parseAir, parseJobStatus, parseJobStatusCollection, problemText } from '../src/providers/civitai/protocol.ts';
+import { decodeJobToken, baseModelFor, canonicalScheduler, encodeJobToken, interpretJob, interpretJobs, parseAir, parseJobStatus, parseJobStatusCollection, problemText } from '../src/protocols/civitai/orchestration.ts';
 import { makeCivitaiProvider, toJobRequest } from '../src/providers/civitai/index.ts';
 import { parseRetryAfter, sniffImageType } from '../src/providers/shared.ts';
 import { providerContract } from './helpers/provider-contract.ts';

@@ -14,14 +14,14 @@ describe('loadConfig', () => {
       storage: 'fs',
       signedUrlTtlSeconds: 3600,
       defaultProvider: 'mock',
-      mock: { failureRate: 0 },
+      providers: { mock: { failureRate: 0 } },
       bodyLimitBytes: 1_048_576,
     });
   });
 
   it('reads MOCK_LATENCY_MS as a number or a min-max range', () => {
-    expect(loadConfig({ MOCK_LATENCY_MS: '250' }).mock.latencyMs).toEqual({ min: 250, max: 250 });
-    expect(loadConfig({ MOCK_LATENCY_MS: '100-900' }).mock.latencyMs).toEqual({ min: 100, max: 900 });
+    expect(loadConfig({ MOCK_LATENCY_MS: '250' }).providers.mock).toMatchObject({ latencyMs: { min: 250, max: 250 } });
+    expect(loadConfig({ MOCK_LATENCY_MS: '100-900' }).providers.mock).toMatchObject({ latencyMs: { min: 100, max: 900 } });
   });
 
   it('reads accounts and limits: AUTH, rate limits per window, caps and TRUST_PROXY', () => {

@@ -38,6 +38,7 @@ const submitSteps: ('ok' | 'permanent')[] = [];
 function unhealthy(inner: Provider): Provider {
   return {
     name: inner.name,
+    capabilities: inner.capabilities,
     async submit(request, context) {
       if (submitSteps.shift() === 'permanent') throw new ProviderError('upstream refused: prompt violates policy', { code: 'rejected', retryable: false });
       return inner.submit(request, context);

@@ -8,7 +8,7 @@ import { httpError, upstreamMessage } from '../src/providers/runpod/http.ts';
 import { resolveImage } from '../src/providers/runpod/images.ts';
 import { parseRetryAfter, sniffImageType } from '../src/providers/shared.ts';
 import { makeRunpodProvider } from '../src/providers/runpod/index.ts';
-import { buildInput, buildPolicy, DEFAULT_COMFYUI_CHECKPOINT } from '../src/providers/runpod/input.ts';
+import { buildInput, buildPolicy, DEFAULT_COMFYUI_CHECKPOINT } from '../src/protocols/runpod/input.ts';
 import { parseOutput, workerFailure } from '../src/providers/runpod/output.ts';
 import { providerContract } from './helpers/provider-contract.ts';
 import { runpodContractSpec } from './helpers/runpod.ts';

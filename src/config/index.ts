@@ -1,5 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseDotenv } from 'dotenv';
+import type { SettingsReader } from '../core/ports/provider.ts';
+import { PROVIDER_MODULES } from '../providers/registry.ts';
 
 /**
  * darkroom's configuration, read once from the environment (and `.env` when present), validated and
@@ -39,16 +41,11 @@ export interface Config {
   /** HMAC key for filesystem links; unset means a key generated once and kept in `dataDir`. */
   signingSecret: string | undefined;
   defaultProvider: string;
-  mock: { latencyMs: { min: number; max: number }; failureRate: number };
-  /** A provider is configured when its credentials are set (see providers/index.ts). */
-  fusionbrain: { apiUrl: string; apiKey: string | undefined; secretKey: string | undefined };
-  runpod: {
-    apiUrl: string;
-    apiKey: string | undefined;
-    endpointId: string | undefined;
-    inputFormat: 'comfyui' | 'sdxl' | 'a1111' | 'custom';
-  };
-  civitai: { apiUrl: string; apiToken: string | undefined };
+  /**
+   * The configured providers' settings by provider name, as each module read them (a provider whose
+   * credentials are unset is absent). The mock is always here.
+   */
+  providers: Record<string, unknown>;
   /** Longest a single call to a provider may take before it counts as a (retryable) timeout. */
   providerTimeoutMs: number;
   /** Largest image darkroom downloads or decodes from a provider. */
@@ -186,29 +183,31 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     }
   };
 
-  const latency = (): { min: number; max: number } => {
-    const raw = read('MOCK_LATENCY_MS');
-    if (raw === undefined) return { min: 1500, max: 4000 };
-    const match = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(raw);
-    const min = Number(match?.[1]);
-    const max = match?.[2] === undefined ? min : Number(match[2]);
-    if (!match || max < min || max > 3_600_000) {
-      problems.push(`MOCK_LATENCY_MS="${raw}" must be milliseconds ("2000") or a range ("500-3000") up to 3600000`);
-      return { min: 1500, max: 4000 };
-    }
-    return { min, max };
-  };
-
-  const failureRate = (): number => {
-    const raw = read('MOCK_FAILURE_RATE');
-    if (raw === undefined) return 0;
+  const fraction = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
     const value = Number(raw);
-    if (!Number.isFinite(value) || value < 0 || value > 1) {
-      problems.push(`MOCK_FAILURE_RATE="${raw}" must be a number from 0 to 1`);
-      return 0;
+    if (!Number.isFinite(value) || value < min || value > max) {
+      problems.push(`${name}="${raw}" must be a number from ${min} to ${max}`);
+      return fallback;
     }
     return value;
   };
+
+  // What provider modules read their own variables through (core/ports/provider.ts).
+  const settings: SettingsReader = {
+    text: ((name: string, fallback?: string) => read(name) ?? fallback) as SettingsReader['text'],
+    integer,
+    number: fraction,
+    oneOf,
+    url: ((name: string, fallback?: string) => url(name, ['http:', 'https:']) ?? fallback) as SettingsReader['url'],
+    problem: (message) => problems.push(message),
+  };
+  const providers: Record<string, unknown> = {};
+  for (const module of PROVIDER_MODULES) {
+    const configured = module.settings(settings);
+    if (configured !== undefined) providers[module.name] = configured;
+  }
 
   const rateLimit = (name: string): RateLimit | undefined => {
     const raw = read(name);
@@ -307,22 +306,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     signedUrlTtlSeconds: integer('SIGNED_URL_TTL', 3600, 1, 7 * 24 * 3600),
     signingSecret: read('SIGNING_SECRET'),
     defaultProvider: read('DEFAULT_PROVIDER') ?? 'mock',
-    mock: { latencyMs: latency(), failureRate: failureRate() },
-    fusionbrain: {
-      apiUrl: url('FUSIONBRAIN_API_URL', ['http:', 'https:']) ?? 'https://api-key.fusionbrain.ai',
-      apiKey: read('FUSIONBRAIN_API_KEY'),
-      secretKey: read('FUSIONBRAIN_SECRET_KEY'),
-    },
-    runpod: {
-      apiUrl: url('RUNPOD_API_URL', ['http:', 'https:']) ?? 'https://api.runpod.ai/v2',
-      apiKey: read('RUNPOD_API_KEY'),
-      endpointId: read('RUNPOD_ENDPOINT_ID'),
-      inputFormat: oneOf('RUNPOD_INPUT_FORMAT', ['comfyui', 'sdxl', 'a1111', 'custom'] as const, 'sdxl'),
-    },
-    civitai: {
-      apiUrl: url('CIVITAI_API_URL', ['http:', 'https:']) ?? 'https://orchestration.civitai.com',
-      apiToken: read('CIVITAI_API_TOKEN'),
-    },
+    providers,
     providerTimeoutMs: integer('PROVIDER_TIMEOUT_MS', 60_000, 100, 3_600_000),
     providerMaxImageBytes: integer('PROVIDER_MAX_IMAGE_BYTES', 50 * 1_048_576, 1024, 1024 * 1_048_576),
     workerConcurrency: integer('WORKER_CONCURRENCY', 4, 0, 1000),
@@ -364,10 +348,6 @@ export function loadConfig(env: Env = readEnvironment()): Config {
   if (storage === 's3' && !config.s3.bucket) problems.push('STORAGE=s3 needs S3_BUCKET');
   if (storage === 's3' && Boolean(config.s3.accessKeyId) !== Boolean(config.s3.secretAccessKey)) {
     problems.push('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together');
-  }
-  if (config.runpod.apiKey && !config.runpod.endpointId) problems.push('RUNPOD_API_KEY is set but RUNPOD_ENDPOINT_ID is missing');
-  if (Boolean(config.fusionbrain.apiKey) !== Boolean(config.fusionbrain.secretKey)) {
-    problems.push('FUSIONBRAIN_API_KEY and FUSIONBRAIN_SECRET_KEY must be set together');
   }
   if (config.adminApiKey !== undefined && config.adminApiKey.length < 16) problems.push('ADMIN_API_KEY must be at least 16 characters');
   if (config.bullBoard && !config.adminApiKey) problems.push('BULL_BOARD=true needs ADMIN_API_KEY, which protects /admin/queues');

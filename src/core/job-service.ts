@@ -73,7 +73,7 @@ export function makeJobService(deps: JobServiceDeps) {
 
   function prepare(input: CreateJobInput, field: string, batched: boolean): { request: GenerationRequest; deadlineAt: Date | null } {
     const request = normaliseRequest(input);
-    const provider = routeProvider(request, deps.providers.names(), deps.defaultProvider);
+    const provider = routeProvider(request, deps.providers.all(), deps.defaultProvider);
     if (!deps.providers.get(provider)) {
       const available = deps.providers.names().join(', ');
       throw badRequest(`Provider "${provider}" is not configured (available: ${available})`, [

@@ -20,7 +20,7 @@ import { makeLocalEventBus } from '../events/bus.ts';
 import type { EventBus } from '../core/ports/events.ts';
 import { makeEventFeed } from '../events/follow.ts';
 import { makePostgresEventBus } from '../events/postgres.ts';
-import { makeProviders } from '../providers/index.ts';
+import { PROVIDER_MODULES } from '../providers/registry.ts';
 import { makeProviderRegistry, type Provider } from '../core/ports/provider.ts';
 import { makeQueue } from '../queue/index.ts';
 import type { JobQueue } from '../core/ports/queue.ts';
@@ -74,10 +74,16 @@ export interface Darkroom {
   close(): Promise<void>;
 }
 
+/** The providers the configuration enables, built by their modules, in registry order. */
+function configuredProviders(config: Config, random: (() => number) | undefined): Provider[] {
+  const shared = { timeoutMs: config.providerTimeoutMs, maxImageBytes: config.providerMaxImageBytes, random };
+  return PROVIDER_MODULES.filter((module) => module.name in config.providers).map((module) => module.create(config.providers[module.name], shared));
+}
+
 /** The one composition root: the CLI, the servers and the tests all build darkroom here. */
 export async function createDarkroom(config: Config, overrides: DarkroomOverrides = {}): Promise<Darkroom> {
   const role = overrides.role ?? 'serve';
-  const providers = makeProviderRegistry(overrides.providers ?? makeProviders(config, { random: overrides.random }));
+  const providers = makeProviderRegistry(overrides.providers ?? configuredProviders(config, overrides.random));
   if (!providers.get(config.defaultProvider)) {
     throw new ConfigError([
       `DEFAULT_PROVIDER="${config.defaultProvider}" is not a configured provider (configured: ${providers.names().join(', ')}); set its credentials or choose another`,

@@ -26,6 +26,7 @@ export function makeScriptedProvider(options: {
 
   const provider: Provider = {
     name: options.name ?? 'mock',
+    capabilities: { textToImage: true },
     async submit(request, context) {
       calls.submit += 1;
       const step = submits.shift() ?? 'ok';

@@ -1,4 +1,4 @@
-import type { RunpodInputFormat } from '../../src/providers/runpod/input.ts';
+import type { RunpodInputFormat } from '../../src/protocols/runpod/status.ts';
 import type { ProviderContractSpec } from './provider-contract.ts';
 
 /**

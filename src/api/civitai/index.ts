@@ -6,7 +6,7 @@ import { registerCivitaiErrorHandler } from './problem.ts';
 import { civitaiResourceRoutes } from './resources.ts';
 import { logComponent } from '../logging.ts';
 
-export { decodeJobToken } from '../../providers/civitai/protocol.ts';
+export { decodeJobToken } from '../../protocols/civitai/orchestration.ts';
 
 export interface CivitaiRoutesOptions {
   jobs: JobService;

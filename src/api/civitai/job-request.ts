@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 import type { CreateJobInput } from '../../core/request.ts';
-import { ASSET_TYPES, canonicalScheduler, isRecord, parseAir, SCHEDULERS } from '../../providers/civitai/protocol.ts';
+import { ASSET_TYPES, canonicalScheduler, isRecord, parseAir, SCHEDULERS } from '../../protocols/civitai/orchestration.ts';
 import type { FieldErrors } from './problem.ts';
 import { addError, collectErrors, compile } from './validation.ts';
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { JobView } from '../../core/job-service.ts';
 import { isTerminal, type JobEvent } from '../../core/job.ts';
-import { DEFAULT_MODEL_AIR, isRecord, type JobEventType } from '../../providers/civitai/protocol.ts';
+import { DEFAULT_MODEL_AIR, isRecord, type JobEventType } from '../../protocols/civitai/orchestration.ts';
 
 /** The name darkroom goes by in `serviceProviders` and `lastEvent.provider`. */
 const SERVICE_PROVIDER = 'darkroom';

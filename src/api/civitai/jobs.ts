@@ -5,7 +5,7 @@ import { DarkroomError } from '../../core/errors.ts';
 import { SYSTEM_CALLER } from '../../core/caller.ts';
 import type { JobService, JobView, ScopedJobs } from '../../core/job-service.ts';
 import { isTerminal } from '../../core/job.ts';
-import { decodeJobToken, encodeJobToken, isRecord, parseAir } from '../../providers/civitai/protocol.ts';
+import { decodeJobToken, encodeJobToken, isRecord, parseAir } from '../../protocols/civitai/orchestration.ts';
 import { MAX_JOBS_PER_REQUEST, planJobRequest, type PlannedJob } from './job-request.ts';
 import { presentJobStatus } from './job-status.ts';
 import { CivitaiProblem, type FieldErrors } from './problem.ts';

@@ -1,5 +1,5 @@
 import type { CreateJobInput } from '../../core/request.ts';
-import { FUSIONBRAIN_LIMITS } from '../../providers/fusionbrain/limits.ts';
+import { FUSIONBRAIN_LIMITS } from '../../protocols/fusionbrain/index.ts';
 
 /** Fusion Brain's default side when `width` or `height` is left out. */
 const DEFAULT_SIDE = 1024;

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { FUSIONBRAIN_LIMITS } from '../../providers/fusionbrain/limits.ts';
+import { FUSIONBRAIN_LIMITS } from '../../protocols/fusionbrain/index.ts';
 
 /** Fusion Brain's side, which the service used for every image. */
 export const DEFAULT_SIDE = 1024;

@@ -38,6 +38,12 @@ export interface ProviderCheck {
 
 export interface Provider {
   readonly name: string;
+  readonly capabilities: ProviderCapabilities;
+  /**
+   * Whether this provider is the natural home of a request that names no provider (a Civitai model
+   * AIR, a Kandinsky style). Routing sends such a request here when the provider is configured.
+   */
+  claims?(request: GenerationRequest): boolean;
   submit(request: GenerationRequest, context: ProviderContext): Promise<{ providerJobId: string }>;
   poll(job: ProviderJobRef, context: ProviderContext): Promise<PollResult>;
   /** Best effort: asks the upstream to stop working (and billing) for the job. */
@@ -48,6 +54,8 @@ export interface Provider {
 export interface ProviderRegistry {
   get(name: string): Provider | undefined;
   names(): string[];
+  /** Every configured provider, in registry order. */
+  all(): Provider[];
 }
 
 export function makeProviderRegistry(providers: Provider[]): ProviderRegistry {
@@ -55,5 +63,55 @@ export function makeProviderRegistry(providers: Provider[]): ProviderRegistry {
   return {
     get: (name) => byName.get(name),
     names: () => [...byName.keys()],
+    all: () => [...byName.values()],
   };
+}
+
+/** What kinds of job a provider can run. */
+export interface ProviderCapabilities {
+  textToImage: boolean;
+}
+
+/**
+ * How a provider module reads its own environment variables. Each call names one variable; a value
+ * that does not parse is recorded as a problem (start-up then fails listing every problem) and the
+ * fallback is used meanwhile. `src/config` implements it: nothing else reads the environment.
+ */
+export interface SettingsReader {
+  /** The trimmed text, or `fallback` when unset or empty. */
+  text(name: string): string | undefined;
+  text(name: string, fallback: string): string;
+  integer(name: string, fallback: number, min: number, max: number): number;
+  /** A number from `min` to `max` (fractions allowed). */
+  number(name: string, fallback: number, min: number, max: number): number;
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T;
+  /** An http(s) URL without its trailing slashes. */
+  url(name: string): string | undefined;
+  url(name: string, fallback: string): string;
+  /** Records a problem that involves several variables. */
+  problem(message: string): void;
+}
+
+/** Settings every provider shares (PROVIDER_TIMEOUT_MS, PROVIDER_MAX_IMAGE_BYTES) and test seams. */
+export interface SharedProviderSettings {
+  /** Longest a single upstream call may take. */
+  timeoutMs: number;
+  /** Largest image a provider downloads or decodes. */
+  maxImageBytes: number;
+  /** Randomness (mock latency and failures), so tests can pin it. */
+  random?: () => number;
+}
+
+/**
+ * One provider as a module of darkroom: its name, how it reads its configuration, and how it is
+ * built. Adding a provider is its folder exporting one of these, plus one line in the registry.
+ */
+export interface ProviderModule<Settings = unknown> {
+  readonly name: string;
+  /**
+   * Reads the module's variables. Answers undefined when the provider is not configured (its
+   * credentials are unset), so darkroom runs without it.
+   */
+  settings(read: SettingsReader): Settings | undefined;
+  create(settings: Settings, shared: SharedProviderSettings): Provider;
 }

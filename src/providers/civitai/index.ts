@@ -1,11 +1,10 @@
 import { ProviderError } from '../../core/errors.ts';
 import { parseRetryAfter } from '../shared.ts';
 import type { GenerationRequest } from '../../core/request.ts';
-import type { PollResult, Provider, ProviderContext, ProviderOutput } from '../../core/ports/provider.ts';
+import type { PollResult, Provider, ProviderContext, ProviderModule, ProviderOutput } from '../../core/ports/provider.ts';
 import { describeFetchFailure, downloadBlob } from './download.ts';
-import { baseModelFor, canonicalAssetType, canonicalScheduler, DEFAULT_MODEL_AIR, encodeJobToken, interpretJobs, isRecord, type JobOutcome, parseAir, parseJobStatusCollection, problemText, ProtocolError } from './protocol.ts';
+import { isCivitaiAir, baseModelFor, canonicalAssetType, canonicalScheduler, DEFAULT_MODEL_AIR, encodeJobToken, interpretJobs, isRecord, type JobOutcome, parseAir, parseJobStatusCollection, problemText, ProtocolError } from '../../protocols/civitai/orchestration.ts';
 
-export { decodeJobToken } from './protocol.ts';
 
 export interface CivitaiProviderOptions {
   apiUrl: string;
@@ -122,6 +121,8 @@ export function makeCivitaiProvider(options: CivitaiProviderOptions): Provider {
 
   return {
     name: 'civitai',
+    capabilities: { textToImage: true },
+    claims: (request) => request.model !== undefined && isCivitaiAir(request.model),
 
     async submit(request, context) {
       const answer = await call('submit', 'POST', '/v1/consumer/jobs', { body: toJobRequest(request, context), signal: context.signal });
@@ -194,3 +195,16 @@ export function makeCivitaiProvider(options: CivitaiProviderOptions): Provider {
     },
   };
 }
+
+type CivitaiSettings = Pick<CivitaiProviderOptions, 'apiUrl' | 'apiToken'>;
+
+/** Configured by CIVITAI_API_TOKEN. */
+export const civitaiProviderModule: ProviderModule<CivitaiSettings> = {
+  name: 'civitai',
+  settings(read) {
+    const apiUrl = read.url('CIVITAI_API_URL', 'https://orchestration.civitai.com');
+    const apiToken = read.text('CIVITAI_API_TOKEN');
+    return apiToken ? { apiUrl, apiToken } : undefined;
+  },
+  create: (settings, shared) => makeCivitaiProvider({ ...settings, timeoutMs: shared.timeoutMs, maxImageBytes: shared.maxImageBytes }),
+};

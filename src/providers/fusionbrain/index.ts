@@ -1,10 +1,9 @@
 import { ProviderError } from '../../core/errors.ts';
 import type { GenerationRequest } from '../../core/request.ts';
-import { KANDINSKY_STYLES } from '../../core/routing.ts';
-import type { PollResult, Provider, ProviderOutput } from '../../core/ports/provider.ts';
+import type { PollResult, Provider, ProviderModule, ProviderOutput } from '../../core/ports/provider.ts';
 import { decodeImageFile } from './files.ts';
 import { makeFusionBrainHttp, SMALL_ANSWER_BYTES } from './http.ts';
-import { FUSIONBRAIN_LIMITS } from './limits.ts';
+import { FUSIONBRAIN_LIMITS, isKandinskyStyle, KANDINSKY_STYLES } from '../../protocols/fusionbrain/index.ts';
 
 export interface FusionBrainProviderOptions {
   /** Base URL without the `key/api/v1` part, e.g. https://api-key.fusionbrain.ai */
@@ -128,6 +127,8 @@ export function makeFusionBrainProvider(options: FusionBrainProviderOptions): Pr
 
   return {
     name: 'fusionbrain',
+    capabilities: { textToImage: true },
+    claims: (request) => request.style !== undefined && isKandinskyStyle(request.style),
 
     async submit(request, { signal }) {
       const problems = fusionBrainProblems(request);
@@ -206,3 +207,18 @@ export function makeFusionBrainProvider(options: FusionBrainProviderOptions): Pr
     },
   };
 }
+
+type FusionBrainSettings = Pick<FusionBrainProviderOptions, 'apiUrl' | 'apiKey' | 'secretKey'>;
+
+/** Configured by FUSIONBRAIN_API_KEY with FUSIONBRAIN_SECRET_KEY. */
+export const fusionBrainProviderModule: ProviderModule<FusionBrainSettings> = {
+  name: 'fusionbrain',
+  settings(read) {
+    const apiUrl = read.url('FUSIONBRAIN_API_URL', 'https://api-key.fusionbrain.ai');
+    const apiKey = read.text('FUSIONBRAIN_API_KEY');
+    const secretKey = read.text('FUSIONBRAIN_SECRET_KEY');
+    if (Boolean(apiKey) !== Boolean(secretKey)) read.problem('FUSIONBRAIN_API_KEY and FUSIONBRAIN_SECRET_KEY must be set together');
+    return apiKey && secretKey ? { apiUrl, apiKey, secretKey } : undefined;
+  },
+  create: (settings, shared) => makeFusionBrainProvider({ ...settings, timeoutMs: shared.timeoutMs, maxImageBytes: shared.maxImageBytes }),
+};

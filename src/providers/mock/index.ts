@@ -1,5 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
-import type { PollResult, Provider, ProviderJobRef } from '../../core/ports/provider.ts';
+import type { PollResult, Provider, ProviderJobRef, ProviderModule, SettingsReader } from '../../core/ports/provider.ts';
 import { renderMockImage } from './image.ts';
 
 export interface MockProviderOptions {
@@ -57,6 +57,7 @@ export function makeMockProvider(options: MockProviderOptions): Provider {
 
   return {
     name: 'mock',
+    capabilities: { textToImage: true },
 
     async submit(request) {
       if (random() < options.failureRate) {
@@ -123,3 +124,28 @@ export function makeMockProvider(options: MockProviderOptions): Provider {
     };
   }
 }
+
+type MockSettings = Pick<MockProviderOptions, 'latencyMs' | 'failureRate'>;
+
+const DEFAULT_LATENCY_MS = { min: 1500, max: 4000 };
+
+/** MOCK_LATENCY_MS: milliseconds ("2000") or a range ("500-3000"). */
+function latency(read: SettingsReader): MockSettings['latencyMs'] {
+  const raw = read.text('MOCK_LATENCY_MS');
+  if (raw === undefined) return DEFAULT_LATENCY_MS;
+  const match = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(raw);
+  const min = Number(match?.[1]);
+  const max = match?.[2] === undefined ? min : Number(match[2]);
+  if (!match || max < min || max > 3_600_000) {
+    read.problem(`MOCK_LATENCY_MS="${raw}" must be milliseconds ("2000") or a range ("500-3000") up to 3600000`);
+    return DEFAULT_LATENCY_MS;
+  }
+  return { min, max };
+}
+
+/** The mock is always configured: it is what darkroom runs on when nothing else is set up. */
+export const mockProviderModule: ProviderModule<MockSettings> = {
+  name: 'mock',
+  settings: (read) => ({ latencyMs: latency(read), failureRate: read.number('MOCK_FAILURE_RATE', 0, 0, 1) }),
+  create: (settings, shared) => makeMockProvider({ ...settings, random: shared.random }),
+};

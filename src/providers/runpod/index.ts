@@ -1,8 +1,9 @@
 import { ProviderError } from '../../core/errors.ts';
-import type { PollResult, Provider, ProviderContext, ProviderJobRef, ProviderOutput } from '../../core/ports/provider.ts';
+import type { PollResult, Provider, ProviderContext, ProviderJobRef, ProviderModule, ProviderOutput } from '../../core/ports/provider.ts';
+import { RUNPOD_INPUT_FORMATS, type RunpodInputFormat } from '../../protocols/runpod/status.ts';
 import { httpError, networkError } from './http.ts';
 import { resolveImage } from './images.ts';
-import { buildInput, buildPolicy, type RunpodInputFormat } from './input.ts';
+import { buildInput, buildPolicy } from '../../protocols/runpod/input.ts';
 import { parseOutput, workerFailure } from './output.ts';
 
 export interface RunpodProviderOptions {
@@ -126,6 +127,7 @@ export function makeRunpodProvider(options: RunpodProviderOptions): Provider {
 
   return {
     name: 'runpod',
+    capabilities: { textToImage: true },
 
     async submit(request, context) {
       try {
@@ -195,3 +197,19 @@ export function makeRunpodProvider(options: RunpodProviderOptions): Provider {
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+type RunpodSettings = Pick<RunpodProviderOptions, 'apiUrl' | 'apiKey' | 'endpointId' | 'inputFormat'>;
+
+/** Configured by RUNPOD_API_KEY with RUNPOD_ENDPOINT_ID. */
+export const runpodProviderModule: ProviderModule<RunpodSettings> = {
+  name: 'runpod',
+  settings(read) {
+    const apiUrl = read.url('RUNPOD_API_URL', 'https://api.runpod.ai/v2');
+    const apiKey = read.text('RUNPOD_API_KEY');
+    const endpointId = read.text('RUNPOD_ENDPOINT_ID');
+    const inputFormat = read.oneOf('RUNPOD_INPUT_FORMAT', RUNPOD_INPUT_FORMATS, 'sdxl');
+    if (apiKey && !endpointId) read.problem('RUNPOD_API_KEY is set but RUNPOD_ENDPOINT_ID is missing');
+    return apiKey && endpointId ? { apiUrl, apiKey, endpointId, inputFormat } : undefined;
+  },
+  create: (settings, shared) => makeRunpodProvider({ ...settings, timeoutMs: shared.timeoutMs, maxImageBytes: shared.maxImageBytes }),
+};

@@ -1,8 +1,18 @@
-import type { Config } from '../../config/index.ts';
-import type { GenerationRequest } from '../../core/request.ts';
+import type { RunpodInputFormat } from './status.ts';
 
-/** The input shapes of the RunPod workers darkroom knows (RUNPOD_INPUT_FORMAT). */
-export type RunpodInputFormat = Config['runpod']['inputFormat'];
+/** What a worker input is built from: the generation parameters of a darkroom request. */
+export interface GenerationParams {
+  prompt: string;
+  negativePrompt?: string;
+  width: number;
+  height: number;
+  steps?: number;
+  cfgScale?: number;
+  seed?: number;
+  scheduler?: string;
+  model?: string;
+  numImages: number;
+}
 
 /** What worker-comfyui loads when the request names no checkpoint file: the SDXL base its sdxl image ships. */
 export const DEFAULT_COMFYUI_CHECKPOINT = 'sd_xl_base_1.0.safetensors';
@@ -89,7 +99,7 @@ function comfyuiCheckpoint(model: string | undefined): string {
  * The classic ComfyUI text-to-image graph in API format: checkpoint → two prompts → empty latent →
  * KSampler → VAE decode → SaveImage. ComfyUI needs a seed, so a request without one gets `randomSeed`.
  */
-export function comfyuiWorkflow(request: GenerationRequest, randomSeed: number): Record<string, unknown> {
+export function comfyuiWorkflow(request: GenerationParams, randomSeed: number): Record<string, unknown> {
   const { sampler, scheduler } = comfyuiSampler(request.scheduler);
   return {
     '3': {
@@ -121,7 +131,7 @@ export function comfyuiWorkflow(request: GenerationRequest, randomSeed: number):
  * applies its own defaults; worker-sdxl in particular refuses keys it does not know.
  */
 export function buildInput(
-  request: GenerationRequest,
+  request: GenerationParams,
   format: RunpodInputFormat,
   random: () => number = Math.random,
 ): Record<string, unknown> {

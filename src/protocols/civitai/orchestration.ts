@@ -4,7 +4,7 @@
  * JobStatus means for a job. Pure functions only, so they are tested against real captures.
  */
 
-/** The published AIR validation pattern (provider-apis.md §1, and the v2 spec's ResourceInfo.air). */
+/** The published AIR validation pattern (the v2 API's ResourceInfo.air). */
 export const AIR_PATTERN =
   '^(?:urn:)?(?:air:)?(?:(?<ecosystem>[a-zA-Z0-9_\\-\\/]+):)?(?:(?<type>[a-zA-Z0-9_\\-\\/]+):)?(?<source>[a-zA-Z0-9_\\-\\/]+):(?<id>[a-zA-Z0-9_\\-\\/\\.]+)(?:@(?<version>[a-zA-Z0-9_\\-\\/.=,]+))?(?:\\.(?<format>[a-zA-Z0-9_\\-]+))?$';
 const AIR = new RegExp(AIR_PATTERN);
@@ -30,6 +30,11 @@ export function parseAir(value: string): Air | null {
   if (groups.version) air.version = groups.version;
   if (groups.format) air.format = groups.format;
   return air;
+}
+
+/** Whether `model` is an AIR of a resource hosted by Civitai (the models the Civitai orchestrator runs). */
+export function isCivitaiAir(model: string): boolean {
+  return parseAir(model)?.source.toLowerCase() === 'civitai';
 }
 
 /** The full `urn:air:…` spelling, so `air:x:y` and `urn:air:x:y` name the same resource. */
