@@ -2,8 +2,8 @@
  * Checks that the configuration documents agree with the code:
  *
  * - the variable tables of docs/configuration.md and the "## Configuration" tables of the provider
- *   pages (docs/providers/*.md), taken together, list exactly the variables that src/config/index.ts
- *   reads, each once; docs/configuration.md links to every provider page that has such a table;
+ *   pages (docs/providers/*.md), taken together, list exactly the variables that loadConfig and the
+ *   provider modules read, each once; docs/configuration.md links to every provider page that has such a table;
  * - .env.example lists the same variables, each once;
  * - every setting line of .env.example holds the default: loading all of them gives the same
  *   configuration as loading none;
@@ -16,14 +16,14 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
-import { loadConfig } from '../src/config/index.ts';
+import { loadClientConfig, loadConfig } from '../src/config/index.ts';
 
 const root = new URL('..', import.meta.url);
 
 /** The documents the check reads, relative to the repository root. */
 export const CONFIGURATION_DOC = 'docs/configuration.md';
 export const PROVIDER_DOCS_DIR = 'docs/providers';
-const CONFIG_CODE = 'src/config/index.ts';
+const CONFIG_CODE = 'the code (loadConfig, loadClientConfig and the provider modules)';
 const ENV_EXAMPLE = '.env.example';
 
 /** Reads a file of the repository, by its path relative to the repository root. */
@@ -62,9 +62,21 @@ function configurationSection(text: string): string | undefined {
   return next === -1 ? text.slice(start) : text.slice(start, start + 1 + next);
 }
 
-/** The variables the code reads: each through one of loadConfig's helpers, its name the first argument. */
-function variablesInCode(code: string): string[] {
-  return [...code.matchAll(/\b(?:read|integer|oneOf|boolean|url|perProvider|rateLimit)\(\s*'([A-Z][A-Z0-9_]*)'/g)].map((match) => match[1] as string);
+/**
+ * The variables the code reads: loadConfig run on an environment that records every name asked of
+ * it, so the provider modules' own variables are found wherever their modules live.
+ */
+export function variablesInCode(): string[] {
+  const names = new Set<string>();
+  const recording = new Proxy({} as Record<string, string | undefined>, {
+    get(_target, name) {
+      if (typeof name === 'string') names.add(name);
+      return undefined;
+    },
+  });
+  loadConfig(recording);
+  loadClientConfig(recording);
+  return [...names];
 }
 
 function defaultProviderDocs(): string[] {
@@ -79,7 +91,7 @@ export function checkConfigDocs(options: CheckConfigDocsOptions = {}): string[] 
   const text = options.readText ?? readRepoText;
   const problems: string[] = [];
 
-  const wanted = new Set(variablesInCode(text(CONFIG_CODE)));
+  const wanted = new Set(variablesInCode());
 
   // The documents: every variable row of docs/configuration.md, and of each provider page's
   // "## Configuration" section (a page without one documents no variable).
@@ -155,7 +167,7 @@ if (runDirectly) {
     console.error(`Configuration documents disagree with the code:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
     process.exitCode = 1;
   } else {
-    const count = new Set(variablesInCode(readRepoText(CONFIG_CODE))).size;
+    const count = new Set(variablesInCode()).size;
     console.log(`OK: ${count} variables; ${CONFIGURATION_DOC} with ${PROVIDER_DOCS_DIR}/*.md, and ${ENV_EXAMPLE}, list each once, with the defaults the code applies.`);
   }
 }
