@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { toGenerationUuid } from '../src/api/fusionbrain/ids.ts';
+import { toGenerationUuid } from '../src/api/dialects/fusionbrain/ids.ts';
 import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 
 let dr: TestDarkroom | undefined;

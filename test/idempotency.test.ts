@@ -1,8 +1,8 @@
 import { sql } from 'drizzle-orm';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerIdempotency } from '../src/api/idempotency.ts';
-import { registerProblemHandlers } from '../src/api/problem.ts';
+import { registerIdempotency } from '../src/api/http/idempotency.ts';
+import { registerProblemHandlers } from '../src/api/http/problem.ts';
 import { DarkroomError } from '../src/core/errors.ts';
 import { makeIdempotencyRepository } from '../src/db/idempotency-repository.ts';
 import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';

@@ -6,7 +6,7 @@ import { pino, type Logger } from 'pino';
 import { Redis } from 'ioredis';
 import { buildApp } from '../api/app.ts';
 import { makeKeyRepository } from '../db/keys-repository.ts';
-import { IDEMPOTENCY_ABANDONED_MS, IDEMPOTENCY_TTL_MS } from '../api/idempotency.ts';
+import { IDEMPOTENCY_ABANDONED_MS, IDEMPOTENCY_TTL_MS } from '../api/http/idempotency.ts';
 import { ConfigError, type Config } from '../config/index.ts';
 import { makeJobService, type JobService } from '../core/job-service.ts';
 import { makeProviderChecks } from '../core/provider-checks.ts';
@@ -18,7 +18,7 @@ import { makeProviderCheckRepository } from '../db/provider-checks-repository.ts
 import { makeResourceRepository } from '../db/resources-repository.ts';
 import { makeLocalEventBus } from '../events/bus.ts';
 import type { EventBus } from '../core/ports/events.ts';
-import { makeEventFeed } from '../events/follow.ts';
+import { makeEventFeed } from '../core/event-feed.ts';
 import { makePostgresEventBus } from '../events/postgres.ts';
 import { PROVIDER_MODULES } from '../providers/registry.ts';
 import { makeProviderRegistry, type Provider } from '../core/ports/provider.ts';

@@ -1,6 +1,6 @@
-import { presentJobStatus } from '../api/civitai/job-status.ts';
-import { presentImage, presentJob } from '../api/native/present.ts';
-import { presentStatus, runpodData } from '../api/runpod/present.ts';
+import { presentJobStatus } from '../api/dialects/civitai/job-status.ts';
+import { presentImage, presentJob } from '../api/dialects/native/present.ts';
+import { presentStatus, runpodData } from '../api/dialects/runpod/present.ts';
 import { SYSTEM_CALLER } from '../core/caller.ts';
 import type { JobService, ScopedJobs } from '../core/job-service.ts';
 import type { Job, JobImage } from '../core/job.ts';

@@ -1,0 +1,191 @@
+import multipart from '@fastify/multipart';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyError, FastifyRequest } from 'fastify';
+import type { JobService, JobView, ScopedJobs } from '../../../core/job-service.ts';
+import { FusionBrainApiError, registerFusionBrainErrors } from './errors.ts';
+import { toGenerationUuid, toJobId } from './ids.ts';
+import { readRunParams } from './params.ts';
+import { AvailabilitySchema, errorResponses, PipelineParams, PipelineSchema, PipelinesQuery, RunResponse, StatusParams, StatusResponse } from './schemas.ts';
+import { logComponent } from '../../http/log-component.ts';
+
+export interface FusionBrainRoutesOptions {
+  jobs: JobService;
+}
+
+/** The one pipeline this dialect offers; its id never changes, so clients may keep it. */
+const PIPELINE = {
+  id: '5b1e2c3d-8f4a-4e6b-9c7d-0a1b2c3d4e5f',
+  name: 'Kandinsky',
+  nameEn: 'Kandinsky',
+  description: 'darkroom, answering as Fusion Brain: text to image through its configured providers',
+  descriptionEn: 'darkroom, answering as Fusion Brain: text to image through its configured providers',
+  tags: [],
+  version: 3.1,
+  status: 'ACTIVE',
+  type: 'TEXT2IMAGE',
+  createdDate: '2025-01-01T00:00:00.000Z',
+  lastModified: '2025-01-01T00:00:00.000Z',
+};
+
+/** Failure codes that mean moderation refused the prompt: the service reports those as a censored result. */
+const CENSORED_CODES = new Set(['content_filtered', 'rejected']);
+
+const PART_BYTES = 64 * 1024;
+const FORM_LIMITS = { fieldSize: PART_BYTES, fields: 10, parts: 10 };
+
+const tags = ['fusionbrain'];
+
+/** A header equals `<prefix> <secret>` or the bare secret; compared in constant time. */
+interface Form {
+  pipelineId?: string;
+  params?: { value: unknown; mimetype: string };
+}
+
+async function readForm(request: FastifyRequest): Promise<Form> {
+  if (!request.isMultipart()) {
+    throw new FusionBrainApiError(415, 'Send the request as multipart/form-data with the parts pipeline_id and params');
+  }
+  const form: Form = {};
+  try {
+    // isPartAFile (at registration) keeps every part a field: `params` arrives with its own content
+    // type whether a client sent it as a text part (Python requests) or as a Blob (fetch FormData).
+    for await (const part of request.parts()) {
+      if (part.type !== 'field') continue;
+      if (part.valueTruncated) throw new FusionBrainApiError(413, `The ${part.fieldname} part is larger than ${PART_BYTES} bytes`);
+      if (part.fieldname === 'pipeline_id') form.pipelineId = String(part.value).trim();
+      if (part.fieldname === 'params') form.params = { value: part.value, mimetype: part.mimetype };
+    }
+  } catch (error) {
+    if (error instanceof FusionBrainApiError) throw error;
+    const { code, statusCode } = error as FastifyError;
+    if (code === 'FST_INVALID_JSON_FIELD_ERROR') throw new FusionBrainApiError(400, `params is not valid JSON (or larger than ${PART_BYTES} bytes)`);
+    if (statusCode === 413) throw new FusionBrainApiError(413, `The form has too many parts (at most ${FORM_LIMITS.parts})`);
+    throw new FusionBrainApiError(400, `The multipart body is malformed: ${error instanceof Error ? error.message : 'unreadable'}`);
+  }
+  return form;
+}
+
+/**
+ * The Fusion Brain API (api-key.fusionbrain.ai) under /key/api/v1: one TEXT2IMAGE pipeline, run as
+ * darkroom jobs. A finished generation is answered once, then 404, as the real service does, and
+ * each uuid is the job's id in version-4 form (ids.ts).
+ */
+export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptions> = async (app, options) => {
+  const { jobs: service } = options;
+  registerFusionBrainErrors(app);
+  logComponent(app, 'fusionbrain-api');
+  await app.register(multipart, { isPartAFile: () => false, limits: FORM_LIMITS });
+
+  const knownPipeline = (id: string) => {
+    if (id !== PIPELINE.id) throw new FusionBrainApiError(404, `Pipeline ${id} not found`);
+  };
+
+  app.get(
+    '/pipelines',
+    {
+      schema: {
+        tags,
+        summary: 'Fusion Brain: the pipelines (one TEXT2IMAGE pipeline)',
+        querystring: PipelinesQuery,
+        response: { 200: { type: 'array', items: PipelineSchema }, ...errorResponses(401) },
+      },
+    },
+    async (request) => (request.query.type === undefined || request.query.type === PIPELINE.type ? [PIPELINE] : []),
+  );
+
+  app.get(
+    '/pipeline/:id/availability',
+    {
+      schema: {
+        tags,
+        summary: 'Fusion Brain: whether a pipeline takes work',
+        params: PipelineParams,
+        response: { 200: AvailabilitySchema, ...errorResponses(401, 404) },
+      },
+    },
+    async (request) => {
+      knownPipeline(request.params.id);
+      return { status: PIPELINE.status, pipeline_status: PIPELINE.status };
+    },
+  );
+
+  // Read before the handler, so that Idempotency-Key (which needs the whole body) is settled before a job is made.
+  const forms = new WeakMap<FastifyRequest, Form>();
+  app.post(
+    '/pipeline/run',
+    {
+      config: { idempotent: true, group: 'generate' },
+      preValidation: async (request) => {
+        forms.set(request, await readForm(request));
+      },
+      schema: {
+        tags,
+        summary: 'Fusion Brain: start a generation',
+        description:
+          'multipart/form-data with a text part `pipeline_id` and a part `params` whose own Content-Type is application/json: ' +
+          '{type: "GENERATE", numImages: 1, width, height (multiples of 64 up to 1024), style?, negativePromptDecoder?, generateParams: {query}}.',
+        consumes: ['multipart/form-data'],
+        response: { 201: RunResponse, ...errorResponses(400, 401, 404, 413, 415) },
+      },
+    },
+    async (request, reply) => {
+      const form = forms.get(request) ?? {};
+      if (form.pipelineId === undefined || form.pipelineId === '') throw new FusionBrainApiError(400, 'The pipeline_id part is required');
+      if (!form.params) throw new FusionBrainApiError(400, 'The params part is required');
+      if (!form.params.mimetype.startsWith('application/json')) {
+        throw new FusionBrainApiError(415, `The params part must have Content-Type: application/json (it has ${form.params.mimetype})`);
+      }
+      knownPipeline(form.pipelineId);
+      const read = readRunParams(form.params.value);
+      if ('problems' in read) throw new FusionBrainApiError(400, `Invalid params: ${read.problems.join('; ')}`);
+      const job = await service.for(request.caller).create(read.input, { dialect: 'fusionbrain', dialectData: { pipelineId: PIPELINE.id } });
+      return reply.code(201).send({ uuid: toGenerationUuid(job.id), status: 'INITIAL', status_time: job.createdAt.getTime() });
+    },
+  );
+
+  app.get(
+    '/pipeline/status/:uuid',
+    {
+      schema: {
+        tags,
+        summary: 'Fusion Brain: a generation; a finished one is answered once, then 404',
+        params: StatusParams,
+        response: { 200: StatusResponse, ...errorResponses(401, 404) },
+      },
+    },
+    async (request) => {
+      const jobs = service.for(request.caller);
+      const { uuid } = request.params;
+      const gone = () => new FusionBrainApiError(404, `Generation ${uuid} not found (unknown, or its result was already read)`);
+      const id = toJobId(uuid);
+      const [job] = id ? await jobs.getMany([id]) : [];
+      if (!job || job.dialect !== 'fusionbrain' || job.dialectData.resultReadAt !== undefined) throw gone();
+
+      if (job.status === 'queued') return { uuid, status: 'INITIAL' as const };
+      if (job.status === 'running') return { uuid, status: 'PROCESSING' as const };
+      const answer = await finished(jobs, uuid, job);
+      // Claimed before answering, atomically: like the service, a result is handed out once, even to
+      // two reads at the same instant, and one lost in transit is not handed out again.
+      if (!(await jobs.claimDialectKey(job.id, 'resultReadAt', new Date().toISOString()))) throw gone();
+      return answer;
+    },
+  );
+
+  async function finished(jobs: ScopedJobs, uuid: string, job: JobView) {
+    const generationTime = Math.round(((job.completedAt ?? new Date()).getTime() - job.createdAt.getTime()) / 1000);
+    if (job.status === 'succeeded') {
+      const image = await jobs.readImage(job.id, 0);
+      return { uuid, status: 'DONE' as const, result: { files: [image.bytes.toString('base64')], censored: false }, generationTime };
+    }
+    if (job.status === 'failed' && job.error && CENSORED_CODES.has(job.error.code)) {
+      return { uuid, status: 'DONE' as const, result: { files: [], censored: true }, generationTime };
+    }
+    const errorDescription =
+      job.status === 'failed'
+        ? (job.error?.message ?? 'The generation failed')
+        : job.status === 'expired'
+          ? 'The generation did not finish before its deadline'
+          : 'The generation was cancelled';
+    return { uuid, status: 'FAIL' as const, errorDescription };
+  }
+};
