@@ -9,25 +9,22 @@ import type { ResourceStore, IdempotencyStore } from '../core/ports/stores.ts';
 import type { EventFeed } from '../core/event-feed.ts';
 import type { LinkSigner } from '../storage/signing.ts';
 import type { ObjectStorage } from '../core/ports/storage.ts';
-import { civitaiRoutes } from './dialects/civitai/index.ts';
 import type { Queue } from 'bullmq';
 import { registerAdminQueues } from './http/admin-queues.ts';
 import { adminCheck, markRoutesPublic, ownerOf, registerAuth, type AuthOptions } from './http/auth.ts';
 import { registerDocs } from './http/docs.ts';
 import { filesRoutes } from './http/files.ts';
 import { registerIdempotency } from './http/idempotency.ts';
-import { fusionbrainRoutes } from './dialects/fusionbrain/routes.ts';
-import { imagesRoutes } from './dialects/images/routes.ts';
-import { keyRoutes } from './dialects/native/keys.ts';
-import { nativeRoutes } from './dialects/native/routes.ts';
-import { webhookRoutes } from './dialects/native/webhooks.ts';
 import { problem, registerProblemHandlers, sendProblem } from './http/problem.ts';
-import { runpodRoutes } from './dialects/runpod/routes.ts';
-import { tasksRoutes } from './dialects/tasks/routes.ts';
 import { validatorCompiler } from './http/validation.ts';
 import { WEB_UI_ROOT, webUiRoutes } from './http/web-ui.ts';
+import type { Dialect, DialectContext } from './http/dialect.ts';
+import { installErrorFormat } from './http/errors.ts';
+import { logComponent } from './http/log-component.ts';
 
 export interface AppDeps {
+  /** The served APIs (src/api/dialects/registry.ts). */
+  dialects: readonly Dialect[];
   jobs: JobService;
   /** Provider connection checks run as tasks (the tasks dialect's /test). */
   providerChecks: ProviderChecks;
@@ -132,14 +129,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     markRoutesPublic(files);
     await files.register(filesRoutes, { storage: deps.storage, signer: deps.signer });
   });
-  await app.register(keyRoutes, { prefix: '/api/v1', keys: deps.auth.keys });
-  await app.register(nativeRoutes, { prefix: '/api/v1', jobs: deps.jobs, feed: deps.feed, sseHeartbeatMs: deps.sseHeartbeatMs });
-  await app.register(webhookRoutes, { prefix: '/api/v1', jobs: deps.jobs });
-  await app.register(civitaiRoutes, { jobs: deps.jobs, resources: deps.resources });
-  await app.register(fusionbrainRoutes, { prefix: '/key/api/v1', jobs: deps.jobs });
-  await app.register(runpodRoutes, { prefix: '/v2', jobs: deps.jobs });
-  await app.register(tasksRoutes, { prefix: '/api/v1/runpod', jobs: deps.jobs, checks: deps.providerChecks });
-  await app.register(imagesRoutes, { prefix: '/image', jobs: deps.jobs });
+  const context: DialectContext = {
+    jobs: deps.jobs,
+    feed: deps.feed,
+    sseHeartbeatMs: deps.sseHeartbeatMs,
+    providerChecks: deps.providerChecks,
+    resources: deps.resources,
+    keys: deps.auth.keys,
+  };
+  for (const dialect of deps.dialects) {
+    // Each dialect in a scope of its own: its errors in its service's shape, its log lines under its name.
+    await app.register(
+      async (scope) => {
+        installErrorFormat(scope, dialect.errors, logComponent(scope, dialect.logComponent));
+        await dialect.routes(scope, context);
+      },
+      { prefix: dialect.prefix },
+    );
+  }
   await app.register(webUiRoutes, { root: WEB_UI_ROOT });
 
   app.get('/health', { config: { public: true }, schema: { tags: ['operations'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));

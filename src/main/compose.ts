@@ -33,7 +33,8 @@ import { makeReconciler } from '../worker/reconciler.ts';
 import { makeWorker, type Worker } from '../worker/worker.ts';
 import { makeWebhookDispatcher } from '../webhooks/dispatcher.ts';
 import { makeWebhookOutbox } from '../db/webhook-outbox.ts';
-import { makePayloadRenderer } from '../webhooks/payloads.ts';
+import { makePayloadRenderer } from '../api/http/dialect.ts';
+import { DIALECTS } from '../api/dialects/registry.ts';
 import { makeWebhookRepository } from '../db/webhooks-repository.ts';
 import { makeWebhookSigner, resolveWebhookSecret } from '../webhooks/signing.ts';
 import { makeWebhookTargets } from '../webhooks/target.ts';
@@ -109,7 +110,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   const jobLog = logger.child({ component: 'jobs' });
   const webhookRepo = makeWebhookRepository(database.db);
   const repo = makeJobRepository(database.db, {
-    outbox: makeWebhookOutbox(webhookRepo, new Set(['civitai', 'runpod'])),
+    outbox: makeWebhookOutbox(webhookRepo, new Set(DIALECTS.filter((dialect) => dialect.webhookPayload).map((dialect) => dialect.name))),
     // Only called once jobs run, by which time the dispatcher below exists.
     onOutboxCommitted: () => webhookDispatcher.nudge(),
     onTransition: (job) =>
@@ -157,7 +158,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
 
   const webhookDispatcher = makeWebhookDispatcher({
     repo: webhookRepo,
-    render: makePayloadRenderer(jobs),
+    render: makePayloadRenderer(DIALECTS, jobs),
     signer: makeWebhookSigner(resolveWebhookSecret(config.webhooks.secret, config.dataDir)),
     targets: webhookTargets,
     logger: logger.child({ component: 'webhooks' }),
@@ -208,6 +209,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   rateLimitRedis?.on('error', (error: Error) => logger.warn({ err: error }, 'rate-limit Redis connection error; limits are not applied meanwhile'));
 
   const app = await buildApp({
+    dialects: DIALECTS,
     jobs,
     providerChecks,
     storage,

@@ -94,7 +94,7 @@ const create: Command = {
     if (maxBatchSize !== undefined && maxBatchSize > MAX_BATCH_SIZE) throw new UsageError(`--max-batch-size must be at most ${MAX_BATCH_SIZE}`, CREATE_HELP);
     const scopes: KeyScope[] = values.admin ? ['admin'] : [];
     const { key, secret } = await withKeys((keys) => keys.create({ name, scopes, maxActiveJobs, maxBatchSize }));
-    const { presentKey } = await import('../api/dialects/native/keys.ts');
+    const { presentKey } = await import('../api/dialects/native/present.ts');
     console.log(
       values.json
         ? JSON.stringify({ ...presentKey(key), key: secret }, null, 2)
@@ -112,7 +112,7 @@ const list: Command = {
     const { values } = parseCommandLine(LIST_HELP, { args: argv, options: { ...HELP_OPTION, json: { type: 'boolean' } } });
     if (values.help) return printHelp(LIST_HELP);
     const all = await withKeys((keys) => keys.list());
-    const { presentKey } = await import('../api/dialects/native/keys.ts');
+    const { presentKey } = await import('../api/dialects/native/present.ts');
     console.log(values.json ? JSON.stringify({ items: all.map(presentKey) }, null, 2) : table(all));
     return EXIT.ok;
   },
@@ -130,7 +130,7 @@ const revoke: Command = {
     if (!UUID_PATTERN.test(id)) throw new UsageError(`"${id}" is not a key id (a UUID; see keys list)`, REVOKE_HELP);
     const revoked = await withKeys((keys) => keys.revoke(id));
     if (!revoked) throw new CommandFailed(`there is no key ${id}`);
-    const { presentKey } = await import('../api/dialects/native/keys.ts');
+    const { presentKey } = await import('../api/dialects/native/present.ts');
     console.log(values.json ? JSON.stringify(presentKey(revoked), null, 2) : `revoked key ${revoked.id} (${revoked.name})`);
     return EXIT.ok;
   },

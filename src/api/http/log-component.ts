@@ -1,17 +1,22 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
+
+/** Each request's logger before any component was bound, so a nested scope rebinds instead of stacking. */
+const unbound = new WeakMap<FastifyRequest, FastifyBaseLogger>();
 
 /**
- * Tags the logs of every request a dialect plugin serves with `component: name` (its request line
- * included). Returns the binder for the plugin's error and not-found handlers too: a request refused
- * before the plugin's own hooks run (a 401 from auth) reaches those without passing the hook.
+ * Tags the logs of every request a scope serves with `component: name` (its request line included),
+ * so operators can filter one API's traffic out of the shared log; a nested scope's name wins over
+ * its parent's. Returns the binder for error and not-found handlers: a request refused before the
+ * scope's hooks ran (a 401 from auth) gets the name there, unless a scope already named it.
  */
 export function logComponent(app: FastifyInstance, name: string): (request: FastifyRequest) => void {
-  const bound = new WeakSet<FastifyRequest>();
   const bind = (request: FastifyRequest) => {
-    if (bound.has(request)) return;
-    bound.add(request);
-    request.log = request.log.child({ component: name });
+    const original = unbound.get(request) ?? request.log;
+    unbound.set(request, original);
+    request.log = original.child({ component: name });
   };
   app.addHook('onRequest', async (request) => bind(request));
-  return bind;
+  return (request) => {
+    if (!unbound.has(request)) bind(request);
+  };
 }

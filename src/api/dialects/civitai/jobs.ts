@@ -6,9 +6,9 @@ import { SYSTEM_CALLER } from '../../../core/caller.ts';
 import type { JobService, JobView, ScopedJobs } from '../../../core/job-service.ts';
 import { isTerminal } from '../../../core/job.ts';
 import { decodeJobToken, encodeJobToken, isRecord, parseAir } from '../../../protocols/civitai/orchestration.ts';
-import { MAX_JOBS_PER_REQUEST, planJobRequest, type PlannedJob } from './job-request.ts';
-import { presentJobStatus } from './job-status.ts';
-import { CivitaiProblem, type FieldErrors } from './problem.ts';
+import { MAX_JOBS_PER_REQUEST, planJobRequest, type PlannedJob } from './schemas.ts';
+import { presentJobStatus } from './present.ts';
+import { CivitaiProblem, type FieldErrors } from './errors.ts';
 import { addError, collectErrors, compile, queryBoolean, queryValue, queryValues, requireBody, throwIfErrors } from './validation.ts';
 import { UUID_PATTERN } from '../../../core/ids.ts';
 

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { ResourceStore } from '../../../core/ports/stores.ts';
 import { AIR_PATTERN, canonicalAir, isRecord, parseAir } from '../../../protocols/civitai/orchestration.ts';
-import { CivitaiProblem, type FieldErrors } from './problem.ts';
+import { CivitaiProblem, type FieldErrors } from './errors.ts';
 import { addError, collectErrors, compile, queryInteger, queryValue, requireBody, throwIfErrors } from './validation.ts';
 
 export interface CivitaiResourceRoutesOptions {

@@ -1,7 +1,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { TSchema } from 'typebox';
-import { CivitaiProblem, validationProblem, type FieldErrors } from './problem.ts';
+import { CivitaiProblem, validationProblem, type FieldErrors } from './errors.ts';
 
 // Bodies are checked here rather than by route schemas: a JobRequest may come alone or inside
 // `{jobs: […]}`, and every bad field of every job must be reported under its own ASP.NET-style name.

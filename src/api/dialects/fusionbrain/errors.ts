@@ -1,17 +1,13 @@
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
-import { DarkroomError } from '../../../core/errors.ts';
+import type { FastifyRequest } from 'fastify';
+import { DialectError, type ErrorFormat, type NormalisedError } from '../../http/errors.ts';
 
 /** A refusal in the dialect's own terms: the HTTP status and the sentence its clients show. */
-export class FusionBrainApiError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
+export class FusionBrainApiError extends DialectError {
+  constructor(status: number, message: string) {
+    super(status, message);
     this.name = 'FusionBrainApiError';
   }
 }
-
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
@@ -32,26 +28,21 @@ export function errorBody(status: number, message: string, request: FastifyReque
   return { timestamp: new Date().toISOString(), status, error: REASONS[status] ?? 'Error', message, path: request.url.split('?')[0] };
 }
 
-function statusAndMessage(error: unknown): { status: number; message: string } {
-  if (error instanceof FusionBrainApiError || error instanceof DarkroomError) return { status: error.status, message: error.message };
-  const fastifyError = error as FastifyError;
-  const status = fastifyError.statusCode;
-  if (typeof status === 'number' && status >= 400 && status < 500) {
-    if (fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status, message: 'Send the request as multipart/form-data' };
-    if (fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return { status, message: `The request body is not valid JSON: ${fastifyError.message}` };
-    return { status, message: fastifyError.message };
+function messageOf(error: NormalisedError, request: FastifyRequest): string {
+  switch (error.code) {
+    case 'unsupported_media_type':
+      return 'Send the request as multipart/form-data';
+    case 'internal_error':
+      return 'The server could not handle the request';
+    case 'route_not_found':
+      return `No resource ${request.method} ${request.url.split('?')[0]}`;
+    default:
+      return error.message;
   }
-  return { status: 500, message: 'The server could not handle the request' };
 }
 
 /** Every error and unknown route under the dialect's prefix answers in the service's shape, never problem+json. */
-export function registerFusionBrainErrors(app: FastifyInstance): void {
-  app.setErrorHandler((error, request, reply) => {
-    const { status, message } = statusAndMessage(error);
-    if (status >= 500) request.log.error({ err: error }, 'request failed');
-    return reply.code(status).type('application/json').send(errorBody(status, message, request));
-  });
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).type('application/json').send(errorBody(404, `No resource ${request.method} ${request.url.split('?')[0]}`, request)),
-  );
-}
+export const fusionBrainErrors: ErrorFormat = {
+  ownNotFound: true,
+  format: (error, request) => ({ status: error.status, body: errorBody(error.status, messageOf(error, request), request) }),
+};

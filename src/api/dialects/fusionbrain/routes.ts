@@ -1,34 +1,16 @@
 import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyRequest } from 'fastify';
-import type { JobService, JobView, ScopedJobs } from '../../../core/job-service.ts';
-import { FusionBrainApiError, registerFusionBrainErrors } from './errors.ts';
+import type { JobService } from '../../../core/job-service.ts';
+import { FusionBrainApiError } from './errors.ts';
+import { PIPELINE, presentFinished } from './present.ts';
 import { toGenerationUuid, toJobId } from './ids.ts';
 import { readRunParams } from './params.ts';
 import { AvailabilitySchema, errorResponses, PipelineParams, PipelineSchema, PipelinesQuery, RunResponse, StatusParams, StatusResponse } from './schemas.ts';
-import { logComponent } from '../../http/log-component.ts';
 
 export interface FusionBrainRoutesOptions {
   jobs: JobService;
 }
-
-/** The one pipeline this dialect offers; its id never changes, so clients may keep it. */
-const PIPELINE = {
-  id: '5b1e2c3d-8f4a-4e6b-9c7d-0a1b2c3d4e5f',
-  name: 'Kandinsky',
-  nameEn: 'Kandinsky',
-  description: 'darkroom, answering as Fusion Brain: text to image through its configured providers',
-  descriptionEn: 'darkroom, answering as Fusion Brain: text to image through its configured providers',
-  tags: [],
-  version: 3.1,
-  status: 'ACTIVE',
-  type: 'TEXT2IMAGE',
-  createdDate: '2025-01-01T00:00:00.000Z',
-  lastModified: '2025-01-01T00:00:00.000Z',
-};
-
-/** Failure codes that mean moderation refused the prompt: the service reports those as a censored result. */
-const CENSORED_CODES = new Set(['content_filtered', 'rejected']);
 
 const PART_BYTES = 64 * 1024;
 const FORM_LIMITS = { fieldSize: PART_BYTES, fields: 10, parts: 10 };
@@ -72,8 +54,6 @@ async function readForm(request: FastifyRequest): Promise<Form> {
  */
 export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptions> = async (app, options) => {
   const { jobs: service } = options;
-  registerFusionBrainErrors(app);
-  logComponent(app, 'fusionbrain-api');
   await app.register(multipart, { isPartAFile: () => false, limits: FORM_LIMITS });
 
   const knownPipeline = (id: string) => {
@@ -163,7 +143,7 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
 
       if (job.status === 'queued') return { uuid, status: 'INITIAL' as const };
       if (job.status === 'running') return { uuid, status: 'PROCESSING' as const };
-      const answer = await finished(jobs, uuid, job);
+      const answer = await presentFinished(uuid, job, (index) => jobs.readImage(job.id, index));
       // Claimed before answering, atomically: like the service, a result is handed out once, even to
       // two reads at the same instant, and one lost in transit is not handed out again.
       if (!(await jobs.claimDialectKey(job.id, 'resultReadAt', new Date().toISOString()))) throw gone();
@@ -171,21 +151,4 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
     },
   );
 
-  async function finished(jobs: ScopedJobs, uuid: string, job: JobView) {
-    const generationTime = Math.round(((job.completedAt ?? new Date()).getTime() - job.createdAt.getTime()) / 1000);
-    if (job.status === 'succeeded') {
-      const image = await jobs.readImage(job.id, 0);
-      return { uuid, status: 'DONE' as const, result: { files: [image.bytes.toString('base64')], censored: false }, generationTime };
-    }
-    if (job.status === 'failed' && job.error && CENSORED_CODES.has(job.error.code)) {
-      return { uuid, status: 'DONE' as const, result: { files: [], censored: true }, generationTime };
-    }
-    const errorDescription =
-      job.status === 'failed'
-        ? (job.error?.message ?? 'The generation failed')
-        : job.status === 'expired'
-          ? 'The generation did not finish before its deadline'
-          : 'The generation was cancelled';
-    return { uuid, status: 'FAIL' as const, errorDescription };
-  }
 };

@@ -1,15 +1,11 @@
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
-import { DarkroomError } from '../../../core/errors.ts';
+import type { FastifyRequest } from 'fastify';
+import { DialectError, fieldName, type ErrorFormat, type FieldProblem, type NormalisedError } from '../../http/errors.ts';
 import { UUID_PATTERN } from './schemas.ts';
 
 /** A refusal in the dialect's own terms, with optional members beside NestJS's three. */
-export class ImageApiError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly extra: Record<string, unknown> = {},
-  ) {
-    super(message);
+export class ImageApiError extends DialectError {
+  constructor(status: number, message: string, extra: Record<string, unknown> = {}) {
+    super(status, message, { extra });
     this.name = 'ImageApiError';
   }
 }
@@ -27,18 +23,11 @@ const REASONS: Record<number, string> = {
   500: 'Internal Server Error',
 };
 
-interface AjvError {
-  keyword: string;
-  instancePath: string;
-  message?: string;
-  params: Record<string, unknown>;
-}
-
-/** One Ajv error as class-validator words it (`pageSize must not be greater than 100`). */
-function sentence(error: AjvError, where: string): string {
-  const path = error.instancePath.split('/').filter(Boolean).join('.');
-  const field = error.keyword === 'required' ? [path, error.params.missingProperty].filter(Boolean).join('.') : path;
-  const name = field || (where === 'body' ? 'the request body' : where);
+/** One schema failure as class-validator words it (`pageSize must not be greater than 100`). */
+function sentence(problem: FieldProblem, rule: NonNullable<FieldProblem['rule']>): string {
+  const field = rule.keyword === 'additionalProperties' ? problem.path.slice(0, -1).join('.') : problem.path.join('.');
+  const name = field || (problem.in === 'body' ? 'the request body' : problem.in);
+  const error = rule;
   const limit = error.params.limit as number;
   switch (error.keyword) {
     case 'required':
@@ -67,53 +56,33 @@ function sentence(error: AjvError, where: string): string {
     case 'format':
       return error.params.format === 'uuid' ? `${name} must be a UUID` : `${name} must be a valid ${String(error.params.format)}`;
     default:
-      return `${name} ${error.message ?? 'is invalid'}`;
+      return `${name} ${error.message}`;
   }
 }
 
-function answerFor(error: unknown, request: FastifyRequest): { status: number; message: string | string[]; extra?: Record<string, unknown> } {
-  if (error instanceof ImageApiError) return { status: error.status, message: error.message, extra: error.extra };
-  if (error instanceof DarkroomError) {
-    const fields = error.fieldErrors.map((problem) => `${problem.field.replace(/^\//, '').replaceAll('/', '.')} ${problem.message}`);
-    return { status: error.status, message: fields.length > 0 ? fields : error.message };
+function messageOf(error: NormalisedError, request: FastifyRequest): string | string[] {
+  const rules = error.fields.filter((item) => item.rule !== undefined);
+  // An empty prompt breaks two rules that say the same thing: each sentence once.
+  if (rules.length > 0) return [...new Set(rules.map((item) => sentence(item, item.rule as NonNullable<FieldProblem['rule']>)))];
+  if (error.fields.length > 0) return error.fields.map((item) => `${fieldName(item)} ${item.message}`);
+  switch (error.code) {
+    case 'internal_error':
+      return 'Internal server error';
+    case 'route_not_found':
+      return `Cannot ${request.method} ${request.url.split('?')[0]}`;
+    default:
+      return error.message;
   }
-  const fastifyError = error as FastifyError;
-  if (fastifyError.validation) {
-    const where = fastifyError.validationContext ?? 'body';
-    // An empty prompt breaks two rules that say the same thing: each sentence once.
-    return { status: 400, message: [...new Set((fastifyError.validation as unknown as AjvError[]).map((item) => sentence(item, where)))] };
-  }
-  const status = fastifyError.statusCode;
-  if (typeof status === 'number' && status >= 400 && status < 500) {
-    if (fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return { status, message: `Content-Type ${request.headers['content-type'] ?? '(none)'} is not accepted here; send application/json` };
-    }
-    if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status, message: 'The request body is larger than this server accepts' };
-    return { status, message: fastifyError.message };
-  }
-  return { status: 500, message: 'Internal server error' };
 }
 
 /**
  * Every error under /image in NestJS's shape, `{statusCode, message, error}`: `message` is the list
  * of problems for a request that failed validation (as ValidationPipe answers), a sentence otherwise.
- * Headers already set (Retry-After of a 429) are kept.
  */
-export function registerImageErrors(app: FastifyInstance, onRequest: (request: FastifyRequest) => void): void {
-  app.setErrorHandler((error, request, reply) => {
-    onRequest(request);
-    const { status, message, extra } = answerFor(error, request);
-    if (status >= 500) request.log.error({ err: error }, 'request failed');
-    return reply
-      .code(status)
-      .type('application/json')
-      .send({ statusCode: status, message, error: REASONS[status] ?? 'Error', ...extra });
-  });
-  app.setNotFoundHandler((request, reply) => {
-    onRequest(request);
-    return reply
-      .code(404)
-      .type('application/json')
-      .send({ statusCode: 404, message: `Cannot ${request.method} ${request.url.split('?')[0]}`, error: 'Not Found' });
-  });
-}
+export const imageErrors: ErrorFormat = {
+  ownNotFound: true,
+  format: (error, request) => ({
+    status: error.status,
+    body: { statusCode: error.status, message: messageOf(error, request), error: REASONS[error.status] ?? 'Error', ...error.extra },
+  }),
+};

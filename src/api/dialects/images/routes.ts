@@ -1,8 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { JobService, JobView } from '../../../core/job-service.ts';
-import type { JobStatus } from '../../../core/job.ts';
-import { logComponent } from '../../http/log-component.ts';
-import { ImageApiError, registerImageErrors } from './errors.ts';
+import type { JobService } from '../../../core/job-service.ts';
+import { ImageApiError } from './errors.ts';
+import { failureOf, STATUS } from './present.ts';
 import { CreateBody, Created, DEFAULT_SIDE, errorResponses, GetQuery, Link, ListQuery, ListResponse, StillGenerating } from './schemas.ts';
 
 export interface ImagesRoutesOptions {
@@ -12,31 +11,12 @@ export interface ImagesRoutesOptions {
 const DIALECT = 'images';
 const tags = ['images'];
 
-type ImageStatus = 'created' | 'pending' | 'done' | 'error';
-
-/** The service's statuses: created → pending → done, and error, which darkroom sets when a job fails. */
-const STATUS: Record<JobStatus, ImageStatus> = {
-  queued: 'created',
-  running: 'pending',
-  succeeded: 'done',
-  failed: 'error',
-  cancelled: 'error',
-  expired: 'error',
-};
-
-function failureOf(job: JobView): string {
-  if (job.status === 'cancelled') return 'it was cancelled';
-  if (job.status === 'expired') return 'it did not finish before its deadline';
-  return job.error?.message ?? 'the generation failed';
-}
-
 /**
  * The Fusion-service origin's own API (NestJS) under /image: create an image from a prompt and a
  * style, fetch a signed link to its original or thumbnail, list one's images page by page. An image
  * id is the darkroom job id. Errors are NestJS's `{statusCode, message, error}`.
  */
 export const imagesRoutes: FastifyPluginAsyncTypebox<ImagesRoutesOptions> = async (app, { jobs: service }) => {
-  registerImageErrors(app, logComponent(app, 'image-api'));
 
   app.post(
     '/create',

@@ -1,55 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type, type Static } from 'typebox';
-import { KEY_SCOPES, type ApiKey, type KeyStore } from '../../../core/ports/stores.ts';
-import { MAX_BATCH_SIZE } from '../../../core/job-service.ts';
+import { Type } from 'typebox';
+import type { KeyStore } from '../../../core/ports/stores.ts';
 import { notFound } from '../../../core/errors.ts';
 import { logComponent } from '../../http/log-component.ts';
 import { JobIdParams, problemResponses } from '../../../protocols/native/schemas.ts';
-
-const DateTime = Type.String({ format: 'date-time' });
-
-export const NewKeyBody = Type.Object(
-  {
-    name: Type.String({ minLength: 1, maxLength: 100, pattern: '\\S', description: 'What the key is for, shown in lists' }),
-    scopes: Type.Optional(Type.Array(Type.Enum([...KEY_SCOPES]), { maxItems: KEY_SCOPES.length, description: '`admin`: keys, queue-wide stats, the admin UI' })),
-    maxActiveJobs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Queued plus running jobs at once; default MAX_ACTIVE_JOBS_PER_KEY' })),
-    maxBatchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_BATCH_SIZE, description: 'Jobs per batch; default MAX_BATCH_SIZE, never above it' })),
-  },
-  { additionalProperties: false },
-);
-
-export const KeySchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  name: Type.String(),
-  prefix: Type.String({ description: 'The first characters of the key, to tell keys apart' }),
-  scopes: Type.Array(Type.String()),
-  maxActiveJobs: Type.Union([Type.Integer(), Type.Null()]),
-  maxBatchSize: Type.Union([Type.Integer(), Type.Null()]),
-  createdAt: DateTime,
-  revokedAt: Type.Union([DateTime, Type.Null()]),
-});
-
-export const CreatedKeySchema = Type.Intersect([
-  KeySchema,
-  Type.Object({ key: Type.String({ description: 'The secret: shown this once, never again' }) }),
-]);
-
-export function presentKey(key: ApiKey): Static<typeof KeySchema> {
-  return {
-    id: key.id,
-    name: key.name,
-    prefix: key.prefix,
-    scopes: key.scopes,
-    maxActiveJobs: key.maxActiveJobs,
-    maxBatchSize: key.maxBatchSize,
-    createdAt: key.createdAt.toISOString(),
-    revokedAt: key.revokedAt?.toISOString() ?? null,
-  };
-}
+import { CreatedKeySchema, KeySchema, NewKeyBody } from './schemas.ts';
+import { presentKey } from './present.ts';
 
 const tags = ['keys'];
 
-/** API key management under /api/v1/keys: admin scope only. */
 export const keyRoutes: FastifyPluginAsyncTypebox<{ keys: KeyStore }> = async (app, { keys }) => {
   logComponent(app, 'keys-api');
   app.post(

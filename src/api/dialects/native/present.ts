@@ -2,6 +2,13 @@ import type { Static } from 'typebox';
 import type { ImageView, JobView } from '../../../core/job-service.ts';
 import type { JobEvent } from '../../../core/job.ts';
 import type { EventsResponse, ImageSchema, JobSchema, JobStreamEventSchema } from '../../../protocols/native/schemas.ts';
+import type { ApiKey } from '../../../core/ports/stores.ts';
+import type { DeliveryLogEntry } from '../../../core/ports/webhooks.ts';
+import type { KeySchema, WebhookDeliverySchema } from './schemas.ts';
+import { SYSTEM_CALLER } from '../../../core/caller.ts';
+import type { Job, JobImage } from '../../../core/job.ts';
+import type { Jsonified, WebhookDelivery, WebhookSnapshot } from '../../../core/ports/webhooks.ts';
+import type { PayloadSource } from '../../http/dialect.ts';
 
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
 
@@ -71,4 +78,82 @@ export function presentStreamEvent(event: JobEvent, image?: ImageView): Static<t
         },
       };
   }
+}
+
+export function presentKey(key: ApiKey): Static<typeof KeySchema> {
+  return {
+    id: key.id,
+    name: key.name,
+    prefix: key.prefix,
+    scopes: key.scopes,
+    maxActiveJobs: key.maxActiveJobs,
+    maxBatchSize: key.maxBatchSize,
+    createdAt: key.createdAt.toISOString(),
+    revokedAt: key.revokedAt?.toISOString() ?? null,
+  };
+}
+
+
+/** API key management under /api/v1/keys: admin scope only. */
+
+export function presentDelivery(entry: DeliveryLogEntry): Static<typeof WebhookDeliverySchema> {
+  return {
+    id: entry.id,
+    url: entry.url,
+    event: entry.event,
+    format: entry.format,
+    status: entry.status,
+    createdAt: entry.createdAt.toISOString(),
+    deliveredAt: entry.deliveredAt?.toISOString() ?? null,
+    nextAttemptAt: entry.status === 'pending' ? (entry.nextAttemptAt?.toISOString() ?? null) : null,
+    attempts: entry.attemptLog.map((attempt) => ({
+      attempt: attempt.attempt,
+      at: attempt.startedAt.toISOString(),
+      durationMs: attempt.durationMs,
+      statusCode: attempt.statusCode,
+      error: attempt.error,
+      retryAt: attempt.retryAt?.toISOString() ?? null,
+    })),
+  };
+}
+
+/** The delivery log of a job's webhooks, under /api/v1. */
+
+const orNull = (text: string | null) => (text === null ? null : new Date(text));
+
+function reviveJob(json: Jsonified<Job>): Job {
+  return {
+    ...json,
+    runAfter: new Date(json.runAfter),
+    createdAt: new Date(json.createdAt),
+    updatedAt: new Date(json.updatedAt),
+    startedAt: orNull(json.startedAt),
+    completedAt: orNull(json.completedAt),
+    deadlineAt: orNull(json.deadlineAt),
+  };
+}
+
+const reviveImage = (json: Jsonified<JobImage>): JobImage => ({ ...json, createdAt: new Date(json.createdAt) });
+
+const isSnapshot = (payload: WebhookDelivery['payload']): payload is WebhookSnapshot => 'job' in payload;
+
+/**
+ * darkroom's own webhook body: a Standard Webhooks envelope `{type, timestamp, data}` with `data` the
+ * job as the API shows it at the moment of its event (plus `image`, the announced one, for
+ * `job.image`), or the batch as GET /batches/{id} shows it.
+ */
+export async function presentWebhook(delivery: WebhookDelivery, source: PayloadSource): Promise<unknown> {
+  return { type: delivery.event, timestamp: delivery.createdAt.toISOString(), data: await webhookData(delivery, source) };
+}
+
+async function webhookData(delivery: WebhookDelivery, source: PayloadSource): Promise<unknown> {
+  if (delivery.event === 'batch.completed') {
+    const batch = await source.for(SYSTEM_CALLER).getBatch(delivery.batchId as string);
+    return { ...batch, jobs: batch.jobs.map(presentJob) };
+  }
+  const { payload } = delivery;
+  if (!isSnapshot(payload)) throw new Error(`delivery ${delivery.id} has no job snapshot`);
+  const view = await source.viewAt(reviveJob(payload.job), payload.images.map(reviveImage));
+  const image = view.images.find((candidate) => candidate.index === payload.imageIndex);
+  return { ...presentJob(view), ...(image ? { image: presentImage(image) } : {}) };
 }

@@ -8,7 +8,6 @@ import { wantsEventStream } from '../../http/sse.ts';
 import { presentEvents, presentJob } from './present.ts';
 import { makeEventStreams } from './streams.ts';
 import { BatchBody, DEFAULT_PAGE_SIZE, ListQuery, ListResponse, QueueStatsResponse, BatchResponse, BatchStatusResponse, CreateJobBody, EventsResponse, EventStreamResponse, GetJobQuery, ImageLinkResponse, ImageParams, ImageQuery, JobIdParams, JobSchema, LastEventIdHeaders, problemResponses, ProviderParams, ProviderStatusSchema } from '../../../protocols/native/schemas.ts';
-import { logComponent } from '../../http/log-component.ts';
 
 export interface NativeRoutesOptions {
   jobs: JobService;
@@ -22,7 +21,6 @@ const tags = ['jobs'];
 /** darkroom's own API under /api/v1. */
 export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = async (app, { jobs, feed, sseHeartbeatMs }) => {
   const context = { dialect: 'native' };
-  logComponent(app, 'api');
 
   app.post(
     '/jobs',

@@ -1,4 +1,5 @@
 import type { CreateJobInput } from '../../../core/request.ts';
+import { DialectError } from '../../http/errors.ts';
 
 /** The worker whose input a request is shaped like; the answer's `output` takes the same worker's shape. */
 export type RunpodFormat = 'comfyui' | 'sdxl' | 'a1111' | 'custom';
@@ -12,9 +13,9 @@ export interface ParsedInput {
 }
 
 /** A request darkroom cannot run, answered as a RunPod-style 400 `{error}`. */
-export class RunpodInputError extends Error {
+export class RunpodInputError extends DialectError {
   constructor(readonly problems: string[]) {
-    super(problems.join('; '));
+    super(400, problems.join('; '));
     this.name = 'RunpodInputError';
   }
 }

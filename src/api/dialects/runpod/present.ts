@@ -2,6 +2,9 @@ import type { ImageView, JobView } from '../../../core/job-service.ts';
 import type { JobStatus } from '../../../core/job.ts';
 import { EXTENSION_BY_TYPE } from '../../../core/ports/storage.ts';
 import type { ReturnType, RunpodFormat } from './input.ts';
+import { SYSTEM_CALLER } from '../../../core/caller.ts';
+import type { WebhookDelivery } from '../../../core/ports/webhooks.ts';
+import type { PayloadSource } from '../../http/dialect.ts';
 
 export type RunpodStatus = 'IN_QUEUE' | 'IN_PROGRESS' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
 
@@ -137,4 +140,13 @@ export async function presentStatus(id: string, job: JobView, data: RunpodJobDat
   const body = presentBrief(id, job);
   if (body.status === 'COMPLETED') body.output = await output(job, data, read);
   return body;
+}
+
+/** The RunPod webhook body: the job's /status body, under the id the client knows (a retried job's original id). */
+export async function presentWebhook(delivery: WebhookDelivery, source: PayloadSource): Promise<unknown> {
+  const jobs = source.for(SYSTEM_CALLER);
+  const job = await jobs.get(delivery.jobId);
+  const data = runpodData(job);
+  if (!data) throw new Error(`job ${job.id} is not a RunPod-dialect job`);
+  return presentStatus(data.retryOf ?? job.id, job, data, (id, index) => jobs.readImage(id, index));
 }

@@ -1,15 +1,13 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Static } from 'typebox';
 import { conflict, DarkroomError } from '../../../core/errors.ts';
 import { SYSTEM_CALLER } from '../../../core/caller.ts';
 import type { JobService, JobView, ScopedJobs } from '../../../core/job-service.ts';
 import type { CreateJobInput, GenerationRequest } from '../../../core/request.ts';
-import { problemFromError } from '../../http/problem.ts';
 import { parseRunpodInput, RunpodInputError } from './input.ts';
 import { presentBrief, presentStatus, runpodData, runpodStatus, type RunpodJobData } from './present.ts';
 import { EndpointParams, errorResponses, HealthResponse, JobParams, PurgeResponse, RunBody, StatusResponse, StreamResponse, WaitQuery } from './schemas.ts';
-import { logComponent } from '../../http/log-component.ts';
 import { UUID_PATTERN } from '../../../core/ids.ts';
 
 export interface RunpodRoutesOptions {
@@ -25,16 +23,6 @@ const LOW_PRIORITY = -10;
 const tags = ['runpod'];
 
 const clampWait = (wait: number | undefined) => Math.min(MAX_WAIT_MS, Math.max(MIN_WAIT_MS, wait ?? DEFAULT_WAIT_MS));
-
-/** RunPod answers errors as `{error}`; the status codes are the native API's. */
-function registerErrorHandler(app: FastifyInstance): void {
-  app.setErrorHandler((error, request, reply) => {
-    if (error instanceof RunpodInputError) return reply.code(400).send({ error: error.message });
-    const problem = problemFromError(error, request);
-    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
-    return reply.code(problem.status).type('application/json').send({ error: problem.detail });
-  });
-}
 
 /**
  * RunPod serverless under /v2/{endpointId} (https://docs.runpod.io/serverless/endpoints/operations),
@@ -55,8 +43,6 @@ function registerErrorHandler(app: FastifyInstance): void {
 export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = async (app, { jobs: service }) => {
   const scoped = (request: FastifyRequest) => service.for(request.caller);
 
-  registerErrorHandler(app);
-  logComponent(app, 'runpod-serverless-api');
 
   const missing = (id: string) => new DarkroomError(404, 'not_found', `Job ${id} does not exist`);
 

@@ -1,6 +1,5 @@
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
-import { DarkroomError } from '../../../core/errors.ts';
-import { IllegalTransitionError } from '../../../core/job.ts';
+import type { FastifyRequest } from 'fastify';
+import type { ErrorFormat, FieldProblem, NormalisedError } from '../../http/errors.ts';
 
 /** One entry of FastAPI's 422 body, as pydantic writes it. */
 export interface ValidationItem {
@@ -9,13 +8,6 @@ export interface ValidationItem {
   msg: string;
   input?: unknown;
   ctx?: Record<string, unknown>;
-}
-
-interface AjvError {
-  keyword: string;
-  instancePath: string;
-  message?: string;
-  params: Record<string, unknown>;
 }
 
 /** FastAPI's names for the parts of a request. */
@@ -54,13 +46,11 @@ function typeError(expected: string, input: unknown, atRoot: boolean): Pick<Vali
   }
 }
 
-/** One Ajv error in pydantic's words, located the FastAPI way (`["body", "prompts", 3]`). */
-function toItem(error: AjvError, where: string, root: unknown): ValidationItem {
-  const path: (string | number)[] = error.instancePath
-    .split('/')
-    .filter(Boolean)
-    .map((step) => (/^\d+$/.test(step) ? Number(step) : step.replaceAll('~1', '/').replaceAll('~0', '~')));
-  const loc = [LOCATION[where] ?? where, ...path];
+/** One schema failure in pydantic's words, located the FastAPI way (`["body", "prompts", 3]`). */
+function toItem(problem: FieldProblem, error: NonNullable<FieldProblem['rule']>, root: unknown): ValidationItem {
+  // The schema's own location: a missing or unknown property is named inside the object that lacks or has it.
+  const path = ['required', 'additionalProperties'].includes(error.keyword) ? problem.path.slice(0, -1) : problem.path;
+  const loc = [LOCATION[problem.in] ?? problem.in, ...path];
   const input = valueAt(root, path);
   const limit = error.params.limit as number;
   const item = (type: string, msg: string, ctx?: Record<string, unknown>): ValidationItem => ({
@@ -110,65 +100,48 @@ function toItem(error: AjvError, where: string, root: unknown): ValidationItem {
 }
 
 /** Every problem of a request that failed its schema, in FastAPI's 422 form: the first per field. */
-function validationItems(error: FastifyError, request: FastifyRequest): ValidationItem[] {
-  const where = error.validationContext ?? 'body';
-  const root = { body: request.body, querystring: request.query, params: request.params, headers: request.headers }[where];
-  const items = ((error.validation ?? []) as unknown as AjvError[]).map((item) => toItem(item, where, root));
+function validationItems(error: NormalisedError, request: FastifyRequest): ValidationItem[] {
+  const parts: Record<string, unknown> = { body: request.body, querystring: request.query, params: request.params, headers: request.headers };
+  const items = error.fields.flatMap((problem) => (problem.rule ? [toItem(problem, problem.rule, parts[problem.in])] : []));
   // pydantic reports one error per field: a width of 832.5 is not an integer, and that says it all.
   return [...new Map(items.reverse().map((item) => [JSON.stringify(item.loc), item])).values()].reverse();
 }
 
 type Answer = { status: number; body: { detail: string | ValidationItem[] } };
 
-function answerFor(error: unknown, request: FastifyRequest): Answer {
-  if (error instanceof DarkroomError) {
-    if (error.fieldErrors.length > 0) {
-      const detail = error.fieldErrors.map((problem) => ({
-        type: 'value_error',
-        loc: [LOCATION[problem.in ?? 'body'] ?? 'body', ...problem.field.split('/').filter(Boolean).map((step) => (/^\d+$/.test(step) ? Number(step) : step))],
-        msg: `Value error, ${problem.message}`,
-      }));
-      return { status: 422, body: { detail } };
+function answerFor(error: NormalisedError, request: FastifyRequest): Answer {
+  if (error.fields.some((problem) => problem.rule)) return { status: 422, body: { detail: validationItems(error, request) } };
+  if (error.fields.length > 0) {
+    const detail = error.fields.map((problem) => ({
+      type: 'value_error',
+      loc: [LOCATION[problem.in] ?? 'body', ...problem.path],
+      msg: `Value error, ${problem.message}`,
+    }));
+    return { status: 422, body: { detail } };
+  }
+  switch (error.code) {
+    case 'malformed_json': {
+      const cause = error.cause ?? error.message;
+      const position = /position (\d+)/.exec(cause)?.[1];
+      return {
+        status: 422,
+        body: { detail: [{ type: 'json_invalid', loc: position === undefined ? ['body'] : ['body', Number(position)], msg: 'JSON decode error', input: {}, ctx: { error: cause } }] },
+      };
     }
-    return { status: error.status, body: { detail: error.message } };
+    case 'internal_error':
+      return { status: 500, body: { detail: 'Internal Server Error' } };
+    case 'route_not_found':
+      return { status: 404, body: { detail: 'Not Found' } };
+    default:
+      return { status: error.status, body: { detail: error.message } };
   }
-  if (error instanceof IllegalTransitionError) return { status: 409, body: { detail: error.message } };
-  const fastifyError = error as FastifyError;
-  if (fastifyError.validation) return { status: 422, body: { detail: validationItems(fastifyError, request) } };
-  if (fastifyError.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || fastifyError.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
-    const position = /position (\d+)/.exec(fastifyError.message)?.[1];
-    return {
-      status: 422,
-      body: {
-        detail: [{ type: 'json_invalid', loc: position === undefined ? ['body'] : ['body', Number(position)], msg: 'JSON decode error', input: {}, ctx: { error: fastifyError.message } }],
-      },
-    };
-  }
-  const status = fastifyError.statusCode;
-  if (typeof status === 'number' && status >= 400 && status < 500) {
-    if (fastifyError.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return { status, body: { detail: `Content-Type ${request.headers['content-type'] ?? '(none)'} is not accepted here; send application/json` } };
-    }
-    if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status, body: { detail: 'The request body is larger than this server accepts' } };
-    return { status, body: { detail: fastifyError.message } };
-  }
-  return { status: 500, body: { detail: 'Internal Server Error' } };
 }
 
 /**
  * Every error under the dialect's prefix in FastAPI's shape: `{detail: "…"}`, and for a request that
- * fails validation (malformed JSON included) 422 with `detail` as pydantic's list of errors. Headers
- * already set (Retry-After of a 429) are kept.
+ * fails validation (malformed JSON included) 422 with `detail` as pydantic's list of errors.
  */
-export function registerTasksErrors(app: FastifyInstance, onRequest: (request: FastifyRequest) => void): void {
-  app.setErrorHandler((error, request, reply) => {
-    onRequest(request);
-    const { status, body } = answerFor(error, request);
-    if (status >= 500) request.log.error({ err: error }, 'request failed');
-    return reply.code(status).type('application/json').send(body);
-  });
-  app.setNotFoundHandler((request, reply) => {
-    onRequest(request);
-    return reply.code(404).type('application/json').send({ detail: 'Not Found' });
-  });
-}
+export const tasksErrors: ErrorFormat = {
+  ownNotFound: true,
+  format: (error, request) => answerFor(error, request),
+};

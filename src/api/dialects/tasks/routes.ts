@@ -6,8 +6,6 @@ import { isTerminal } from '../../../core/job.ts';
 import type { JobService, JobView } from '../../../core/job-service.ts';
 import type { ProviderCheck, ProviderChecks } from '../../../core/provider-checks.ts';
 import type { CreateJobInput } from '../../../core/request.ts';
-import { logComponent } from '../../http/log-component.ts';
-import { registerTasksErrors } from './errors.ts';
 import { DIALECT, isTasksJob, presentBatch, presentCheck, presentJob, type TaskJobData } from './present.ts';
 import { BatchBody, DEFAULTS, errorResponses, GenerateBody, QueueStatsResponse, TaskAccepted, TaskCancelled, TaskParams, TaskStatusResponse, TestQuery, type TaskOptions } from './schemas.ts';
 import { UUID_PATTERN } from '../../../core/ids.ts';
@@ -53,7 +51,6 @@ function jobOf(prompt: string, options: TaskOptions): { input: CreateJobInput; d
 export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async (app, { jobs: service, checks }) => {
   const scoped = (request: FastifyRequest) => service.for(request.caller);
 
-  registerTasksErrors(app, logComponent(app, 'runpod-api'));
 
   const missing = (taskId: string) => new DarkroomError(404, 'not_found', `Task ${taskId} not found`);
 

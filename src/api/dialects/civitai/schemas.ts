@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox';
 import type { CreateJobInput } from '../../../core/request.ts';
 import { ASSET_TYPES, canonicalScheduler, isRecord, parseAir, SCHEDULERS } from '../../../protocols/civitai/orchestration.ts';
-import type { FieldErrors } from './problem.ts';
+import type { FieldErrors } from './errors.ts';
 import { addError, collectErrors, compile } from './validation.ts';
 
 /** darkroom's largest `numImages` (core/request.ts): a bigger `quantity` becomes several darkroom jobs. */

@@ -2,6 +2,9 @@ import { createHash } from 'node:crypto';
 import type { JobView } from '../../../core/job-service.ts';
 import { isTerminal, type JobEvent } from '../../../core/job.ts';
 import { DEFAULT_MODEL_AIR, isRecord, type JobEventType } from '../../../protocols/civitai/orchestration.ts';
+import { SYSTEM_CALLER } from '../../../core/caller.ts';
+import type { WebhookDelivery } from '../../../core/ports/webhooks.ts';
+import type { PayloadSource } from '../../http/dialect.ts';
 
 /** The name darkroom goes by in `serviceProviders` and `lastEvent.provider`. */
 const SERVICE_PROVIDER = 'darkroom';
@@ -138,4 +141,12 @@ export function presentJobStatus(job: JobView, latest: JobEvent | undefined, det
   }
   status.scheduled = !finished;
   return status;
+}
+
+/** The Civitai callback body: the v1 JobStatus, as GET /v1/consumer/jobs/{jobId} answers it. */
+export async function presentWebhook(delivery: WebhookDelivery, source: PayloadSource): Promise<unknown> {
+  // A delivery is darkroom's own work about a job it already accepted: no caller's scope applies.
+  const jobs = source.for(SYSTEM_CALLER);
+  const [job, events] = await Promise.all([jobs.get(delivery.jobId), jobs.events(delivery.jobId)]);
+  return presentJobStatus(job, events.at(-1), false);
 }

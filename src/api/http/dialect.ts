@@ -1,0 +1,53 @@
+import type { FastifyInstance } from 'fastify';
+import type { EventFeed } from '../../core/event-feed.ts';
+import type { JobService } from '../../core/job-service.ts';
+import type { WebhookDelivery } from '../../core/ports/webhooks.ts';
+import type { KeyStore, ResourceStore } from '../../core/ports/stores.ts';
+import type { ProviderChecks } from '../../core/provider-checks.ts';
+import type { ErrorFormat } from './errors.ts';
+
+/** What every dialect's routes may use. */
+export interface DialectContext {
+  jobs: JobService;
+  /** Live job events (server-sent event routes). */
+  feed: EventFeed;
+  /** How often an idle event stream gets a heartbeat (SSE_HEARTBEAT_MS). */
+  sseHeartbeatMs: number;
+  /** Provider connection checks run as tasks. */
+  providerChecks: ProviderChecks;
+  /** The AIR catalogue. */
+  resources: ResourceStore;
+  keys: KeyStore;
+}
+
+/** What rendering a webhook body needs of the core. */
+export type PayloadSource = Pick<JobService, 'for' | 'viewAt'>;
+
+/**
+ * One served API. The app registers each under its prefix in its own scope, with its error format
+ * and log component; the webhook sender asks it for the body of the deliveries of its jobs.
+ */
+export interface Dialect {
+  /** Stored as each job's `dialect`, and as the webhook format of its jobs when it has `webhookPayload`. */
+  readonly name: string;
+  /** Path prefix of every route ('' for a service whose paths start at the root). */
+  readonly prefix: string;
+  /** `component` of its log lines, so one API's traffic can be told apart. */
+  readonly logComponent: string;
+  readonly errors: ErrorFormat;
+  routes(scope: FastifyInstance, context: DialectContext): Promise<void>;
+  /**
+   * The body its service POSTs to a job's callback URL, rendered at each attempt (so image links are
+   * freshly signed). Dialects without one have their jobs' webhooks sent in darkroom's own format.
+   */
+  webhookPayload?(delivery: WebhookDelivery, source: PayloadSource): Promise<unknown>;
+}
+
+/** The webhook body of one delivery, as JSON text, from the dialect whose format it carries. */
+export function makePayloadRenderer(dialects: readonly Dialect[], source: PayloadSource): (delivery: WebhookDelivery) => Promise<string> {
+  return async (delivery) => {
+    const dialect = dialects.find((candidate) => candidate.name === delivery.format);
+    if (!dialect?.webhookPayload) throw new Error(`delivery ${delivery.id} has a format no dialect renders: ${delivery.format}`);
+    return JSON.stringify(await dialect.webhookPayload(delivery, source));
+  };
+}
