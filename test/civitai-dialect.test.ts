@@ -284,7 +284,9 @@ describe('/v2/resources', () => {
     const wrongTypes = expectProblem(await dr.api('POST', '/v2/resources', { air: resource.air, size: 'big', hashes: [], downloadUrls: 'x' }), 400);
     expect(Object.keys(wrongTypes).sort()).toEqual(['downloadUrls', 'hashes', 'size']);
     expect(expectProblem(await dr.api('POST', '/v2/resources', { air: resource.air }), 400)).toMatchObject({ size: ['is required'] });
-    expect(expectProblem(await dr.api('GET', '/v2/resources/nope'), 400)).toHaveProperty(['air']);
+    expect(expectProblem(await dr.api('GET', '/v2/resources/nope:'), 400)).toHaveProperty(['air']);
+    // Without a `:` a segment is no AIR: the path is not a resource's (RunPod's /v2/{endpointId}/… may own it).
+    expect((await dr.api('GET', '/v2/resources/nope')).status).toBe(404);
     const unknown = expectProblem(await dr.api('GET', raw('urn:air:sd1:lora:civitai:1@1')), 404);
     expect(unknown).toEqual({});
     for (const query of ['limit=0', 'limit=101', 'page=0', 'page=abc', `q=${'x'.repeat(501)}`]) {

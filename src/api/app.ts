@@ -38,7 +38,7 @@ export interface AppDeps {
   /** Bull Board's queues, when BULL_BOARD is on. */
   adminQueues?: { queues: Queue[] };
   /** Credentials, scopes, caps and rate limits. */
-  auth: AuthOptions;
+  auth: Omit<AuthOptions, 'credentialReaders'>;
   /** Fastify's trustProxy (TRUST_PROXY): whether X-Forwarded-For names the client, whose IP identifies guests. */
   trustProxy: boolean | number | string[];
   /** The AIR catalogue behind the Civitai dialect's /v2/resources. */
@@ -112,7 +112,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   // Before every route: its hooks and the rate limiter attach to the routes registered after them.
-  await registerAuth(app, deps.auth);
+  await registerAuth(app, {
+    ...deps.auth,
+    credentialReaders: deps.dialects.flatMap((dialect) => (dialect.credential ? [dialect.credential.bind(dialect)] : [])),
+  });
   await app.register(async (docs) => {
     markRoutesPublic(docs);
     await registerDocs(docs);

@@ -42,27 +42,26 @@ export interface AuthOptions {
   rateLimits: Record<RouteGroup, RateLimit | undefined>;
   /** Shares rate-limit counters between api processes. */
   redis: Redis | undefined;
+  /** Other places than `Authorization: Bearer` where a dialect's clients send their key (Dialect.credential). */
+  credentialReaders: readonly ((request: FastifyRequest) => string | undefined)[];
 }
 
 const unauthorized = (message: string) => new DarkroomError(401, 'unauthorized', message);
 
 /**
- * The credential a request presents, in any dialect's scheme: `Authorization: Bearer <key>`
- * (darkroom, Civitai, RunPod) or `X-Key: Key <key>` (Fusion Brain, whose X-Secret is not needed:
- * a darkroom key is a single secret). undefined: none presented.
+ * The credential a request presents: `Authorization: Bearer <key>` (darkroom, and the services
+ * whose clients send it so), or where a dialect's clients put it. undefined: none presented.
  */
-function presentedKey(request: FastifyRequest): string | undefined {
+function presentedKey(request: FastifyRequest, readers: AuthOptions['credentialReaders']): string | undefined {
   const authorization = request.headers.authorization?.trim();
   if (authorization) {
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!bearer?.[1]) throw unauthorized('The Authorization header must be "Bearer <API key>"');
     return bearer[1];
   }
-  const fusionbrainKey = request.headers['x-key'];
-  if (typeof fusionbrainKey === 'string' && fusionbrainKey.trim() !== '') {
-    const key = /^(?:Key\s+)?(\S+)\s*$/i.exec(fusionbrainKey.trim());
-    if (!key?.[1]) throw unauthorized('The X-Key header must be "Key <API key>"');
-    return key[1];
+  for (const read of readers) {
+    const key = read(request);
+    if (key !== undefined) return key;
   }
   return undefined;
 }
@@ -87,7 +86,7 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
 
   async function resolve(request: FastifyRequest): Promise<Principal> {
     if (mode === 'off') return open;
-    const presented = presentedKey(request);
+    const presented = presentedKey(request, options.credentialReaders);
     if (presented === undefined) {
       if (mode === 'required') {
         throw unauthorized('This darkroom requires an API key: send Authorization: Bearer <API key> (Fusion Brain clients: X-Key: Key <API key>)');

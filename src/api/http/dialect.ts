@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { EventFeed } from '../../core/event-feed.ts';
 import type { JobService } from '../../core/job-service.ts';
 import type { WebhookDelivery } from '../../core/ports/webhooks.ts';
@@ -36,6 +36,11 @@ export interface Dialect {
   readonly logComponent: string;
   readonly errors: ErrorFormat;
   routes(scope: FastifyInstance, context: DialectContext): Promise<void>;
+  /**
+   * Where its clients send their key when not as `Authorization: Bearer` (undefined: not there). Read
+   * on every request, before routing; throws a 401 DarkroomError for a malformed one.
+   */
+  credential?(request: FastifyRequest): string | undefined;
   /**
    * The body its service POSTs to a job's callback URL, rendered at each attempt (so image links are
    * freshly signed). Dialects without one have their jobs' webhooks sent in darkroom's own format.

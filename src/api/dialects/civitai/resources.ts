@@ -41,12 +41,17 @@ const validatePatch = compile(Type.Object(resourceFields));
 const validateResource = compile(Type.Object(resourceFields, { required: ['air', 'size', 'hashes', 'downloadUrls'] }));
 
 /**
- * The AIR of a resource path. The route is a wildcard so an AIR works raw (its `:`, `@` and `/`
- * as typed) as well as URL-encoded; either way it is canonicalised, so every spelling of one AIR
- * names one resource.
+ * The paths of one resource. An AIR always holds a `:` (raw or URL-encoded), and only a segment that
+ * does is an AIR: `/v2/resources/health` stays RunPod's health of an endpoint named `resources`.
+ * The second form takes an AIR raw with its `/` as typed.
  */
+const RESOURCE_PATHS = ['/v2/resources/:air(^.*(?::|%3[Aa]).*$)', '/v2/resources/:air(^.*(?::|%3[Aa]).*$)/*'];
+
+/** The AIR of a resource path, raw or URL-encoded, canonicalised: every spelling of one AIR names one resource. */
 function pathAir(request: FastifyRequest): string {
-  const raw = isRecord(request.params) && typeof request.params['*'] === 'string' ? request.params['*'] : '';
+  const params = isRecord(request.params) ? request.params : {};
+  const first = typeof params.air === 'string' ? params.air : '';
+  const raw = typeof params['*'] === 'string' ? `${first}/${params['*']}` : first;
   if (!parseAir(raw)) throw new CivitaiProblem(400, `'${raw}' is not a valid AIR.`, { air: [`'${raw}' is not a valid AIR`] });
   return canonicalAir(raw);
 }
@@ -82,44 +87,46 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
     return reply.code(201).header('location', `/v2/resources/${encodeURIComponent(air)}`).send(created.data);
   });
 
-  app.get('/v2/resources/*', async (request) => {
-    const air = pathAir(request);
-    const found = await resources.get(air);
-    if (!found) throw notFound(air);
-    return found.data;
-  });
+  for (const path of RESOURCE_PATHS) {
+    app.get(path, async (request) => {
+      const air = pathAir(request);
+      const found = await resources.get(air);
+      if (!found) throw notFound(air);
+      return found.data;
+    });
 
-  app.put('/v2/resources/*', { config: { admin: true } }, async (request) => {
-    const air = pathAir(request);
-    const { body } = request;
-    requireBody(body);
-    const errors: FieldErrors = {};
-    if (collectErrors(validateResource, body, errors) && canonicalAir(body.air as string) !== air) {
-      addError(errors, 'air', `must be the AIR of the path (${air})`);
-    }
-    throwIfErrors(errors);
-    const replaced = await resources.replace(air, { ...body, air });
-    if (!replaced) throw notFound(air);
-    return replaced.data;
-  });
+    app.put(path, { config: { admin: true } }, async (request) => {
+      const air = pathAir(request);
+      const { body } = request;
+      requireBody(body);
+      const errors: FieldErrors = {};
+      if (collectErrors(validateResource, body, errors) && canonicalAir(body.air as string) !== air) {
+        addError(errors, 'air', `must be the AIR of the path (${air})`);
+      }
+      throwIfErrors(errors);
+      const replaced = await resources.replace(air, { ...body, air });
+      if (!replaced) throw notFound(air);
+      return replaced.data;
+    });
 
-  app.patch('/v2/resources/*', { config: { admin: true } }, async (request) => {
-    const air = pathAir(request);
-    const { body } = request;
-    requireBody(body);
-    const errors: FieldErrors = {};
-    if (collectErrors(validatePatch, body, errors) && typeof body.air === 'string' && canonicalAir(body.air) !== air) {
-      addError(errors, 'air', 'cannot be changed; create a new resource instead');
-    }
-    throwIfErrors(errors);
-    const merged = await resources.merge(air, { ...body, air });
-    if (!merged) throw notFound(air);
-    return merged.data;
-  });
+    app.patch(path, { config: { admin: true } }, async (request) => {
+      const air = pathAir(request);
+      const { body } = request;
+      requireBody(body);
+      const errors: FieldErrors = {};
+      if (collectErrors(validatePatch, body, errors) && typeof body.air === 'string' && canonicalAir(body.air) !== air) {
+        addError(errors, 'air', 'cannot be changed; create a new resource instead');
+      }
+      throwIfErrors(errors);
+      const merged = await resources.merge(air, { ...body, air });
+      if (!merged) throw notFound(air);
+      return merged.data;
+    });
 
-  app.delete('/v2/resources/*', { config: { admin: true } }, async (request, reply) => {
-    const air = pathAir(request);
-    if (!(await resources.delete(air))) throw notFound(air);
-    return reply.code(204).send();
-  });
+    app.delete(path, { config: { admin: true } }, async (request, reply) => {
+      const air = pathAir(request);
+      if (!(await resources.delete(air))) throw notFound(air);
+      return reply.code(204).send();
+    });
+  }
 }

@@ -1,5 +1,5 @@
 import type { Dialect } from '../../http/dialect.ts';
-import { problemFormat } from '../../http/problem.ts';
+import { nativeErrors } from './errors.ts';
 import { keyRoutes } from './keys.ts';
 import { presentWebhook } from './present.ts';
 import { nativeRoutes } from './routes.ts';
@@ -10,7 +10,7 @@ export const nativeDialect: Dialect = {
   name: 'native',
   prefix: '/api/v1',
   logComponent: 'api',
-  errors: problemFormat,
+  errors: nativeErrors,
   async routes(scope, context) {
     await scope.register(keyRoutes, { keys: context.keys });
     await scope.register(nativeRoutes, { jobs: context.jobs, feed: context.feed, sseHeartbeatMs: context.sseHeartbeatMs });
