@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProviderError } from '../src/core/errors.ts';
 import { decodeJobToken, baseModelFor, canonicalScheduler, encodeJobToken, interpretJob, interpretJobs, parseAir, parseJobStatus, parseJobStatusCollection, problemText } from '../src/protocols/civitai/orchestration.ts';
 import { makeCivitaiProvider, toJobRequest } from '../src/providers/civitai/index.ts';
-import { parseRetryAfter, sniffImageType } from '../src/providers/shared.ts';
+import { parseRetryAfter, sniffImageType } from '../src/protocols/http/index.ts';
 import { providerContract } from './helpers/provider-contract.ts';
 
 const fixture = (name: string): unknown => JSON.parse(readFileSync(new URL(`./fixtures/civitai/${name}`, import.meta.url), 'utf8'));

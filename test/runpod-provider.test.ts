@@ -6,7 +6,7 @@ import { ProviderError } from '../src/core/errors.ts';
 import type { GenerationRequest } from '../src/core/request.ts';
 import { httpError, upstreamMessage } from '../src/providers/runpod/http.ts';
 import { resolveImage } from '../src/providers/runpod/images.ts';
-import { parseRetryAfter, sniffImageType } from '../src/providers/shared.ts';
+import { parseRetryAfter, sniffImageType } from '../src/protocols/http/index.ts';
 import { makeRunpodProvider } from '../src/providers/runpod/index.ts';
 import { buildInput, buildPolicy, DEFAULT_COMFYUI_CHECKPOINT } from '../src/protocols/runpod/input.ts';
 import { parseOutput, workerFailure } from '../src/providers/runpod/output.ts';

@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream, constants } from 'node:fs';
 import { access, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { LinkSigner } from './signing.ts';
-import { isSafeKey, TYPE_BY_EXTENSION, type ObjectStorage } from '../core/ports/storage.ts';
+import { type LinkSigner, isSafeKey, TYPE_BY_EXTENSION, type ObjectStorage } from '../core/ports/storage.ts';
 
 export interface FsStorageOptions {
   root: string;

@@ -1,9 +1,8 @@
 import { join } from 'node:path';
 import type { Config } from '../config/index.ts';
 import { makeFsStorage } from './fs.ts';
-import type { ObjectStorage } from '../core/ports/storage.ts';
+import type { ObjectStorage, LinkSigner } from '../core/ports/storage.ts';
 import { makeS3Storage } from './s3.ts';
-import type { LinkSigner } from './signing.ts';
 
 export interface StorageDependencies {
   /** Signs the links of filesystem storage, which darkroom serves itself under `/files`. */

@@ -1,16 +1,9 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { LinkSigner } from '../core/ports/storage.ts';
 
-/**
- * HMAC-signed, expiring links for objects that darkroom serves itself (filesystem storage).
- * The signature covers the key and the expiry, so neither can be changed without detection.
- */
-export interface LinkSigner {
-  sign(key: string, expiresAtSeconds: number): string;
-  verify(key: string, expires: string | undefined, signature: string | undefined, nowMs?: number): 'valid' | 'expired' | 'invalid';
-}
-
+/** HMAC-SHA256 over the key and the expiry. */
 export function makeLinkSigner(secret: string): LinkSigner {
   const mac = (key: string, expires: string) =>
     createHmac('sha256', secret).update(`${key}\n${expires}`).digest('base64url');

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { retryDelayMs } from '../worker/backoff.ts';
+import { retryDelayMs } from '../core/backoff.ts';
 import type { WebhookDelivery } from '../core/ports/webhooks.ts';
 import type { WebhookRepository } from '../db/webhooks-repository.ts';
 import { sendWebhook, type SendOutcome } from './send.ts';

@@ -6,7 +6,7 @@ import type { Logger } from '../core/ports/logger.ts';
 import type { HandlerResult } from '../core/ports/queue.ts';
 import type { Provider, ProviderContext, ProviderOutput, ProviderRegistry } from '../core/ports/provider.ts';
 import { imageKeys, type ImagePreparer, type ObjectStorage } from '../core/ports/storage.ts';
-import { pollDelayMs, retryDelayMs } from './backoff.ts';
+import { pollDelayMs, retryDelayMs } from '../core/backoff.ts';
 
 export interface PipelineDeps {
   repo: JobStore;

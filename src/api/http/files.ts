@@ -1,6 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import type { LinkSigner } from '../../storage/signing.ts';
-import type { ObjectStorage } from '../../core/ports/storage.ts';
+import type { LinkSigner, ObjectStorage } from '../../core/ports/storage.ts';
 import { problem, sendProblem } from './problem.ts';
 
 export interface FilesRoutesOptions {

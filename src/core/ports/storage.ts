@@ -66,3 +66,12 @@ export function imageKeys(jobId: string, index: number, contentType: string) {
 export function isSafeKey(key: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9._/-]{0,500}$/.test(key) && !key.split('/').some((part) => part === '..' || part === '.' || part === '');
 }
+
+/**
+ * HMAC-signed, expiring links for objects that darkroom serves itself (filesystem storage).
+ * The signature covers the key and the expiry, so neither can be changed without detection.
+ */
+export interface LinkSigner {
+  sign(key: string, expiresAtSeconds: number): string;
+  verify(key: string, expires: string | undefined, signature: string | undefined, nowMs?: number): 'valid' | 'expired' | 'invalid';
+}

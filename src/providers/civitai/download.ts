@@ -1,5 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
-import { sniffImageType } from '../shared.ts';
+import { sniffImageType } from '../../protocols/http/index.ts';
 
 /**
  * Downloads one result blob as it is. Blob links are presigned for another host, so they are fetched

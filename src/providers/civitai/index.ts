@@ -1,5 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
-import { parseRetryAfter } from '../shared.ts';
+import { parseRetryAfter } from '../../protocols/http/index.ts';
 import type { GenerationRequest } from '../../core/request.ts';
 import type { PollResult, Provider, ProviderContext, ProviderModule, ProviderOutput } from '../../core/ports/provider.ts';
 import { describeFetchFailure, downloadBlob } from './download.ts';

@@ -1,5 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
-import { sniffImageType } from '../shared.ts';
+import { sniffImageType } from '../../protocols/http/index.ts';
 
 const DATA_URI = /^data:[^,]*?;base64,/i;
 const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;

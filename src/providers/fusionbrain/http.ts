@@ -1,5 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
-import { parseRetryAfter } from '../shared.ts';
+import { parseRetryAfter } from '../../protocols/http/index.ts';
 
 export interface FusionBrainHttpOptions {
   apiUrl: string;

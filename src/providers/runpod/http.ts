@@ -1,5 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
-import { parseRetryAfter } from '../shared.ts';
+import { parseRetryAfter } from '../../protocols/http/index.ts';
 
 /** The upstream's own words from an error body: JSON `error`, `message` or `detail`, else the text itself. */
 export function upstreamMessage(body: string): string {

@@ -1,5 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
-import { sniffImageType } from '../shared.ts';
+import { sniffImageType } from '../../protocols/http/index.ts';
 import type { ImageRef } from './output.ts';
 
 /**

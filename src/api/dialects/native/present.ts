@@ -1,13 +1,11 @@
 import type { Static } from 'typebox';
 import type { ImageView, JobView } from '../../../core/job-service.ts';
-import type { JobEvent } from '../../../core/job.ts';
+import type { JobEvent, Job, JobImage } from '../../../core/job.ts';
 import type { EventsResponse, ImageSchema, JobSchema, JobStreamEventSchema } from '../../../protocols/native/schemas.ts';
 import type { ApiKey } from '../../../core/ports/stores.ts';
-import type { DeliveryLogEntry } from '../../../core/ports/webhooks.ts';
+import type { DeliveryLogEntry, Jsonified, WebhookDelivery, WebhookSnapshot } from '../../../core/ports/webhooks.ts';
 import type { KeySchema, WebhookDeliverySchema } from './schemas.ts';
 import { SYSTEM_CALLER } from '../../../core/caller.ts';
-import type { Job, JobImage } from '../../../core/job.ts';
-import type { Jsonified, WebhookDelivery, WebhookSnapshot } from '../../../core/ports/webhooks.ts';
 import type { PayloadSource } from '../../http/dialect.ts';
 
 const iso = (date: Date | null) => (date ? date.toISOString() : null);

@@ -1,4 +1,4 @@
-/** Pieces every HTTP provider needs in the same way: reading image bytes and Retry-After. */
+/** HTTP itself, as every service speaks it: Retry-After, and what image bytes say they are. */
 
 const SIGNATURES: { type: string; matches: (bytes: Buffer) => boolean }[] = [
   { type: 'image/png', matches: (bytes) => bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) },
