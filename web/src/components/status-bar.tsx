@@ -1,6 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { isUnauthorized, type Api } from '../api.ts';
-import type { QueueStats } from '../../../src/core/ports/queue.ts';
+import { isUnauthorized, type Api, type QueueStats } from '../api.ts';
 import type { LiveState } from '../live.ts';
 
 /** Job events ask for a refresh; at most one per this interval follows, however many arrive. */
