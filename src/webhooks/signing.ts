@@ -10,7 +10,7 @@ export interface WebhookSigner {
   headers(id: string, body: string, at?: Date): Record<string, string>;
 }
 
-/** Signs as https://www.standardwebhooks.com says: HMAC-SHA256 of "{id}.{timestamp}.{body}" under the `whsec_` secret. */
+/** Signs as the Standard Webhooks specification says (docs/webhooks.md): HMAC-SHA256 of "{id}.{timestamp}.{body}" under the `whsec_` secret. */
 export function makeWebhookSigner(secret: string): WebhookSigner {
   const webhook = new Webhook(secret);
   return {

@@ -35,7 +35,7 @@ interface Turn {
 /**
  * One turn of a job: read the row, then do the next step (start, submit, poll, store, finish) and
  * say when the job wants its next turn. Every step starts from the row, so a repeated or resumed
- * delivery carries on where the last one stopped (invariants 1, 2 and 4 in DESIGN.md).
+ * delivery carries on where the last one stopped (docs/architecture.md, "The five invariants").
  */
 export function makePipeline(deps: PipelineDeps) {
   const { repo, storage, logger } = deps;

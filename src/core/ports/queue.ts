@@ -1,7 +1,7 @@
 /**
  * The queue port: how the core hands job ids to workers. The database stays the system of record;
  * the queue only says "look at job X (not before T)". Delivery is at least once, so handlers read the
- * job row first and act on what it says (DESIGN.md invariant 4).
+ * job row first and act on what it says.
  *
  * Glossary
  * - entry: one pending delivery of a job id. A job id has at most one entry at a time.

@@ -28,7 +28,7 @@ interface RunpodJobStatus {
 }
 
 /**
- * RunPod serverless (https://docs.runpod.io/serverless/endpoints/job-operations): one endpoint, whose
+ * RunPod serverless (docs/providers/runpod.md): one endpoint, whose
  * worker takes the input shape `inputFormat` names. The RunPod job id is the provider job id, so a
  * restarted darkroom polls it without any other state.
  */

@@ -25,7 +25,7 @@ const tags = ['runpod'];
 const clampWait = (wait: number | undefined) => Math.min(MAX_WAIT_MS, Math.max(MIN_WAIT_MS, wait ?? DEFAULT_WAIT_MS));
 
 /**
- * RunPod serverless under /v2/{endpointId} (https://docs.runpod.io/serverless/endpoints/operations),
+ * RunPod serverless under /v2/{endpointId} (docs/dialects/runpod.md),
  * so runpod-sdk and other RunPod clients can use darkroom by changing only their base URL.
  *
  * - Job ids are darkroom job ids. Endpoint ids are free names that keep jobs apart: a job is only
