@@ -7,7 +7,7 @@ import fastifyStatic from '@fastify/static';
 import { markRoutesPublic } from './auth.ts';
 
 /** Where `npm run build:ui` (web/vite.config.ts) puts the built UI. */
-export const WEB_UI_ROOT = fileURLToPath(new URL('../../dist/web/', import.meta.url));
+export const WEB_UI_ROOT = fileURLToPath(new URL('../../../dist/web/', import.meta.url));
 
 export const WEB_UI_NOT_BUILT =
   "darkroom's web UI has not been built. Run `npm run build:ui` (npm install runs it too), then reload this page. The API works without it.";
