@@ -6,7 +6,7 @@ const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 /**
  * The web UI: built into dist/web (gitignored) by `npm run build:ui`, which `prepare` and `pretest`
- * run, and served at `/` by the api process (src/api/web-ui.ts).
+ * run, and served at `/` by the api process (src/api/http/web-ui.ts).
  */
 export default defineConfig({
   root: here('.'),
