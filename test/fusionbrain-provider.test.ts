@@ -11,7 +11,7 @@ import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { providerContract } from './helpers/provider-contract.ts';
 import { makeScriptedProvider } from './helpers/providers.ts';
 
-/** The dialect shows a job id with its version digit set to 4 (src/api/fusionbrain/ids.ts). */
+/** The dialect shows a job id with its version digit set to 4 (src/api/dialects/fusionbrain/ids.ts). */
 const jobIdOf = (uuid: string) => `${uuid.slice(0, 14)}7${uuid.slice(15)}`;
 const isSubmit = (request: { method: string; path: string }) => request.method === 'POST' && request.path.endsWith('/pipeline/run');
 
