@@ -12,18 +12,12 @@ export interface CheckOutcome {
   latencyMs: number;
 }
 
-/** A provider connection check run as a task: started now, answered later, readable from any process. */
-export interface ProviderCheck {
-  id: string;
-  provider: string;
-  /** `running` until the provider has answered (or the check timed out); then `done`, and `healthy` says how it went. */
-  state: 'running' | 'done';
-  healthy: boolean | null;
-  detail: string | null;
-  latencyMs: number | null;
-  createdAt: Date;
-  completedAt: Date | null;
-}
+/**
+ * A provider connection check run as a task: started now, answered later, readable from any process.
+ * `state` is `running` until the provider has answered (or the check timed out); then `done`, and
+ * `healthy` says how it went.
+ */
+export type ProviderCheck = Omit<ProviderCheckRecord, 'owner'>;
 
 export interface ProviderChecksDeps {
   repo: ProviderCheckStore;

@@ -40,25 +40,13 @@ export interface CreateJobInput {
  * dialect translates its own request into this shape; providers translate it into theirs.
  * This is the stored request: defaults applied, the provider resolved.
  */
-export interface GenerationRequest {
-  prompt: string;
-  negativePrompt?: string;
+export interface GenerationRequest extends Omit<CreateJobInput, 'width' | 'height' | 'numImages' | 'priority'> {
   width: number;
   height: number;
-  steps?: number;
-  cfgScale?: number;
-  /** Absent means random; the seed actually used is recorded on each image. */
-  seed?: number;
-  scheduler?: string;
-  style?: string;
-  model?: string;
-  additionalNetworks?: Record<string, NetworkSettings>;
   numImages: number;
-  provider?: string;
   priority: number;
-  deadline?: string;
-  metadata?: Record<string, unknown>;
-  webhook?: string;
+  /** Absent means random (never -1); the seed actually used is recorded on each image. */
+  seed?: number;
   /** Present whenever `webhook` is. */
   webhookEvents?: WebhookEventFilter[];
 }

@@ -1,13 +1,6 @@
 import type { FastifyRequest } from 'fastify';
-import { DialectError, type ErrorFormat, type NormalisedError } from '../../http/errors.ts';
+import type { ErrorFormat, NormalisedError } from '../../http/errors.ts';
 
-/** A refusal in the dialect's own terms: the HTTP status and the sentence its clients show. */
-export class FusionBrainApiError extends DialectError {
-  constructor(status: number, message: string) {
-    super(status, message);
-    this.name = 'FusionBrainApiError';
-  }
-}
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',

@@ -2,7 +2,7 @@ import multipart from '@fastify/multipart';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyRequest } from 'fastify';
 import type { JobService } from '../../../core/job-service.ts';
-import { FusionBrainApiError } from './errors.ts';
+import { DialectError } from '../../http/errors.ts';
 import { PIPELINE, presentFinished } from './present.ts';
 import { toGenerationUuid, toJobId } from './ids.ts';
 import { readRunParams } from './params.ts';
@@ -25,7 +25,7 @@ interface Form {
 
 async function readForm(request: FastifyRequest): Promise<Form> {
   if (!request.isMultipart()) {
-    throw new FusionBrainApiError(415, 'Send the request as multipart/form-data with the parts pipeline_id and params');
+    throw new DialectError(415, 'Send the request as multipart/form-data with the parts pipeline_id and params');
   }
   const form: Form = {};
   try {
@@ -33,16 +33,16 @@ async function readForm(request: FastifyRequest): Promise<Form> {
     // type whether a client sent it as a text part (Python requests) or as a Blob (fetch FormData).
     for await (const part of request.parts()) {
       if (part.type !== 'field') continue;
-      if (part.valueTruncated) throw new FusionBrainApiError(413, `The ${part.fieldname} part is larger than ${PART_BYTES} bytes`);
+      if (part.valueTruncated) throw new DialectError(413, `The ${part.fieldname} part is larger than ${PART_BYTES} bytes`);
       if (part.fieldname === 'pipeline_id') form.pipelineId = String(part.value).trim();
       if (part.fieldname === 'params') form.params = { value: part.value, mimetype: part.mimetype };
     }
   } catch (error) {
-    if (error instanceof FusionBrainApiError) throw error;
+    if (error instanceof DialectError) throw error;
     const { code, statusCode } = error as FastifyError;
-    if (code === 'FST_INVALID_JSON_FIELD_ERROR') throw new FusionBrainApiError(400, `params is not valid JSON (or larger than ${PART_BYTES} bytes)`);
-    if (statusCode === 413) throw new FusionBrainApiError(413, `The form has too many parts (at most ${FORM_LIMITS.parts})`);
-    throw new FusionBrainApiError(400, `The multipart body is malformed: ${error instanceof Error ? error.message : 'unreadable'}`);
+    if (code === 'FST_INVALID_JSON_FIELD_ERROR') throw new DialectError(400, `params is not valid JSON (or larger than ${PART_BYTES} bytes)`);
+    if (statusCode === 413) throw new DialectError(413, `The form has too many parts (at most ${FORM_LIMITS.parts})`);
+    throw new DialectError(400, `The multipart body is malformed: ${error instanceof Error ? error.message : 'unreadable'}`);
   }
   return form;
 }
@@ -57,7 +57,7 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
   await app.register(multipart, { isPartAFile: () => false, limits: FORM_LIMITS });
 
   const knownPipeline = (id: string) => {
-    if (id !== PIPELINE.id) throw new FusionBrainApiError(404, `Pipeline ${id} not found`);
+    if (id !== PIPELINE.id) throw new DialectError(404, `Pipeline ${id} not found`);
   };
 
   app.get(
@@ -110,14 +110,14 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
     },
     async (request, reply) => {
       const form = forms.get(request) ?? {};
-      if (form.pipelineId === undefined || form.pipelineId === '') throw new FusionBrainApiError(400, 'The pipeline_id part is required');
-      if (!form.params) throw new FusionBrainApiError(400, 'The params part is required');
+      if (form.pipelineId === undefined || form.pipelineId === '') throw new DialectError(400, 'The pipeline_id part is required');
+      if (!form.params) throw new DialectError(400, 'The params part is required');
       if (!form.params.mimetype.startsWith('application/json')) {
-        throw new FusionBrainApiError(415, `The params part must have Content-Type: application/json (it has ${form.params.mimetype})`);
+        throw new DialectError(415, `The params part must have Content-Type: application/json (it has ${form.params.mimetype})`);
       }
       knownPipeline(form.pipelineId);
       const read = readRunParams(form.params.value);
-      if ('problems' in read) throw new FusionBrainApiError(400, `Invalid params: ${read.problems.join('; ')}`);
+      if ('problems' in read) throw new DialectError(400, `Invalid params: ${read.problems.join('; ')}`);
       const job = await service.for(request.caller).create(read.input, { dialect: 'fusionbrain', dialectData: { pipelineId: PIPELINE.id } });
       return reply.code(201).send({ uuid: toGenerationUuid(job.id), status: 'INITIAL', status_time: job.createdAt.getTime() });
     },
@@ -136,7 +136,7 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
     async (request) => {
       const jobs = service.for(request.caller);
       const { uuid } = request.params;
-      const gone = () => new FusionBrainApiError(404, `Generation ${uuid} not found (unknown, or its result was already read)`);
+      const gone = () => new DialectError(404, `Generation ${uuid} not found (unknown, or its result was already read)`);
       const id = toJobId(uuid);
       const [job] = id ? await jobs.getMany([id]) : [];
       if (!job || job.dialect !== 'fusionbrain' || job.dialectData.resultReadAt !== undefined) throw gone();

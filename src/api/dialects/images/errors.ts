@@ -1,14 +1,6 @@
 import type { FastifyRequest } from 'fastify';
-import { DialectError, fieldName, type ErrorFormat, type FieldProblem, type NormalisedError } from '../../http/errors.ts';
+import { fieldName, type ErrorFormat, type FieldProblem, type NormalisedError } from '../../http/errors.ts';
 import { UUID_PATTERN } from './schemas.ts';
-
-/** A refusal in the dialect's own terms, with optional members beside NestJS's three. */
-export class ImageApiError extends DialectError {
-  constructor(status: number, message: string, extra: Record<string, unknown> = {}) {
-    super(status, message, { extra });
-    this.name = 'ImageApiError';
-  }
-}
 
 const REASONS: Record<number, string> = {
   400: 'Bad Request',

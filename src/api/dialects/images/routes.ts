@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { JobService } from '../../../core/job-service.ts';
-import { ImageApiError } from './errors.ts';
+import { DialectError } from '../../http/errors.ts';
 import { failureOf, STATUS } from './present.ts';
 import { CreateBody, Created, DEFAULT_SIDE, errorResponses, GetQuery, Link, ListQuery, ListResponse, StillGenerating } from './schemas.ts';
 
@@ -59,13 +59,13 @@ export const imagesRoutes: FastifyPluginAsyncTypebox<ImagesRoutesOptions> = asyn
       const id = request.query.id.toLowerCase();
       const type = request.query.type ?? 'original';
       const [job] = await jobs.getMany([id]);
-      if (!job || job.dialect !== DIALECT) throw new ImageApiError(404, `Image ${id} not found`);
+      if (!job || job.dialect !== DIALECT) throw new DialectError(404, `Image ${id} not found`);
       const status = STATUS[job.status];
       if (status === 'created' || status === 'pending') {
         const message = status === 'created' ? 'The image is queued; ask again shortly' : 'The image is being generated; ask again shortly';
         return reply.code(202).header('retry-after', '1').send({ id, status, message });
       }
-      if (status === 'error') throw new ImageApiError(422, `Image ${id} could not be generated: ${failureOf(job)}`, { status });
+      if (status === 'error') throw new DialectError(422, `Image ${id} could not be generated: ${failureOf(job)}`, { extra: { status } });
       const link = await jobs.imageLink(id, 0, type);
       return {
         id,
