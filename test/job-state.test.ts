@@ -4,6 +4,7 @@ import { canTransition, IllegalTransitionError, JOB_STATUSES, TRANSITIONS, type 
 import { openDatabase, type Database } from '../src/db/client.ts';
 import { makeJobRepository, type JobRepository } from '../src/db/jobs-repository.ts';
 import { jobs } from '../src/db/schema.ts';
+import { pgliteTemplate } from './helpers/darkroom.ts';
 
 const LEGAL: [JobStatus, JobStatus][] = [
   ['queued', 'running'],
@@ -30,7 +31,7 @@ describe('job state machine', () => {
   });
 });
 
-const databases: [string, () => Promise<Database>][] = [['pglite', () => openDatabase({ dataDir: null })]];
+const databases: [string, () => Promise<Database>][] = [['pglite', () => openDatabase({ dataDir: null, template: pgliteTemplate() })]];
 if (process.env.TEST_DATABASE_URL) {
   databases.push(['postgres', () => openDatabase({ url: process.env.TEST_DATABASE_URL })]);
 }
