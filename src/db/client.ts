@@ -98,7 +98,7 @@ async function openPglite(options: DatabaseOptions): Promise<Database> {
   const template = options.template && !(dir && existsSync(join(dir, 'PG_VERSION'))) ? options.template : undefined;
   let client: PGlite;
   try {
-    client = await PGlite.create(dir, template ? { loadDataDir: template instanceof Blob ? template : new Blob([template]) } : {});
+    client = template ? await PGlite.create(dir, { loadDataDir: template instanceof Blob ? template : new Blob([template]) }) : await PGlite.create(dir);
   } catch (error) {
     await unlock();
     throw error;
