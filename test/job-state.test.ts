@@ -5,6 +5,7 @@ import { openDatabase, type Database } from '../src/db/client.ts';
 import { makeJobRepository } from '../src/db/jobs-repository.ts';
 import type { JobStore } from '../src/core/ports/job-store.ts';
 import { jobs } from '../src/db/schema.ts';
+import { pgliteTemplate } from './helpers/darkroom.ts';
 
 const LEGAL: [JobStatus, JobStatus][] = [
   ['queued', 'running'],
@@ -31,7 +32,7 @@ describe('job state machine', () => {
   });
 });
 
-const databases: [string, () => Promise<Database>][] = [['pglite', () => openDatabase({ dataDir: null })]];
+const databases: [string, () => Promise<Database>][] = [['pglite', () => openDatabase({ dataDir: null, template: pgliteTemplate() })]];
 if (process.env.TEST_DATABASE_URL) {
   databases.push(['postgres', () => openDatabase({ url: process.env.TEST_DATABASE_URL })]);
 }

@@ -60,7 +60,7 @@ beforeAll(async () => {
   // One at a time: booting several at once on a busy machine can outlast Fastify's plugin timeout.
   dr = await startDarkroom({ AUTH: 'off', MOCK_LATENCY_MS: '300' });
   scripted = await startDarkroom({ AUTH: 'required', ADMIN_API_KEY: ADMIN_KEY }, { apiKey: ADMIN_KEY, providers: [unhealthy(script.provider)] });
-  idle = await startDarkroom({ AUTH: 'off', WORKER_CONCURRENCY: '0' });
+  idle = await startDarkroom({ AUTH: 'off', WORKER_CONCURRENCY: '0' }, { persist: true });
   shared = await startDarkroom(
     { AUTH: 'optional', ADMIN_API_KEY: ADMIN_KEY, MOCK_LATENCY_MS: '5000', RATE_LIMIT_GENERATE: '3/minute', LOG_LEVEL: 'info' },
     { logger: pino({ level: 'info' }, sink) },

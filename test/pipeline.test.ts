@@ -80,7 +80,7 @@ describe('worker pipeline', () => {
   });
 
   it('expires a queued job that never got a worker before its deadline', async () => {
-    dr = await startDarkroom({ WORKER_CONCURRENCY: '0' });
+    dr = await startDarkroom({ WORKER_CONCURRENCY: '0' }, { persist: true });
     const { body } = await dr.api('POST', '/api/v1/jobs', { prompt: 'waits forever', deadline: new Date(Date.now() + 150).toISOString() });
     await new Promise((resolve) => setTimeout(resolve, 250));
     // A worker appears only later: the first thing it does is notice the deadline.

@@ -19,7 +19,7 @@ const countFiles = (dir: string): number =>
 
 describe('restart', () => {
   it('a restarted darkroom polls the saved upstream jobs and never submits them again', async () => {
-    const first = await startDarkroom({ MOCK_LATENCY_MS: '1500' });
+    const first = await startDarkroom({ MOCK_LATENCY_MS: '1500' }, { persist: true });
     const created = await first.api('POST', '/api/v1/jobs/batch', { jobs: [1, 2, 3].map((n) => ({ prompt: `resume ${n}`, numImages: n })) });
     const ids = (created.body.jobs as { id: string }[]).map((job) => job.id);
     for (const id of ids) {

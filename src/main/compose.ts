@@ -10,7 +10,7 @@ import { IDEMPOTENCY_ABANDONED_MS, IDEMPOTENCY_TTL_MS } from '../api/http/idempo
 import { ConfigError, type Config } from '../config/index.ts';
 import { makeJobService, type JobService } from '../core/job-service.ts';
 import { makeProviderChecks } from '../core/provider-checks.ts';
-import { openDatabase, PGLITE_LOCK_STALE_MS, type Database } from '../db/client.ts';
+import { openDatabase, PGLITE_LOCK_STALE_MS, type Database, type DatabaseOptions } from '../db/client.ts';
 import { makeIdempotencyRepository } from '../db/idempotency-repository.ts';
 import { makeJobRepository } from '../db/jobs-repository.ts';
 import type { JobStore } from '../core/ports/job-store.ts';
@@ -54,6 +54,11 @@ export interface DarkroomOverrides {
   providers?: Provider[];
   /** Randomness for retry jitter and the mock provider, so tests can pin it. */
   random?: () => number;
+  /**
+   * The embedded database (PGlite) opened otherwise than in DATA_DIR: tests keep it in memory
+   * (`dataDir: null`) and start it from a migrated template. Files and secrets stay in DATA_DIR.
+   */
+  database?: Pick<DatabaseOptions, 'dataDir' | 'template'>;
 }
 
 export interface Darkroom {
@@ -93,7 +98,8 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   const logger = overrides.logger ?? pino({ level: config.logLevel, base: { service: 'darkroom' } });
   const database = await openDatabase({
     url: config.databaseUrl,
-    dataDir: config.dataDir,
+    dataDir: overrides.database?.dataDir !== undefined ? overrides.database.dataDir : config.dataDir,
+    template: overrides.database?.template,
     // A server restarted right after a crash waits for the dead process's lock to go stale.
     lockWaitMs: PGLITE_LOCK_STALE_MS + 5000,
     onLockCompromised: (error) => logger.warn({ err: error }, 'the embedded database lock could not be refreshed in time'),

@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inject } from 'vitest';
 import { loadConfig } from '../../src/config/index.ts';
 import { createDarkroom, type Darkroom, type DarkroomOverrides } from '../../src/main/compose.ts';
 
@@ -12,7 +13,7 @@ export interface TestDarkroom {
   api(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse>;
   /** Polls until the job has one of `statuses` (default: any terminal status). */
   waitForJob(id: string, statuses?: string[], timeoutMs?: number): Promise<Record<string, unknown>>;
-  /** Stops the process-level pieces; keeps DATA_DIR unless `removeData`. */
+  /** Stops the process-level pieces; keeps DATA_DIR unless `removeData` (an in-memory database goes either way). */
   close(options?: { removeData?: boolean }): Promise<void>;
 }
 
@@ -28,12 +29,35 @@ export function makeDataDir(): string {
   return mkdtempSync(join(tmpdir(), 'darkroom-test-'));
 }
 
-/** A real darkroom on an ephemeral port, with fast retries and an instant mock unless `env` says otherwise. */
-export async function startDarkroom(
-  env: Record<string, string> = {},
-  overrides: DarkroomOverrides & { dataDir?: string; apiKey?: string } = {},
-): Promise<TestDarkroom> {
+let template: Blob | undefined;
+
+/** The migrated PGlite data directory test/global-setup.ts made for this run, if it ran. */
+export function pgliteTemplate(): Blob | undefined {
+  const path = inject('pgliteTemplate');
+  if (path && !template) template = new Blob([readFileSync(path)]);
+  return template;
+}
+
+export interface StartOptions extends DarkroomOverrides {
+  /** An existing DATA_DIR (a restart, or one a child process uses): the database is kept there, on disk. */
+  dataDir?: string;
+  /**
+   * Keep the database on disk in DATA_DIR, for a test that starts darkroom again on `dataDir`
+   * afterwards. Otherwise (and without `dataDir`) it lives in memory and goes with the process.
+   */
+  persist?: boolean;
+  apiKey?: string;
+}
+
+/**
+ * A real darkroom on an ephemeral port, with fast retries and an instant mock unless `env` says otherwise.
+ * Its embedded database starts from the migrated template (no initdb, nothing to migrate), in memory
+ * unless `dataDir` or `persist` asks for it on disk; files and secrets are always in DATA_DIR.
+ */
+export async function startDarkroom(env: Record<string, string> = {}, overrides: StartOptions = {}): Promise<TestDarkroom> {
   const dataDir = overrides.dataDir ?? makeDataDir();
+  const onDisk = overrides.dataDir !== undefined || overrides.persist === true;
+  const database = overrides.database ?? (onDisk ? { template: pgliteTemplate() } : { dataDir: null, template: pgliteTemplate() });
   const config = loadConfig({
     PORT: '0',
     DATA_DIR: dataDir,
@@ -44,7 +68,7 @@ export async function startDarkroom(
     SHUTDOWN_GRACE_MS: '2000',
     ...env,
   });
-  const darkroom = await createDarkroom(config, overrides);
+  const darkroom = await createDarkroom(config, { ...overrides, database });
   const url = await darkroom.start();
 
   // Sent unless a call brings its own credential (or says none with an empty authorization).

@@ -43,7 +43,8 @@ export function providerContract(spec: ProviderContractSpec): void {
     const start = (dataDir?: string) =>
       startDarkroom(
         { DEFAULT_PROVIDER: spec.provider, PROVIDER_TIMEOUT_MS: '1500', RETRY_BASE_DELAY_MS: '20', RETRY_MAX_DELAY_MS: '200', ...spec.env(proxy.url) },
-        dataDir ? { dataDir } : {},
+        // On disk: one test restarts it on the same DATA_DIR.
+        dataDir ? { dataDir } : { persist: true },
       );
 
     beforeAll(async () => {
