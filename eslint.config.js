@@ -36,7 +36,7 @@ const layerPolicies = [
   may('queue', 'core', 'config'),
   may('storage', 'core', 'config'),
   may('events', 'core'),
-  may('webhooks', 'core', 'db'),
+  may('webhooks', 'core', 'db', 'config'),
   may('worker', 'core'),
   may('config', 'core', 'providers'),
   may(

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
+import { persistentSecret } from '../config/secret-file.ts';
 
 export const WEBHOOK_SECRET_FILE = 'webhook.key';
 
@@ -30,17 +29,5 @@ export function makeWebhookSigner(secret: string): WebhookSigner {
  * share WEBHOOK_SECRET instead.
  */
 export function resolveWebhookSecret(configured: string | undefined, dataDir: string): string {
-  if (configured) return configured;
-  const file = join(dataDir, WEBHOOK_SECRET_FILE);
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(dataDir, { recursive: true });
-  const secret = `whsec_${randomBytes(32).toString('base64')}`;
-  try {
-    writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });
-  } catch (error) {
-    // Another process sharing DATA_DIR wrote it first: theirs is the one.
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    return readFileSync(file, 'utf8').trim();
-  }
-  return secret;
+  return configured ?? persistentSecret(dataDir, WEBHOOK_SECRET_FILE, () => `whsec_${randomBytes(32).toString('base64')}`);
 }
