@@ -248,6 +248,9 @@ describe('/v2/resources', () => {
     expectProblem(await dr.api('POST', '/v2/resources', resource), 409);
     expectProblem(await dr.api('POST', '/v2/resources', { ...resource, air: air.replace('urn:air:', 'air:') }), 409);
 
+    // A replacement may leave out the AIR, which the path names; nothing of the old document stays.
+    expect((await dr.api('PUT', encoded(air), { modelName: 'only a name', mine: { kept: true } })).body).toEqual({ air, modelName: 'only a name', mine: { kept: true } });
+    expect(expectProblem(await dr.api('PUT', raw(air), { size: 1.5 }), 400)).toEqual({ size: ['must be integer'] });
     const replacement = { air, size: 1, hashes: { SHA256: 'AB' }, downloadUrls: ['https://example.com/model'], resourceName: 'Replaced' };
     expect((await dr.api('PUT', raw(air), replacement)).body).toEqual(replacement);
     const mismatch = await dr.api('PUT', raw(air), { ...replacement, air: 'urn:air:sdxl:checkpoint:civitai:1@2' });
