@@ -3,11 +3,17 @@ import { Writable } from 'node:stream';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { createServer } from 'node:net';
+import sdk from 'civitai';
 import { pino } from 'pino';
+import runpodSdk from 'runpod-sdk';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { FastifyRequest } from 'fastify';
+import { DIALECTS } from '../src/api/dialects/registry.ts';
 import { readSse } from './helpers/sse.ts';
 import { makeDataDir, startDarkroom, type ApiResponse, type TestDarkroom } from './helpers/darkroom.ts';
+import { spawnDarkroom } from './helpers/processes.ts';
 
 /**
  * Accounts: API keys, the three AUTH modes, isolation of every caller's jobs through every dialect,
@@ -251,6 +257,152 @@ describe('isolation: a key sees only its own jobs, through every dialect', () =>
   });
 });
 
+/** Tokens of the services darkroom imitates, in their own formats: none of them is darkroom's. */
+const CIVITAI_TOKEN = 'f3a9c1e27b5d48e6a0c4b2d19e7f6a35';
+const RUNPOD_KEY = 'rpa_Q1W2E3R4T5Y6U7I8O9P0ASDFGHJKLZXCVBNM12345678';
+const FUSION_BRAIN_KEY = '8C1D6F2A0B9E4D7C3A5F1E0B2D4C6A8E';
+const JWT = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTEifQ.c2lnbmF0dXJl';
+/** darkroom's key format, but no key of this darkroom's. */
+const UNKNOWN_KEY = `dk_${'x'.repeat(43)}`;
+
+/** A request to one route of each dialect, and how its 401 looks in that dialect's own error shape. */
+const REFUSALS: Record<string, { method: string; path: string; shape: (status: number, title: string) => unknown }> = {
+  native: {
+    method: 'GET',
+    path: '/api/v1/jobs',
+    shape: (status, title) => ({ type: `/problems/${status === 401 ? 'unauthorized' : 'forbidden'}`, title, status, code: status === 401 ? 'unauthorized' : 'forbidden' }),
+  },
+  civitai: {
+    method: 'GET',
+    path: '/v1/consumer/jobs/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b',
+    shape: (status, title) => ({ type: `https://tools.ietf.org/html/rfc9110#section-15.5.${status === 401 ? 2 : 4}`, title, status, traceId: expect.any(String) }),
+  },
+  fusionbrain: { method: 'GET', path: '/key/api/v1/pipelines', shape: (status, title) => ({ status, error: title, message: expect.any(String), path: '/key/api/v1/pipelines' }) },
+  runpod: { method: 'GET', path: '/v2/ep/health', shape: () => ({ error: expect.any(String) }) },
+  tasks: { method: 'GET', path: '/api/v1/runpod/queue/stats', shape: () => ({ detail: expect.any(String) }) },
+  images: { method: 'GET', path: '/image/get-all', shape: (status, title) => ({ statusCode: status, message: expect.any(String), error: title }) },
+};
+
+async function finishedCivitaiJob(civitai: InstanceType<typeof sdk.Civitai>, token: string): Promise<{ jobId: string; scheduled: boolean; result: { available: boolean }[] }> {
+  for (let tries = 0; tries < 400; tries += 1) {
+    const job = (await civitai.jobs.getByToken(token)).jobs?.[0] as { jobId: string; scheduled: boolean; result: { available: boolean }[] } | undefined;
+    if (job && !job.scheduled) return job;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error('the Civitai job did not finish');
+}
+
+describe('other services’ tokens (AUTH=optional, the default)', () => {
+  let dr: TestDarkroom;
+  beforeAll(async () => {
+    dr = await startDarkroom({ ADMIN_API_KEY: ADMIN, MOCK_LATENCY_MS: '50' });
+    // Both SDKs log every request they make.
+    vi.spyOn(console, 'log').mockImplementation(() => undefined);
+  });
+  afterAll(async () => {
+    vi.restoreAllMocks();
+    await dr?.close({ removeData: true });
+  });
+
+  it('the civitai SDK works unchanged with a Civitai token: the caller is a guest, and the token is 401 on /api/v1', async () => {
+    const civitai = new sdk.Civitai({ auth: CIVITAI_TOKEN });
+    // The SDK's constructor pins the production URL into its exported OpenAPI config; that is the one knob.
+    sdk.OpenAPI.BASE = dr.url;
+    const created = await civitai.image.fromText({ model: 'urn:air:sdxl:checkpoint:civitai:101055@128078', params: { prompt: 'a guest with a Civitai token', width: 256, height: 256 } });
+    const job = await finishedCivitaiJob(civitai, created.token);
+    expect(job.result[0]?.available).toBe(true);
+    expect((await civitai.jobs.getById(job.jobId)).jobId).toBe(job.jobId);
+    // The job is the guest's: readable without any token, as the same client.
+    expect((await dr.api('GET', `/api/v1/jobs/${job.jobId}`, undefined, NONE)).body).toMatchObject({ id: job.jobId, status: 'succeeded' });
+    expectProblem(await dr.api('GET', `/api/v1/jobs/${job.jobId}`, undefined, bearer(CIVITAI_TOKEN)), 401, /not valid: darkroom's keys start with dk_/);
+  });
+
+  it('runpod-sdk works unchanged with a RunPod key: the caller is a guest, and the key is 401 on /api/v1', async () => {
+    const endpoint = runpodSdk(RUNPOD_KEY, { baseUrl: `${dr.url}/v2` }).endpoint('ep-foreign');
+    if (!endpoint) throw new Error('runpod-sdk made no endpoint');
+    const done = await endpoint.runSync({ input: { prompt: 'a guest with a RunPod key', width: 256, height: 256 } });
+    expect(done).toMatchObject({ status: 'COMPLETED' });
+    expect(await endpoint.status(done.id)).toMatchObject({ id: done.id, status: 'COMPLETED' });
+    expect((await endpoint.health()).jobs.completed).toBeGreaterThanOrEqual(1);
+    expect((await dr.api('GET', `/api/v1/jobs/${done.id}`, undefined, NONE)).status).toBe(200);
+    expectProblem(await dr.api('GET', `/api/v1/jobs/${done.id}`, undefined, bearer(RUNPOD_KEY)), 401, /not valid/);
+    // RunPod also takes its key bare in Authorization; that is no darkroom credential either.
+    expect((await dr.api('GET', '/v2/ep-foreign/health', undefined, { authorization: RUNPOD_KEY })).status).toBe(200);
+    expectProblem(await dr.api('GET', '/api/v1/jobs', undefined, { authorization: RUNPOD_KEY }), 401, /Bearer/);
+  });
+
+  it('the Fusion Brain X-Key and the origin apps’ own tokens make guests too', async () => {
+    const fusionHeaders = { 'X-Key': `Key ${FUSION_BRAIN_KEY}`, 'X-Secret': `Secret ${FUSION_BRAIN_KEY}` };
+    const started = await fetch(`${dr.url}/key/api/v1/pipeline/run`, { method: 'POST', body: fusionForm('a guest with a Fusion Brain key'), headers: fusionHeaders });
+    expect(started.status).toBe(201);
+    const { uuid } = (await started.json()) as { uuid: string };
+    expect((await fetch(`${dr.url}/key/api/v1/pipeline/status/${uuid}`, { headers: fusionHeaders })).status).toBe(200);
+    expect((await dr.api('GET', '/api/v1/runpod/queue/stats', undefined, bearer(JWT))).status).toBe(200);
+    const created = await dr.api('POST', '/image/create', { prompt: 'a guest with the origin app’s token' }, bearer(JWT));
+    expect(created.status).toBe(201);
+    expect((await dr.api('GET', `/api/v1/jobs/${created.body.id}`, undefined, NONE)).status).toBe(200);
+    // A path no API serves is a 404 whoever asks.
+    expect((await dr.api('GET', '/v2/ep-foreign/requests', undefined, bearer(RUNPOD_KEY))).status).toBe(404);
+  });
+
+  it('a darkroom key on a foreign dialect is that key, and ADMIN_API_KEY is the admin, whatever their format', async () => {
+    const key = await createKey(dr, { name: 'runpod client with a darkroom key' });
+    const created = await dr.api('POST', '/v2/ep/run', { input: { prompt: 'owned by a key' } }, bearer(key.key));
+    expect(created.status).toBe(200);
+    expect((await dr.api('GET', `/api/v1/jobs/${created.body.id}`, undefined, bearer(key.key))).status).toBe(200);
+    expectProblem(await dr.api('GET', `/api/v1/jobs/${created.body.id}`, undefined, NONE), 404);
+    const resource = await dr.api('POST', '/v2/resources', { air: 'urn:air:sdxl:lora:civitai:4242@1' }, bearer(ADMIN));
+    expect(resource.status).toBe(201);
+  });
+
+  it('a token in darkroom’s format must be valid on every dialect: 401 in each dialect’s own shape', async () => {
+    expect(Object.keys(REFUSALS).sort()).toEqual(DIALECTS.map((dialect) => dialect.name).sort());
+    for (const [name, { method, path, shape }] of Object.entries(REFUSALS)) {
+      const headers = name === 'fusionbrain' ? { 'X-Key': `Key ${UNKNOWN_KEY}` } : bearer(UNKNOWN_KEY);
+      const answer = await dr.api(method, path, undefined, headers);
+      expect(answer.status, name).toBe(401);
+      expect(answer.body, name).toMatchObject(shape(401, 'Unauthorized') as object);
+      expect(JSON.stringify(answer.body), name).toMatch(/not valid/);
+    }
+  });
+});
+
+describe('every dialect words the auth hook’s refusals in its own shape', () => {
+  it('401 and 403 carry their reason, never a generic fallback', () => {
+    for (const dialect of DIALECTS) {
+      const request = { url: REFUSALS[dialect.name]?.path, id: 'req-1', method: 'GET', headers: {}, query: {}, params: {}, body: undefined } as unknown as FastifyRequest;
+      for (const [status, code, reason] of [[401, 'unauthorized', 'Unauthorized'], [403, 'forbidden', 'Forbidden']] as const) {
+        const answer = dialect.errors.format({ status, code, message: 'the reason, in words', fields: [], extra: {} }, request);
+        const text = JSON.stringify(answer.body);
+        expect(answer.status, dialect.name).toBe(status);
+        expect(text, dialect.name).toContain('the reason, in words');
+        expect(text, dialect.name).not.toMatch(/about:blank|"Error"/);
+        const shape = REFUSALS[dialect.name]?.shape(status, reason);
+        expect(answer.body, `${dialect.name} ${status}`).toMatchObject(shape as object);
+      }
+    }
+  });
+
+  it('a write to the Civitai catalogue without the admin scope is a 403 in the Civitai shape', async () => {
+    const dr = await startDarkroom({ ADMIN_API_KEY: ADMIN, WORKER_CONCURRENCY: '0' });
+    try {
+      const refused = await dr.api('POST', '/v2/resources', { air: 'urn:air:sdxl:checkpoint:civitai:101055@128078' }, NONE);
+      expect(refused.status).toBe(403);
+      expect(refused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(refused.body).toEqual({
+        type: 'https://tools.ietf.org/html/rfc9110#section-15.5.4',
+        title: 'Forbidden',
+        status: 403,
+        detail: 'This needs an API key with the admin scope',
+        instance: '/v2/resources',
+        traceId: refused.headers.get('x-request-id'),
+      });
+    } finally {
+      await dr.close({ removeData: true });
+    }
+  });
+});
+
 describe('AUTH=required and AUTH=off', () => {
   let required: TestDarkroom;
   let off: TestDarkroom;
@@ -289,6 +441,17 @@ describe('AUTH=required and AUTH=off', () => {
     // The signed link is its own credential: no header needed.
     const image = await fetch(job.body.images[0].url);
     expect(image.status).toBe(200);
+  });
+
+  it('required: only darkroom’s keys pass, on every dialect; another service’s token is a 401 that says so', async () => {
+    const civitai = await required.api('GET', '/v1/consumer/jobs/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b', undefined, bearer(CIVITAI_TOKEN));
+    expect(civitai.status).toBe(401);
+    expect(civitai.body).toMatchObject({ title: 'Unauthorized', detail: expect.stringMatching(/only its own API keys \(dk_…\)/) });
+    const runpod = await required.api('GET', '/v2/ep/health', undefined, bearer(RUNPOD_KEY));
+    expect([runpod.status, runpod.body]).toEqual([401, { error: expect.stringMatching(/only its own API keys/) }]);
+    expectProblem(await required.api('GET', '/api/v1/jobs', undefined, bearer(RUNPOD_KEY)), 401, /not valid/);
+    const key = await createKey(required);
+    expect((await required.api('GET', '/v2/ep/health', undefined, bearer(key.key))).status).toBe(200);
   });
 
   it('off: credentials are not looked at and everything is one shared space', async () => {
@@ -449,23 +612,47 @@ describe('logs', () => {
   });
 });
 
+interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `darkroom …` with `env` over a clean client environment; resolves with how it ended, whatever the exit code. */
+function cli(args: string[], env: Record<string, string>): Promise<CliRun> {
+  const clean = { DARKROOM_URL: '', DARKROOM_API_KEY: '', ADMIN_API_KEY: '', PUBLIC_URL: '', HOST: '', LOG_LEVEL: 'silent' };
+  return run('node', [BIN, ...args], { env: { ...process.env, ...clean, ...env } }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: CliRun) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
+  );
+}
+
+/** A TCP port nothing listens on at the time of asking. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 describe('darkroom keys (the CLI)', () => {
-  it('manages keys in the embedded database, and refuses cleanly while a server holds it', async () => {
+  it('manages keys in the embedded database when no server runs; with one that cannot be reached, says so and changes nothing', async () => {
     const dataDir = makeDataDir();
-    const env = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
-    const created = await run('node', [BIN, 'keys', 'create', '--name', 'cli key', '--json'], { env });
+    const env = { DATA_DIR: dataDir, PORT: String(await freePort()) };
+    const created = await cli(['keys', 'create', '--name', 'cli key', '--json'], env);
+    expect(created.stderr).toBe('');
     const key = JSON.parse(created.stdout) as { id: string; key: string; name: string };
     expect(key).toMatchObject({ name: 'cli key', scopes: [] });
 
+    // A server on the same DATA_DIR, at another address than the CLI's configuration says.
     const server = await startDarkroom({ AUTH: 'required', MOCK_LATENCY_MS: '0' }, { dataDir });
     try {
       expect((await server.api('GET', '/api/v1/jobs', undefined, bearer(key.key))).status).toBe(200);
-      const refused = await run('node', [BIN, 'keys', 'revoke', key.id], { env }).then(
-        () => ({ code: 0, stderr: '' }),
-        (error: { code: number; stderr: string }) => error,
-      );
+      const refused = await cli(['keys', 'revoke', key.id], env);
       expect(refused.code).toBe(1);
-      expect(refused.stderr).toMatch(/in use by a running darkroom/);
+      expect(refused.stderr).toMatch(new RegExp(`in use by a running darkroom, and no darkroom answers at http://127\\.0\\.0\\.1:${env.PORT} \\(connect ECONNREFUSED`));
+      expect(refused.stderr).toMatch(/Point --server or DARKROOM_URL at that darkroom/);
       expect(refused.stderr).not.toMatch(/\n\s+at /);
       // Nothing was changed: the key still works.
       expect((await server.api('GET', '/api/v1/jobs', undefined, bearer(key.key))).status).toBe(200);
@@ -473,16 +660,75 @@ describe('darkroom keys (the CLI)', () => {
       await server.close();
     }
 
-    const revoked = await run('node', [BIN, 'keys', 'revoke', key.id], { env });
+    const revoked = await cli(['keys', 'revoke', key.id], env);
     expect(revoked.stdout).toMatch(/revoked key/);
-    const listed = JSON.parse((await run('node', [BIN, 'keys', 'list', '--json'], { env })).stdout) as { items: { id: string; revokedAt: string | null }[] };
+    const listed = JSON.parse((await cli(['keys', 'list', '--json'], env)).stdout) as { items: { id: string; revokedAt: string | null }[] };
     expect(listed.items).toEqual([expect.objectContaining({ id: key.id, revokedAt: expect.any(String) })]);
     expect(JSON.stringify(listed)).not.toContain(key.key);
 
-    const bad = await run('node', [BIN, 'keys', 'create'], { env }).then(
-      () => ({ code: 0, stderr: '' }),
-      (error: { code: number; stderr: string }) => error,
-    );
+    const bad = await cli(['keys', 'create'], env);
     expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(/--name/)]);
   }, 60_000);
+
+  it('while `darkroom serve` holds the database, works through its API with an admin credential; the keys it makes work at once', async () => {
+    const dataDir = makeDataDir();
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    // What the server and the CLI share, as one .env would give both.
+    const env = { DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', ADMIN_API_KEY: ADMIN };
+    const server = await spawnDarkroom('serve', { ...env, MOCK_LATENCY_MS: '0', DARKROOM_URL: '', DARKROOM_API_KEY: '' });
+    try {
+      const created = await cli(['keys', 'create', '--name', 'operator', '--admin', '--json'], env);
+      expect(created.code, created.stderr).toBe(0);
+      expect(created.stderr).toBe(`The embedded database is in use by a running darkroom: managing keys through the API of darkroom at ${url}\n`);
+      const admin = JSON.parse(created.stdout) as { id: string; key: string; scopes: string[] };
+      expect(admin).toMatchObject({ scopes: ['admin'], key: expect.stringMatching(/^dk_/) });
+      const plainRun = await cli(['keys', 'create', '--name', 'app', '--max-active-jobs', '3'], env);
+      const plain = { id: /created key (\S+) \(app\)/.exec(plainRun.stdout)?.[1] ?? '', key: /^(dk_\S+)$/m.exec(plainRun.stdout)?.[1] ?? '' };
+      expect(plain.key).toMatch(/^dk_/);
+
+      // The new keys work at once: the admin key manages keys and writes the Civitai catalogue.
+      const keys = await fetch(`${url}/api/v1/keys`, { headers: bearer(admin.key) });
+      expect(((await keys.json()) as { items: { id: string }[] }).items.map((item) => item.id)).toEqual([admin.id, plain.id]);
+      const resource = await fetch(`${url}/v2/resources`, {
+        method: 'POST',
+        headers: { ...bearer(admin.key), 'content-type': 'application/json' },
+        body: JSON.stringify({ air: 'urn:air:sdxl:checkpoint:civitai:101055@128078' }),
+      });
+      expect(resource.status).toBe(201);
+      expect((await fetch(`${url}/api/v1/jobs`, { headers: bearer(plain.key) })).status).toBe(200);
+
+      // DARKROOM_API_KEY serves when it is an admin key; a plain key or none is refused, in words.
+      const asAdminKey = await cli(['keys', 'list', '--json'], { ...env, ADMIN_API_KEY: '', DARKROOM_API_KEY: admin.key });
+      expect(JSON.parse(asAdminKey.stdout).items).toHaveLength(2);
+      const asPlainKey = await cli(['keys', 'list'], { ...env, ADMIN_API_KEY: '', DARKROOM_API_KEY: plain.key });
+      expect([asPlainKey.code, asPlainKey.stdout]).toEqual([1, '']);
+      expect(asPlainKey.stderr).toMatch(new RegExp(`darkroom at ${url} refused DARKROOM_API_KEY, which is not an admin credential there`));
+      const withNone = await cli(['keys', 'list'], { ...env, ADMIN_API_KEY: '' });
+      expect(withNone.code).toBe(1);
+      expect(withNone.stderr).toMatch(/needs an admin credential to manage keys: set ADMIN_API_KEY \(as the server has it\), or DARKROOM_API_KEY/);
+      const wrong = await cli(['keys', 'list'], { ...env, ADMIN_API_KEY: 'not-the-servers-admin-key' });
+      expect(wrong.stderr).toMatch(new RegExp(`darkroom at ${url} did not accept ADMIN_API_KEY: `));
+
+      // --server reaches a darkroom from anywhere, whatever the local database.
+      const remote = await cli(['keys', 'revoke', plain.id, '--server', url], { ADMIN_API_KEY: ADMIN, DATA_DIR: makeDataDir() });
+      expect(remote.stdout).toBe(`revoked key ${plain.id} (app)\n`);
+      expect((await fetch(`${url}/api/v1/jobs`, { headers: bearer(plain.key) })).status).toBe(401);
+      const unknown = await cli(['keys', 'revoke', '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b'], env);
+      expect([unknown.code, unknown.stderr.split('\n').at(-2)]).toEqual([1, 'there is no key 0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b']);
+
+      const everything = [created, plainRun, asAdminKey, asPlainKey, withNone, wrong, remote, unknown].map((each) => each.stdout + each.stderr).join('\n') + server.output();
+      expect(everything).not.toContain(ADMIN);
+      expect(everything.replace(created.stdout, '').replace(plainRun.stdout, '')).not.toMatch(/dk_[\w-]{43}/);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+
+    // Stopped, the database is the CLI's again: both keys are there, the plain one revoked.
+    const listed = JSON.parse((await cli(['keys', 'list', '--json'], env)).stdout) as { items: { name: string; revokedAt: string | null }[] };
+    expect(listed.items.map((item) => [item.name, item.revokedAt !== null])).toEqual([
+      ['operator', false],
+      ['app', true],
+    ]);
+  }, 120_000);
 });

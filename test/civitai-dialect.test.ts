@@ -248,6 +248,9 @@ describe('/v2/resources', () => {
     expectProblem(await dr.api('POST', '/v2/resources', resource), 409);
     expectProblem(await dr.api('POST', '/v2/resources', { ...resource, air: air.replace('urn:air:', 'air:') }), 409);
 
+    // A replacement may leave out the AIR, which the path names; nothing of the old document stays.
+    expect((await dr.api('PUT', encoded(air), { modelName: 'only a name', mine: { kept: true } })).body).toEqual({ air, modelName: 'only a name', mine: { kept: true } });
+    expect(expectProblem(await dr.api('PUT', raw(air), { size: 1.5 }), 400)).toEqual({ size: ['must be integer'] });
     const replacement = { air, size: 1, hashes: { SHA256: 'AB' }, downloadUrls: ['https://example.com/model'], resourceName: 'Replaced' };
     expect((await dr.api('PUT', raw(air), replacement)).body).toEqual(replacement);
     const mismatch = await dr.api('PUT', raw(air), { ...replacement, air: 'urn:air:sdxl:checkpoint:civitai:1@2' });
@@ -280,11 +283,19 @@ describe('/v2/resources', () => {
     const resource = fixture('example-air1.json');
     expectProblem(await dr.api('POST', '/v2/resources', JSON.stringify(resource), { 'content-type': 'text/plain' }), 415);
     expect(expectProblem(await dr.api('POST', '/v2/resources', '{"air":'), 400)).toHaveProperty(['$']);
-    expect(expectProblem(await dr.api('POST', '/v2/resources', { ...resource, air: 'no air here' }), 400)).toHaveProperty(['air']);
+    const notAnAir = "'no air here' is not an AIR: expected urn:air:{ecosystem}:{type}:{source}:{id}@{version}, e.g. urn:air:sdxl:checkpoint:civitai:101055@128078";
+    expect(expectProblem(await dr.api('POST', '/v2/resources', { ...resource, air: 'no air here' }), 400)).toEqual({ air: [notAnAir] });
     const wrongTypes = expectProblem(await dr.api('POST', '/v2/resources', { air: resource.air, size: 'big', hashes: [], downloadUrls: 'x' }), 400);
     expect(Object.keys(wrongTypes).sort()).toEqual(['downloadUrls', 'hashes', 'size']);
-    expect(expectProblem(await dr.api('POST', '/v2/resources', { air: resource.air }), 400)).toMatchObject({ size: ['is required'] });
-    expect(expectProblem(await dr.api('GET', '/v2/resources/nope:'), 400)).toHaveProperty(['air']);
+    expect(expectProblem(await dr.api('POST', '/v2/resources', { air: 5 }), 400)).toEqual({ air: ['must be string'] });
+    expect(expectProblem(await dr.api('POST', '/v2/resources', { modelName: 'no AIR' }), 400)).toEqual({ air: ['is required'] });
+    expect(expectProblem(await dr.api('POST', '/v2/resources', [resource]), 400)).toHaveProperty(['$']);
+    const badPath = await dr.api('GET', '/v2/resources/nope:');
+    expect(expectProblem(badPath, 400)).toHaveProperty(['air']);
+    expect(badPath.body.detail).toMatch(/^'nope:' is not an AIR: expected urn:air:\{ecosystem\}/);
+    const badModel = expectProblem(await dr.api('POST', '/v1/consumer/jobs', { ...valid, model: 'sdxl' }), 400);
+    expect(badModel.model?.[0]).toMatch(/^'sdxl' is not an AIR: expected urn:air:/);
+    expect(JSON.stringify(badModel)).not.toContain('(?<');
     // Without a `:` a segment is no AIR: the path is not a resource's (RunPod's /v2/{endpointId}/… may own it).
     expect((await dr.api('GET', '/v2/resources/nope')).status).toBe(404);
     const unknown = expectProblem(await dr.api('GET', raw('urn:air:sd1:lora:civitai:1@1')), 404);

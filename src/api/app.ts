@@ -10,7 +10,7 @@ import type { EventFeed } from '../core/event-feed.ts';
 import type { LinkSigner, ObjectStorage } from '../core/ports/storage.ts';
 import type { Queue } from 'bullmq';
 import { registerAdminQueues } from './http/admin-queues.ts';
-import { adminCheck, markRoutesPublic, ownerOf, registerAuth, type AuthOptions } from './http/auth.ts';
+import { adminCheck, markRoutesPublic, ownerOf, registerAuth, useCredentialRules, type AuthOptions } from './http/auth.ts';
 import { registerDocs } from './http/docs.ts';
 import { filesRoutes } from './http/files.ts';
 import { registerIdempotency } from './http/idempotency.ts';
@@ -37,7 +37,7 @@ export interface AppDeps {
   /** Bull Board's queues, when BULL_BOARD is on. */
   adminQueues?: { queues: Queue[] };
   /** Credentials, scopes, caps and rate limits. */
-  auth: Omit<AuthOptions, 'credentialReaders'>;
+  auth: AuthOptions;
   /** Fastify's trustProxy (TRUST_PROXY): whether X-Forwarded-For names the client, whose IP identifies guests. */
   trustProxy: boolean | number | string[];
   /** The AIR catalogue behind the Civitai dialect's /v2/resources. */
@@ -111,10 +111,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   // Before every route: its hooks and the rate limiter attach to the routes registered after them.
-  await registerAuth(app, {
-    ...deps.auth,
-    credentialReaders: deps.dialects.flatMap((dialect) => (dialect.credential ? [dialect.credential.bind(dialect)] : [])),
-  });
+  await registerAuth(app, deps.auth);
   await app.register(async (docs) => {
     markRoutesPublic(docs);
     await registerDocs(docs);
@@ -140,9 +137,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     keys: deps.auth.keys,
   };
   for (const dialect of deps.dialects) {
-    // Each dialect in a scope of its own: its errors in its service's shape, its log lines under its name.
+    // Each dialect in a scope of its own: its errors in its service's shape (the auth hook's 401 and 403
+    // included), its log lines under its name, its clients' credentials read its service's way.
     await app.register(
       async (scope) => {
+        useCredentialRules(scope, { read: dialect.credential?.bind(dialect), foreignTokens: dialect.foreignTokens });
         installErrorFormat(scope, dialect.errors, logComponent(scope, dialect.logComponent));
         await dialect.routes(scope, context);
       },

@@ -367,12 +367,14 @@ export function loadConfig(env: Env = readEnvironment()): Config {
   return config;
 }
 
-/** What the CLI's client commands (generate, jobs, open) read: which darkroom to talk to, and as whom. */
+/** What the CLI's client commands (generate, jobs, open, and keys through a server) read: which darkroom to talk to, and as whom. */
 export interface ClientConfig {
   /** The darkroom to talk to; unset means this machine's server (PUBLIC_URL, or HOST and PORT). */
   serverUrl: string | undefined;
   /** Sent as `Authorization: Bearer`; unset sends none. */
   apiKey: string | undefined;
+  /** ADMIN_API_KEY, which `darkroom keys` sends to a running server before DARKROOM_API_KEY. */
+  adminApiKey: string | undefined;
 }
 
 /**
@@ -388,7 +390,7 @@ export function loadClientConfig(env: Env = readEnvironment()): ClientConfig {
   if (serverUrl !== undefined && !isHttpUrl(serverUrl)) {
     throw new ConfigError(['DARKROOM_URL must be a URL starting with http:// or https://']);
   }
-  return { serverUrl, apiKey: read('DARKROOM_API_KEY') };
+  return { serverUrl, apiKey: read('DARKROOM_API_KEY'), adminApiKey: read('ADMIN_API_KEY') };
 }
 
 export function isHttpUrl(value: string): boolean {

@@ -24,8 +24,9 @@ export interface DialectContext {
 export type PayloadSource = Pick<JobService, 'for' | 'viewAt'>;
 
 /**
- * One served API. The app registers each under its prefix in its own scope, with its error format
- * and log component; the webhook sender asks it for the body of the deliveries of its jobs.
+ * One served API. The app registers each under its prefix in its own scope, with its error format,
+ * log component and credential rules; the webhook sender asks it for the body of the deliveries of
+ * its jobs.
  */
 export interface Dialect {
   /** Stored as each job's `dialect`, and as the webhook format of its jobs when it has `webhookPayload`. */
@@ -37,8 +38,17 @@ export interface Dialect {
   readonly errors: ErrorFormat;
   routes(scope: FastifyInstance, context: DialectContext): Promise<void>;
   /**
+   * Whether its clients carry the imitated service's own tokens (a Civitai token, a RunPod `rpa_…`
+   * key, a Fusion Brain key): with AUTH=optional, a credential that is neither ADMIN_API_KEY nor in
+   * darkroom's key format (`dk_…`) then makes the caller a guest, as if none were sent, instead of a
+   * 401. A `dk_…` key must still be valid, and AUTH=required still takes darkroom's keys only. False
+   * for darkroom's own API, where every credential presented must be valid.
+   */
+  readonly foreignTokens: boolean;
+  /**
    * Where its clients send their key when not as `Authorization: Bearer` (undefined: not there). Read
-   * on every request, before routing; throws a 401 DarkroomError for a malformed one.
+   * on the requests routed to this dialect, before its own hooks; throws a 401 DarkroomError for a
+   * malformed one.
    */
   credential?(request: FastifyRequest): string | undefined;
   /**

@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { DarkroomError } from '../../core/errors.ts';
 import { IllegalTransitionError } from '../../core/job.ts';
@@ -134,6 +135,15 @@ export function normaliseError(error: unknown, request: FastifyRequest): Normali
 /** A request no route answers. */
 export function routeNotFound(request: FastifyRequest): NormalisedError {
   return { status: 404, code: 'route_not_found', message: `No route ${request.method} ${request.url.split('?')[0]}`, fields: [], extra: {} };
+}
+
+/**
+ * The reason phrase of a status (`Unauthorized`, `Forbidden`, …), for the error formats that name
+ * it: every status a route or a hook can answer has one, so no format needs a table that could miss
+ * the refusals of the kit's own auth (401, 403) or rate limiter (429).
+ */
+export function reasonPhrase(status: number): string {
+  return STATUS_CODES[status] ?? (status >= 500 ? 'Internal Server Error' : 'Bad Request');
 }
 
 /** What a dialect answers for an error: its status, its body, and the media type (application/json unless said). */

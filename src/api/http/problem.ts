@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { fieldName, installErrorFormat, type ErrorFormat, type ErrorReply, type NormalisedError } from './errors.ts';
+import { fieldName, installErrorFormat, reasonPhrase, type ErrorFormat, type ErrorReply, type NormalisedError } from './errors.ts';
 
 /** One bad field of a request, as listed in a validation problem. */
 export interface FieldError {
@@ -20,23 +20,14 @@ export interface Problem {
   errors?: FieldError[];
 }
 
+/** RFC 9110's names where they differ from Node's older reason phrases. */
 const TITLES: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  409: 'Conflict',
   413: 'Content Too Large',
-  415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-  503: 'Service Unavailable',
 };
 
 export function problem(status: number, code: string, detail: string, extra: Partial<Problem> = {}): Problem {
-  return { type: `/problems/${code}`, title: TITLES[status] ?? 'Error', status, detail, code, ...extra };
+  return { type: `/problems/${code}`, title: TITLES[status] ?? reasonPhrase(status), status, detail, code, ...extra };
 }
 
 export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {

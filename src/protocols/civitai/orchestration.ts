@@ -32,6 +32,19 @@ export function parseAir(value: string): Air | null {
   return air;
 }
 
+/** An AIR's form, for people. */
+export const AIR_FORM = 'urn:air:{ecosystem}:{type}:{source}:{id}@{version}';
+
+/**
+ * Why `value` is not an AIR, in words for the person who sent it; undefined when it is one. A long
+ * value is shortened, so a message stays one readable line.
+ */
+export function airMistake(value: string): string | undefined {
+  if (parseAir(value)) return undefined;
+  const shown = value.length > 100 ? `${value.slice(0, 100)}…` : value;
+  return `'${shown}' is not an AIR: expected ${AIR_FORM}, e.g. ${DEFAULT_MODEL_AIR}`;
+}
+
 /** Whether `model` is an AIR of a resource hosted by Civitai (the models the Civitai orchestrator runs). */
 export function isCivitaiAir(model: string): boolean {
   return parseAir(model)?.source.toLowerCase() === 'civitai';

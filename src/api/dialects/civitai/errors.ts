@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { DialectError, fieldName, type ErrorFormat, type ErrorReply, type NormalisedError } from '../../http/errors.ts';
+import { DialectError, fieldName, reasonPhrase, type ErrorFormat, type ErrorReply, type NormalisedError } from '../../http/errors.ts';
 
 /** Field → messages, the shape ASP.NET's ValidationProblemDetails gives `errors`. */
 export type FieldErrors = Record<string, string[]>;
@@ -26,17 +26,27 @@ export function validationProblem(errors: FieldErrors): CivitaiProblem {
   return new CivitaiProblem(400, detail, errors);
 }
 
-/** ASP.NET's `type` and `title` for each status it answers. */
-const STATUS: Record<number, { type: string; title: string }> = {
-  400: { type: 'https://tools.ietf.org/html/rfc9110#section-15.5.1', title: 'Bad Request' },
-  404: { type: 'https://tools.ietf.org/html/rfc9110#section-15.5.5', title: 'Not Found' },
-  409: { type: 'https://tools.ietf.org/html/rfc9110#section-15.5.10', title: 'Conflict' },
+/** RFC 9110's section of each status, which ASP.NET links as a problem's `type`. */
+const RFC9110_SECTIONS: Record<number, string> = {
+  400: '15.5.1', 401: '15.5.2', 402: '15.5.3', 403: '15.5.4', 404: '15.5.5', 405: '15.5.6', 406: '15.5.7', 407: '15.5.8',
+  408: '15.5.9', 409: '15.5.10', 410: '15.5.11', 411: '15.5.12', 412: '15.5.13', 413: '15.5.14', 414: '15.5.15',
+  415: '15.5.16', 416: '15.5.17', 417: '15.5.18', 421: '15.5.20', 422: '15.5.21', 426: '15.5.22',
+  500: '15.6.1', 501: '15.6.2', 502: '15.6.3', 503: '15.6.4', 504: '15.6.5', 505: '15.6.6',
+};
+
+/** Where ASP.NET words a status otherwise than its section of RFC 9110 and Node's reason phrase. */
+const ASPNET: Record<number, { type: string; title: string }> = {
   413: { type: 'https://tools.ietf.org/html/rfc9110#section-15.5.14', title: 'Content Too Large' },
-  415: { type: 'https://tools.ietf.org/html/rfc9110#section-15.5.16', title: 'Unsupported Media Type' },
   422: { type: 'https://tools.ietf.org/html/rfc4918#section-11.2', title: 'Unprocessable Entity' },
   429: { type: 'https://tools.ietf.org/html/rfc6585#section-4', title: 'Too Many Requests' },
   500: { type: 'https://tools.ietf.org/html/rfc9110#section-15.6.1', title: 'An error occurred while processing your request.' },
 };
+
+/** ASP.NET's `type` and `title` of a status: any status, the kit's 401, 403 and 429 included. */
+export function statusProblem(status: number): { type: string; title: string } {
+  const section = RFC9110_SECTIONS[status];
+  return ASPNET[status] ?? { type: `https://tools.ietf.org/html/rfc9110#section-${section ?? '15'}`, title: reasonPhrase(status) };
+}
 
 /** Messages per field, in the order they came, as ValidationProblemDetails lists them. */
 function errorsOf(error: NormalisedError): FieldErrors | undefined {
@@ -66,7 +76,7 @@ function detailOf(error: NormalisedError): { detail: string; errors?: FieldError
 export const civitaiErrors: ErrorFormat = {
   ownNotFound: false,
   format(error: NormalisedError, request: FastifyRequest): ErrorReply {
-    const known = STATUS[error.status] ?? { type: 'about:blank', title: 'Error' };
+    const known = statusProblem(error.status);
     const { detail, errors } = detailOf(error);
     const body: Record<string, unknown> = {
       type: known.type,

@@ -9,6 +9,8 @@ export const civitaiDialect: Dialect = {
   prefix: '',
   logComponent: 'civitai-api',
   errors: civitaiErrors,
+  // Clients of the real service send their Civitai token.
+  foreignTokens: true,
   routes: (scope, context) => civitaiRoutes(scope, { jobs: context.jobs, resources: context.resources }),
   webhookPayload: presentWebhook,
 };

@@ -5,7 +5,7 @@ import { DarkroomError } from '../../../core/errors.ts';
 import { SYSTEM_CALLER } from '../../../core/caller.ts';
 import type { JobService, JobView, ScopedJobs } from '../../../core/job-service.ts';
 import { isTerminal } from '../../../core/job.ts';
-import { decodeJobToken, encodeJobToken, isRecord, parseAir } from '../../../protocols/civitai/orchestration.ts';
+import { airMistake, decodeJobToken, encodeJobToken, isRecord } from '../../../protocols/civitai/orchestration.ts';
 import { MAX_JOBS_PER_REQUEST, planJobRequest, type PlannedJob } from './schemas.ts';
 import { presentJobStatus } from './present.ts';
 import { CivitaiProblem, type FieldErrors } from './errors.ts';
@@ -206,7 +206,8 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs: service, wa
     const models = queryValues(request.query, 'model');
     if (models.length === 0) addError(errors, 'model', 'The model field is required.');
     models.forEach((air, index) => {
-      if (!parseAir(air)) addError(errors, `model[${index}]`, `'${air}' is not a valid AIR`);
+      const mistake = airMistake(air);
+      if (mistake) addError(errors, `model[${index}]`, mistake);
     });
     throwIfErrors(errors);
     // Capacity is the service's, not the caller's: counted over every worker.

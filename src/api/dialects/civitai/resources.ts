@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { ResourceStore } from '../../../core/ports/stores.ts';
-import { AIR_PATTERN, canonicalAir, isRecord, parseAir } from '../../../protocols/civitai/orchestration.ts';
+import { airMistake, canonicalAir, isRecord } from '../../../protocols/civitai/orchestration.ts';
 import { CivitaiProblem, type FieldErrors } from './errors.ts';
 import { addError, collectErrors, compile, queryInteger, queryValue, requireBody, throwIfErrors } from './validation.ts';
 
@@ -12,9 +12,14 @@ export interface CivitaiResourceRoutesOptions {
 const nullableString = (maxLength = 500) => Type.Optional(Type.String({ maxLength, nullable: true }));
 const nullableDate = () => Type.Optional(Type.String({ format: 'date-time', nullable: true }));
 
-/** ResourceInfo fields (v2 spec), every one optional: the shape of a PATCH. */
+/**
+ * ResourceInfo's fields (v2 spec), each checked only when present. A document needs nothing but its
+ * `air`, as in the original catalogue mock; a full ResourceInfo is a document too. Fields beyond
+ * these are kept as sent: real answers carry some (`modelName`) that the spec does not list.
+ */
 const resourceFields = {
-  air: Type.Optional(Type.String({ pattern: AIR_PATTERN, maxLength: 500 })),
+  // Checked by airMistake, which says what an AIR looks like rather than quoting the pattern.
+  air: Type.Optional(Type.String({ maxLength: 500 })),
   size: Type.Optional(Type.Integer({ minimum: 0 })),
   hashes: Type.Optional(Type.Record(Type.String({ maxLength: 50 }), Type.String({ maxLength: 200 }), { maxProperties: 20 })),
   downloadUrls: Type.Optional(Type.Array(Type.String({ format: 'uri', maxLength: 2000 }), { maxItems: 20 })),
@@ -35,10 +40,27 @@ const resourceFields = {
   fileFormat: Type.Optional(Type.String({ enum: ['unknown', 'safeTensor', 'pickleTensor', 'diffusers', 'coreML', 'onnx'] })),
 };
 
-// Fields beyond the spec are kept: real answers carry some (`modelName`) that the spec does not list.
-const validatePatch = compile(Type.Object(resourceFields));
-/** A whole ResourceInfo: the spec's required fields present. */
-const validateResource = compile(Type.Object(resourceFields, { required: ['air', 'size', 'hashes', 'downloadUrls'] }));
+const validateFields = compile(Type.Object(resourceFields));
+
+/**
+ * The problems of a document sent to the catalogue: fields present with the wrong type, an `air`
+ * that is not an AIR, or none when `airRequired` (a create; a replace or patch has the path's).
+ */
+function documentErrors(body: Record<string, unknown>, airRequired: boolean): FieldErrors {
+  const errors: FieldErrors = {};
+  collectErrors(validateFields, body, errors);
+  if (body.air === undefined) {
+    if (airRequired) addError(errors, 'air', 'is required');
+  } else if (typeof body.air === 'string' && !errors.air) {
+    const mistake = airMistake(body.air);
+    if (mistake) addError(errors, 'air', mistake);
+  }
+  return errors;
+}
+
+/** Whether the body names an AIR (a valid one, by now) other than the path's. */
+const namesAnotherAir = (body: Record<string, unknown>, air: string, errors: FieldErrors) =>
+  !errors.air && typeof body.air === 'string' && canonicalAir(body.air) !== air;
 
 /**
  * The paths of one resource. An AIR always holds a `:` (raw or URL-encoded), and only a segment that
@@ -52,7 +74,8 @@ function pathAir(request: FastifyRequest): string {
   const params = isRecord(request.params) ? request.params : {};
   const first = typeof params.air === 'string' ? params.air : '';
   const raw = typeof params['*'] === 'string' ? `${first}/${params['*']}` : first;
-  if (!parseAir(raw)) throw new CivitaiProblem(400, `'${raw}' is not a valid AIR.`, { air: [`'${raw}' is not a valid AIR`] });
+  const mistake = airMistake(raw);
+  if (mistake) throw new CivitaiProblem(400, mistake, { air: [mistake] });
   return canonicalAir(raw);
 }
 
@@ -60,7 +83,10 @@ function notFound(air: string): CivitaiProblem {
   return new CivitaiProblem(404, `Resource ${air} does not exist.`);
 }
 
-/** `/v2/resources`: the real service's read and invalidate, plus the original mock's catalogue CRUD. */
+/**
+ * `/v2/resources`: the real service's read and invalidate, plus the original mock's catalogue CRUD.
+ * Writes need the admin scope (the HTTP kit's auth checks it before the handler runs).
+ */
 export async function civitaiResourceRoutes(app: FastifyInstance, { resources }: CivitaiResourceRoutesOptions): Promise<void> {
   app.get('/v2/resources', async (request) => {
     const errors: FieldErrors = {};
@@ -78,9 +104,7 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
   app.post('/v2/resources', { config: { admin: true } }, async (request, reply) => {
     const { body } = request;
     requireBody(body);
-    const errors: FieldErrors = {};
-    collectErrors(validateResource, body, errors);
-    throwIfErrors(errors);
+    throwIfErrors(documentErrors(body, true));
     const air = canonicalAir(body.air as string);
     const created = await resources.insert(air, { ...body, air });
     if (!created) throw new CivitaiProblem(409, `Resource ${air} already exists; replace it with PUT or change it with PATCH.`);
@@ -99,10 +123,8 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
       const air = pathAir(request);
       const { body } = request;
       requireBody(body);
-      const errors: FieldErrors = {};
-      if (collectErrors(validateResource, body, errors) && canonicalAir(body.air as string) !== air) {
-        addError(errors, 'air', `must be the AIR of the path (${air})`);
-      }
+      const errors = documentErrors(body, false);
+      if (namesAnotherAir(body, air, errors)) addError(errors, 'air', `must be the AIR of the path (${air}), or left out`);
       throwIfErrors(errors);
       const replaced = await resources.replace(air, { ...body, air });
       if (!replaced) throw notFound(air);
@@ -113,10 +135,8 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
       const air = pathAir(request);
       const { body } = request;
       requireBody(body);
-      const errors: FieldErrors = {};
-      if (collectErrors(validatePatch, body, errors) && typeof body.air === 'string' && canonicalAir(body.air) !== air) {
-        addError(errors, 'air', 'cannot be changed; create a new resource instead');
-      }
+      const errors = documentErrors(body, false);
+      if (namesAnotherAir(body, air, errors)) addError(errors, 'air', 'cannot be changed; create a new resource instead');
       throwIfErrors(errors);
       const merged = await resources.merge(air, { ...body, air });
       if (!merged) throw notFound(air);

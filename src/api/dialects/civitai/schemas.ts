@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 import type { CreateJobInput } from '../../../core/request.ts';
-import { ASSET_TYPES, canonicalScheduler, isRecord, parseAir, SCHEDULERS } from '../../../protocols/civitai/orchestration.ts';
+import { airMistake, ASSET_TYPES, canonicalScheduler, isRecord, parseAir, SCHEDULERS } from '../../../protocols/civitai/orchestration.ts';
 import type { FieldErrors } from './errors.ts';
 import { addError, collectErrors, compile } from './validation.ts';
 
@@ -105,13 +105,15 @@ export function planJobRequest(value: unknown, prefix: string, errors: FieldErro
   const before = Object.keys(errors).length;
 
   if (job.$type.toLowerCase() !== 'texttoimage') addError(errors, field('$type'), `darkroom runs textToImage jobs only, not '${job.$type}'`);
-  if (job.model && !parseAir(job.model)) addError(errors, field('model'), `'${job.model}' is not a valid AIR`);
+  const modelMistake = job.model ? airMistake(job.model) : undefined;
+  if (modelMistake) addError(errors, field('model'), modelMistake);
   const scheduler = job.params.scheduler ? canonicalScheduler(job.params.scheduler) : undefined;
   if (job.params.scheduler && !scheduler) {
     addError(errors, field('params.scheduler'), `'${job.params.scheduler}' is not a scheduler; use one of ${SCHEDULERS.join(', ')}`);
   }
   for (const air of Object.keys(job.additionalNetworks ?? {})) {
-    if (!parseAir(air)) addError(errors, field(`additionalNetworks['${air}']`), `'${air}' is not a valid AIR`);
+    const mistake = airMistake(air);
+    if (mistake) addError(errors, field(`additionalNetworks['${air}']`), mistake);
   }
   if (job.controlNets && job.controlNets.length > 0) addError(errors, field('controlNets'), 'darkroom does not run control nets');
   if (job.properties && Buffer.byteLength(JSON.stringify(job.properties)) > PROPERTIES_MAX_BYTES) {

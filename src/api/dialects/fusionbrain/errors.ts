@@ -1,24 +1,12 @@
 import type { FastifyRequest } from 'fastify';
-import type { ErrorFormat, NormalisedError } from '../../http/errors.ts';
-
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  409: 'Conflict',
-  413: 'Payload Too Large',
-  415: 'Unsupported Media Type',
-  422: 'Unprocessable Entity',
-  500: 'Internal Server Error',
-};
+import { reasonPhrase, type ErrorFormat, type NormalisedError } from '../../http/errors.ts';
 
 /**
- * Fusion Brain's errors are Spring-style JSON: `error` is the reason phrase and `message` the detail,
- * which is what its clients (and darkroom's own provider) print.
+ * Fusion Brain's errors are Spring-style JSON: `error` is the status's reason phrase and `message`
+ * the detail, which is what its clients (and darkroom's own provider) print.
  */
 export function errorBody(status: number, message: string, request: FastifyRequest) {
-  return { timestamp: new Date().toISOString(), status, error: REASONS[status] ?? 'Error', message, path: request.url.split('?')[0] };
+  return { timestamp: new Date().toISOString(), status, error: reasonPhrase(status), message, path: request.url.split('?')[0] };
 }
 
 function messageOf(error: NormalisedError, request: FastifyRequest): string {

@@ -9,6 +9,8 @@ export const fusionbrainDialect: Dialect = {
   prefix: '/key/api/v1',
   logComponent: 'fusionbrain-api',
   errors: fusionBrainErrors,
+  // Clients of the real service send their Fusion Brain key in X-Key.
+  foreignTokens: true,
   async routes(scope, context) {
     await scope.register(fusionbrainRoutes, { jobs: context.jobs });
   },

@@ -1,19 +1,6 @@
 import type { FastifyRequest } from 'fastify';
-import { fieldName, type ErrorFormat, type FieldProblem, type NormalisedError } from '../../http/errors.ts';
+import { fieldName, reasonPhrase, type ErrorFormat, type FieldProblem, type NormalisedError } from '../../http/errors.ts';
 import { UUID_PATTERN } from './schemas.ts';
-
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  409: 'Conflict',
-  413: 'Payload Too Large',
-  415: 'Unsupported Media Type',
-  422: 'Unprocessable Entity',
-  429: 'Too Many Requests',
-  500: 'Internal Server Error',
-};
 
 /** One schema failure as class-validator words it (`pageSize must not be greater than 100`). */
 function sentence(problem: FieldProblem, rule: NonNullable<FieldProblem['rule']>): string {
@@ -75,6 +62,6 @@ export const imageErrors: ErrorFormat = {
   ownNotFound: true,
   format: (error, request) => ({
     status: error.status,
-    body: { statusCode: error.status, message: messageOf(error, request), error: REASONS[error.status] ?? 'Error', ...error.extra },
+    body: { statusCode: error.status, message: messageOf(error, request), error: reasonPhrase(error.status), ...error.extra },
   }),
 };

@@ -8,6 +8,8 @@ export const imagesDialect: Dialect = {
   prefix: '/image',
   logComponent: 'image-api',
   errors: imageErrors,
+  // The origin app's clients send that app's own tokens.
+  foreignTokens: true,
   async routes(scope, context) {
     await scope.register(imagesRoutes, { jobs: context.jobs });
   },

@@ -11,6 +11,8 @@ export const nativeDialect: Dialect = {
   prefix: '/api/v1',
   logComponent: 'api',
   errors: nativeErrors,
+  // Every credential presented to darkroom's own API must be one of darkroom's, and valid.
+  foreignTokens: false,
   async routes(scope, context) {
     await scope.register(keyRoutes, { keys: context.keys });
     await scope.register(nativeRoutes, { jobs: context.jobs, feed: context.feed, sseHeartbeatMs: context.sseHeartbeatMs });

@@ -9,6 +9,8 @@ export const runpodDialect: Dialect = {
   prefix: '/v2',
   logComponent: 'runpod-serverless-api',
   errors: runpodErrors,
+  // Clients of the real service send their RunPod key (`rpa_…`).
+  foreignTokens: true,
   async routes(scope, context) {
     await scope.register(runpodRoutes, { jobs: context.jobs });
   },

@@ -8,6 +8,8 @@ export const tasksDialect: Dialect = {
   prefix: '/api/v1/runpod',
   logComponent: 'runpod-api',
   errors: tasksErrors,
+  // The origin app's clients send that app's own tokens.
+  foreignTokens: true,
   async routes(scope, context) {
     await scope.register(tasksRoutes, { jobs: context.jobs, checks: context.providerChecks });
   },
