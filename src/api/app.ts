@@ -19,6 +19,7 @@ import { validatorCompiler } from './http/validation.ts';
 import { WEB_UI_ROOT, webUiRoutes } from './http/web-ui.ts';
 import type { Dialect, DialectContext } from './http/dialect.ts';
 import { installErrorFormat } from './http/errors.ts';
+import { addJsonParser } from './http/json.ts';
 import { logComponent } from './http/log-component.ts';
 
 export interface AppDeps {
@@ -73,20 +74,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // Bodies are JSON only: anything else (Fastify's default text/plain included) is a 415. A dialect that
   // takes another media type registers its parser inside its own plugin.
-  // An empty JSON body (curl -X POST -H 'content-type: application/json') means "no body", not malformed JSON.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    const text = body as string;
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch (error) {
-      const failure = error as Error & { statusCode?: number; code?: string };
-      failure.statusCode = 400;
-      failure.code = 'FST_ERR_CTP_INVALID_JSON_BODY';
-      done(failure, undefined);
-    }
-  });
+  addJsonParser(app, 'application/json');
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
