@@ -20,6 +20,7 @@ import { WEB_UI_ROOT, webUiRoutes } from './http/web-ui.ts';
 import type { Dialect, DialectContext } from './http/dialect.ts';
 import { installErrorFormat } from './http/errors.ts';
 import { addJsonParser } from './http/json.ts';
+import { refuseUnstorableUrlText } from './http/storable-input.ts';
 import { logComponent } from './http/log-component.ts';
 
 export interface AppDeps {
@@ -71,6 +72,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.setValidatorCompiler(validatorCompiler);
   registerProblemHandlers(app);
+  refuseUnstorableUrlText(app);
 
   // Bodies are JSON only: anything else (Fastify's default text/plain included) is a 415. A dialect that
   // takes another media type registers its parser inside its own plugin.
