@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import type { ResourceStore } from '../../../core/ports/stores.ts';
 import { AIR_PATTERN, canonicalAir, isRecord, parseAir } from '../../../protocols/civitai/orchestration.ts';
 import { CivitaiProblem, type FieldErrors } from './errors.ts';
-import { addError, collectErrors, compile, queryInteger, queryValue, requireBody, throwIfErrors } from './validation.ts';
+import { addError, collectErrors, collectUnstorable, compile, queryInteger, queryValue, requireBody, throwIfErrors } from './validation.ts';
 
 export interface CivitaiResourceRoutesOptions {
   resources: ResourceStore;
@@ -80,6 +80,7 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
     requireBody(body);
     const errors: FieldErrors = {};
     collectErrors(validateResource, body, errors);
+    collectUnstorable(body, errors);
     throwIfErrors(errors);
     const air = canonicalAir(body.air as string);
     const created = await resources.insert(air, { ...body, air });
@@ -103,6 +104,7 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
       if (collectErrors(validateResource, body, errors) && canonicalAir(body.air as string) !== air) {
         addError(errors, 'air', `must be the AIR of the path (${air})`);
       }
+      collectUnstorable(body, errors);
       throwIfErrors(errors);
       const replaced = await resources.replace(air, { ...body, air });
       if (!replaced) throw notFound(air);
@@ -117,6 +119,7 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
       if (collectErrors(validatePatch, body, errors) && typeof body.air === 'string' && canonicalAir(body.air) !== air) {
         addError(errors, 'air', 'cannot be changed; create a new resource instead');
       }
+      collectUnstorable(body, errors);
       throwIfErrors(errors);
       const merged = await resources.merge(air, { ...body, air });
       if (!merged) throw notFound(air);
