@@ -14,12 +14,13 @@ import { adminCheck, markRoutesPublic, ownerOf, registerAuth, type AuthOptions }
 import { registerDocs } from './http/docs.ts';
 import { filesRoutes } from './http/files.ts';
 import { registerIdempotency } from './http/idempotency.ts';
-import { problem, registerProblemHandlers, sendProblem } from './http/problem.ts';
+import { problem, problemFormat, registerProblemHandlers, sendProblem } from './http/problem.ts';
 import { validatorCompiler } from './http/validation.ts';
 import { WEB_UI_ROOT, webUiRoutes } from './http/web-ui.ts';
 import type { Dialect, DialectContext } from './http/dialect.ts';
-import { installErrorFormat } from './http/errors.ts';
+import { frameworkErrorHandler, installErrorFormat, MAX_PARAM_LENGTH } from './http/errors.ts';
 import { addJsonParser } from './http/json.ts';
+import { makeRouteOwners } from './http/route-owners.ts';
 import { refuseUnstorableUrlText } from './http/storable-input.ts';
 import { logComponent } from './http/log-component.ts';
 
@@ -54,6 +55,8 @@ export interface AppDeps {
 
 /** The whole HTTP surface as one Fastify instance that never listens: the process entry owns that. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  // Filled as the dialects register their routes: which dialect answers for a path outside a route's scope.
+  const owners = makeRouteOwners();
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.bodyLimitBytes,
@@ -63,7 +66,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     // One line per request (onResponse below) instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
-    routerOptions: { maxParamLength: 500 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: frameworkErrorHandler(owners, problemFormat),
     // Avvio's 10 s default fails start-up spuriously on a loaded machine (Swagger UI's assets are read at registration).
     pluginTimeout: 60_000,
     // A hop count trusts that many proxies nearest the server.
@@ -71,7 +75,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
-  registerProblemHandlers(app);
+  registerProblemHandlers(app, owners);
   refuseUnstorableUrlText(app);
 
   // Bodies are JSON only: anything else (Fastify's default text/plain included) is a 415. A dialect that
@@ -135,6 +139,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(
       async (scope) => {
         installErrorFormat(scope, dialect.errors, logComponent(scope, dialect.logComponent));
+        scope.addHook('onRoute', (route) => owners.addRoute(route.url, dialect.errors));
+        if (dialect.errors.ownNotFound) owners.addPrefix(dialect.prefix, dialect.errors);
         await dialect.routes(scope, context);
       },
       { prefix: dialect.prefix },

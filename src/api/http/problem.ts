@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { fieldName, installErrorFormat, type ErrorFormat, type ErrorReply, type NormalisedError } from './errors.ts';
+import type { RouteOwners } from './route-owners.ts';
 
 /** One bad field of a request, as listed in a validation problem. */
 export interface FieldError {
@@ -28,6 +29,7 @@ const TITLES: Record<number, string> = {
   405: 'Method Not Allowed',
   409: 'Conflict',
   413: 'Content Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
@@ -57,6 +59,7 @@ export const problemFormat: ErrorFormat = {
   },
 };
 
-export function registerProblemHandlers(app: FastifyInstance): void {
-  installErrorFormat(app, problemFormat);
+/** darkroom's problems as the app's root handlers; `owners` says which dialect answers a wrong method on its paths. */
+export function registerProblemHandlers(app: FastifyInstance, owners?: RouteOwners): void {
+  installErrorFormat(app, problemFormat, undefined, owners);
 }

@@ -8,6 +8,7 @@ const REASONS: Record<number, string> = {
   405: 'Method Not Allowed',
   409: 'Conflict',
   413: 'Payload Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Entity',
   500: 'Internal Server Error',
@@ -29,6 +30,8 @@ function messageOf(error: NormalisedError, request: FastifyRequest): string {
       return 'The server could not handle the request';
     case 'route_not_found':
       return `No resource ${request.method} ${request.url.split('?')[0]}`;
+    case 'method_not_allowed':
+      return `Request method '${request.method}' is not supported`;
     default:
       return error.message;
   }

@@ -7,8 +7,10 @@ const REASONS: Record<number, string> = {
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
+  405: 'Method Not Allowed',
   409: 'Conflict',
   413: 'Payload Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Entity',
   429: 'Too Many Requests',
@@ -61,6 +63,7 @@ function messageOf(error: NormalisedError, request: FastifyRequest): string | st
     case 'internal_error':
       return 'Internal server error';
     case 'route_not_found':
+    case 'method_not_allowed':
       return `Cannot ${request.method} ${request.url.split('?')[0]}`;
     default:
       return error.message;
