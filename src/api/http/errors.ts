@@ -93,6 +93,9 @@ function schemaProblems(error: FastifyError): FieldProblem[] {
   });
 }
 
+/** The codes of a body that could not be read (its media type, size or JSON). */
+const BODY_CODES = new Set(['body_too_large', 'unsupported_media_type', 'malformed_json']);
+
 const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'body_too_large',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
@@ -204,19 +207,24 @@ export function installErrorFormat(
   onRequest: (request: FastifyRequest) => void = () => undefined,
   owners?: RouteOwners,
 ): void {
+  const notFound = (request: FastifyRequest, reply: FastifyReply) => {
+    const normalised = routeNotFound(request);
+    // A dialect whose unknown paths are darkroom's 404s still answers a wrong method on its own paths.
+    const format = (normalised.status === 405 ? owners?.formatOf(request.url.split('?')[0] ?? '') : undefined) ?? errors;
+    return send(reply, normalised, format.format(normalised, request));
+  };
   scope.setErrorHandler((error, request, reply) => {
     onRequest(request);
     const normalised = normaliseError(error, request);
+    // Fastify reads the body of a request no route answers too; an unknown path is unknown whatever its body.
+    if (request.is404 && BODY_CODES.has(normalised.code)) return notFound(request, reply);
     if (normalised.status >= 500) request.log.error({ err: error }, 'request failed');
     return send(reply, normalised, errors.format(normalised, request));
   });
   if (errors.ownNotFound) {
     scope.setNotFoundHandler((request, reply) => {
       onRequest(request);
-      const normalised = routeNotFound(request);
-      // A dialect whose unknown paths are darkroom's 404s still answers a wrong method on its own paths.
-      const format = (normalised.status === 405 ? owners?.formatOf(request.url.split('?')[0] ?? '') : undefined) ?? errors;
-      return send(reply, normalised, format.format(normalised, request));
+      return notFound(request, reply);
     });
   }
 }

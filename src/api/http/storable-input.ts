@@ -19,6 +19,8 @@ function problemsIn(values: unknown, part: 'params' | 'querystring'): FieldProbl
  */
 export function refuseUnstorableUrlText(app: FastifyInstance): void {
   app.addHook('preValidation', async (request) => {
+    // An unknown path is a 404 (or 405) whatever it holds.
+    if (request.is404) return;
     const problems = [...problemsIn(request.params, 'params'), ...problemsIn(request.query, 'querystring')];
     const first = problems[0];
     if (first) throw new DarkroomError(400, 'validation_failed', `The request is invalid: ${first.field} ${first.message}`, problems);
