@@ -20,12 +20,15 @@ import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
  */
 
 const SEED = 20_261_206;
-const CASES = 12;
+const CASES = 20;
 /** A request that takes longer has hung: a failure like a 5xx. */
 const REQUEST_TIMEOUT_MS = 15_000;
 
 interface Schema {
   type?: string | string[];
+  minItems?: number;
+  maxItems?: number;
+  multipleOf?: number;
   properties?: Record<string, Schema>;
   required?: string[];
   additionalProperties?: boolean | Schema;
@@ -134,6 +137,51 @@ function valueFor(schema: Schema, depth = 0): fc.Arbitrary<unknown> {
   );
 }
 
+/** A value the schema accepts (within its bounds, formats and enumerations): what a mutation starts from. */
+function validFor(schema: Schema, depth = 0): fc.Arbitrary<unknown> {
+  if (schema.enum) return fc.constantFrom(...schema.enum);
+  if (schema.const !== undefined) return fc.constant(schema.const);
+  const branch = schema.anyOf?.[0] ?? schema.oneOf?.[0];
+  if (branch) return validFor(branch, depth);
+  const type = typesOf(schema).find((candidate) => candidate !== 'null');
+  switch (type) {
+    case 'string': {
+      if (schema.format === 'uuid') return fc.uuid();
+      if (schema.format === 'date-time') return fc.constant(new Date(Date.now() + 3_600_000).toISOString());
+      if (schema.format === 'uri') return fc.constant('https://example.com/hook');
+      const texts = ['a red kite over the dunes', 'kite', 'urn:air:sdxl:checkpoint:civitai:101055@128078'];
+      const fitting = texts.filter((text) => text.length >= (schema.minLength ?? 0) && text.length <= (schema.maxLength ?? Infinity));
+      return fc.constantFrom(...(fitting.length > 0 ? fitting : ['k'.repeat(schema.minLength ?? 1)]));
+    }
+    case 'integer': {
+      const step = schema.multipleOf ?? 1;
+      const low = Math.ceil((schema.minimum ?? 0) / step);
+      const high = Math.floor(Math.min(schema.maximum ?? 1000, 2 ** 31) / step);
+      return fc.integer({ min: low, max: Math.max(low, Math.min(high, low + 100)) }).map((n) => n * step);
+    }
+    case 'number':
+      return fc.double({ min: schema.minimum ?? 0, max: schema.maximum ?? 1000, noNaN: true });
+    case 'boolean':
+      return fc.boolean();
+    case 'array': {
+      const items = depth > 5 ? fc.constant('kite') : validFor(schema.items ?? {}, depth + 1);
+      return fc.array(items, { minLength: schema.minItems ?? 0, maxLength: Math.max(schema.minItems ?? 0, Math.min(schema.maxItems ?? 3, 3)) });
+    }
+    case 'object': {
+      // The required properties and at most two others: many options at once are rarely all valid together.
+      const properties = Object.entries(schema.properties ?? {});
+      const required = new Set(schema.required ?? []);
+      const values = fc.record(Object.fromEntries(properties.map(([name, property]) => [name, validFor(property, depth + 1)])));
+      const optional = properties.map(([name]) => name).filter((name) => !required.has(name));
+      return fc
+        .tuple(values, fc.subarray(optional, { maxLength: Math.min(2, optional.length) }))
+        .map(([all, chosen]) => Object.fromEntries(Object.entries(all).filter(([name]) => required.has(name) || chosen.includes(name))));
+    }
+    default:
+      return fc.constant('kite');
+  }
+}
+
 /** An object with the schema's required properties, some optional ones, and now and then a hostile extra key. */
 function objectFor(schema: Schema, depth: number): fc.Arbitrary<Record<string, unknown>> {
   if (depth > 5) return fc.constant({});
@@ -148,8 +196,16 @@ function objectFor(schema: Schema, depth: number): fc.Arbitrary<Record<string, u
   return fc.tuple(known, fc.option(extras, { freq: 3 })).map(([own, extra]) => ({ ...own, ...(extra ?? {}) }));
 }
 
-/** Known good bodies for operations whose body the document leaves out; mutations of them reach deeper checks. */
+/**
+ * Known good bodies: for operations whose body the document leaves out, and for those whose schema
+ * says too little to build a valid one (RunPod's `input` is any object; a batch needs one of two
+ * fields). Mutations of them reach the checks behind the schema.
+ */
+const RUNPOD_INPUT = { input: { prompt: 'a red kite', negative_prompt: 'blurry', width: 512, height: 512, num_inference_steps: 20 } };
 const EXAMPLES: Record<string, unknown> = {
+  'POST /api/v1/jobs/batch': { jobs: [{ prompt: 'a red kite', metadata: { tag: { nested: 'kite' } } }, { prompt: 'a boat' }], negativePrompt: 'blurry' },
+  'POST /v2/{endpointId}/run': RUNPOD_INPUT,
+  'POST /v2/{endpointId}/runsync': RUNPOD_INPUT,
   'POST /v1/consumer/jobs': {
     $type: 'textToImage',
     model: 'urn:air:sdxl:checkpoint:civitai:101055@128078',
@@ -181,16 +237,26 @@ function mutationOf(example: unknown): fc.Arbitrary<unknown> {
     parent[path.at(-1) as string | number] = replacement;
     return copy;
   };
+  const replacement = fc.oneof({ weight: 4, arbitrary: hostileString }, { weight: 1, arbitrary: wrongType }, { weight: 1, arbitrary: deepNesting });
   return fc.oneof(
-    fc.tuple(fc.constantFrom(...leaves), fc.oneof(hostileString, wrongType, deepNesting)).map(([path, replacement]) => replaceAt(path, replacement)),
-    fc.tuple(hostileString, hostileString).map(([key, value]) => ({ ...(example as object), [key]: value })),
+    { weight: 4, arbitrary: fc.tuple(fc.constantFrom(...leaves), replacement).map(([path, value]) => replaceAt(path, value)) },
+    { weight: 1, arbitrary: fc.tuple(hostileString, hostileString).map(([key, value]) => ({ ...(example as object), [key]: value })) },
   );
 }
 
-/** A body for an operation: from its schema, else a mutated example, else a hostile object; sometimes none. */
+/**
+ * A body for an operation: mostly a valid body (an example's, or one built from the schema) with one
+ * spot made hostile, which reaches the checks behind the schema; else one hostile throughout; with
+ * neither schema nor example, a hostile object. Sometimes no body at all.
+ */
 function bodyFor(operation: Operation): fc.Arbitrary<unknown> {
   const example = EXAMPLES[`${operation.method} ${operation.template}`];
-  const generated = operation.body ? valueFor(operation.body) : example !== undefined ? mutationOf(example) : fc.dictionary(hostileString, valueFor({}, 1), { maxKeys: 4 });
+  const { body } = operation;
+  const choices: fc.WeightedArbitrary<unknown>[] = [];
+  if (example !== undefined) choices.push({ weight: 6, arbitrary: mutationOf(example) });
+  if (body) choices.push({ weight: 6, arbitrary: validFor(body).chain(mutationOf) }, { weight: 3, arbitrary: valueFor(body) });
+  if (choices.length === 0) choices.push({ weight: 1, arbitrary: fc.dictionary(hostileString, valueFor({}, 1), { maxKeys: 4 }) });
+  const generated = fc.oneof(...choices);
   return fc.oneof({ weight: 9, arbitrary: generated }, { weight: 1, arbitrary: fc.constant(undefined) });
 }
 
@@ -219,19 +285,24 @@ interface Request {
   body: unknown;
 }
 
+/** `arbitrary` one time in `outOf`, else null. */
+const sometimes = <T>(arbitrary: fc.Arbitrary<T>, outOf: number) => fc.oneof({ weight: outOf - 1, arbitrary: fc.constant(null) }, { weight: 1, arbitrary });
+
 function requestFor(operation: Operation): fc.Arbitrary<Request> {
-  const parameter = (item: Parameter) => (item.schema ? valueFor(item.schema) : hostileString).map(asText);
+  // A valid value a third of the time, so that the request gets past this parameter to the others.
+  const parameter = (item: Parameter) =>
+    (item.schema ? fc.oneof({ weight: 1, arbitrary: validFor(item.schema) }, { weight: 2, arbitrary: valueFor(item.schema) }) : hostileString).map(asText);
   const path = fc.tuple(...operation.parameters.filter((item) => item.in === 'path').map((item) => parameter(item).map((value) => [item.name, value] as const)));
   const query = fc.tuple(
     ...operation.parameters
       .filter((item) => item.in === 'query')
-      .map((item) => fc.option(parameter(item).map((value) => [item.name, value] as const), { freq: 2 })),
+      .map((item) => sometimes(parameter(item).map((value) => [item.name, value] as const), 2)),
   );
   // Header values must be visible ASCII, or fetch refuses to send them.
   const header = fc.tuple(
     ...operation.parameters
       .filter((item) => item.in === 'header')
-      .map((item) => fc.option(fc.constantFrom(...HOSTILE_STRINGS.filter((text) => /^[\x20-\x7e]{1,1000}$/.test(text))).map((value) => [item.name, value] as const))),
+      .map((item) => sometimes(fc.constantFrom(...HOSTILE_STRINGS.filter((text) => /^[\x20-\x7e]{1,1000}$/.test(text))).map((value) => [item.name, value] as const), 4)),
   );
   return fc.record({ path, query, header, body: bodyFor(operation) }).map(({ path: values, query: pairs, header: headers, body }) => {
     let filled = operation.template;
