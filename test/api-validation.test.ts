@@ -12,6 +12,7 @@ import { startDarkroom, type ApiResponse, type TestDarkroom } from './helpers/da
 const TITLES: Record<number, string> = {
   400: 'Bad Request',
   404: 'Not Found',
+  405: 'Method Not Allowed',
   409: 'Conflict',
   413: 'Content Too Large',
   415: 'Unsupported Media Type',
@@ -685,13 +686,23 @@ describe('operations and documentation routes', () => {
   it.each([
     ['GET', '/api/v1/nothing-here'],
     ['GET', '/api/v2/jobs'],
-    ['PUT', '/api/v1/jobs'],
-    ['POST', '/health'],
     ['GET', `/api/v1/jobs/${UNKNOWN_ID}/images`],
   ])('%s %s is a 404 problem', async (method, path) => {
     const response = await dr.api(method, path);
     expectProblem(response, 404, 'route_not_found');
     expect(response.body.detail).toBe(`No route ${method} ${path}`);
+    expect(response.body.instance).toBe(path);
+  });
+
+  it.each([
+    ['PUT', '/api/v1/jobs', 'GET, HEAD, POST'],
+    ['POST', '/health', 'GET, HEAD'],
+    ['PATCH', `/api/v1/jobs/${UNKNOWN_ID}`, 'GET, HEAD, DELETE'],
+  ])('%s %s is a 405 problem listing the methods the path has', async (method, path, allow) => {
+    const response = await dr.api(method, path);
+    expectProblem(response, 405, 'method_not_allowed');
+    expect(response.headers.get('allow')).toBe(allow);
+    expect(response.body.detail).toBe(`${method} is not allowed on ${path}; it answers ${allow}`);
     expect(response.body.instance).toBe(path);
   });
 });

@@ -14,11 +14,14 @@ import { adminCheck, markRoutesPublic, ownerOf, registerAuth, useCredentialRules
 import { registerDocs } from './http/docs.ts';
 import { filesRoutes } from './http/files.ts';
 import { registerIdempotency } from './http/idempotency.ts';
-import { problem, registerProblemHandlers, sendProblem } from './http/problem.ts';
+import { problem, problemFormat, registerProblemHandlers, sendProblem } from './http/problem.ts';
 import { validatorCompiler } from './http/validation.ts';
 import { WEB_UI_ROOT, webUiRoutes } from './http/web-ui.ts';
 import type { Dialect, DialectContext } from './http/dialect.ts';
-import { installErrorFormat } from './http/errors.ts';
+import { frameworkErrorHandler, installErrorFormat, MAX_PARAM_LENGTH } from './http/errors.ts';
+import { addJsonParser } from './http/json.ts';
+import { makeRouteOwners } from './http/route-owners.ts';
+import { refuseUnstorableUrlText } from './http/storable-input.ts';
 import { logComponent } from './http/log-component.ts';
 
 export interface AppDeps {
@@ -52,6 +55,8 @@ export interface AppDeps {
 
 /** The whole HTTP surface as one Fastify instance that never listens: the process entry owns that. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  // Filled as the dialects register their routes: which dialect answers for a path outside a route's scope.
+  const owners = makeRouteOwners();
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.bodyLimitBytes,
@@ -61,7 +66,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     // One line per request (onResponse below) instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
-    routerOptions: { maxParamLength: 500 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: frameworkErrorHandler(owners, problemFormat),
     // Avvio's 10 s default fails start-up spuriously on a loaded machine (Swagger UI's assets are read at registration).
     pluginTimeout: 60_000,
     // A hop count trusts that many proxies nearest the server.
@@ -69,24 +75,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
-  registerProblemHandlers(app);
+  registerProblemHandlers(app, owners);
+  refuseUnstorableUrlText(app);
 
   // Bodies are JSON only: anything else (Fastify's default text/plain included) is a 415. A dialect that
   // takes another media type registers its parser inside its own plugin.
-  // An empty JSON body (curl -X POST -H 'content-type: application/json') means "no body", not malformed JSON.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    const text = body as string;
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch (error) {
-      const failure = error as Error & { statusCode?: number; code?: string };
-      failure.statusCode = 400;
-      failure.code = 'FST_ERR_CTP_INVALID_JSON_BODY';
-      done(failure, undefined);
-    }
-  });
+  addJsonParser(app, 'application/json');
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -143,6 +138,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       async (scope) => {
         useCredentialRules(scope, { read: dialect.credential?.bind(dialect), foreignTokens: dialect.foreignTokens });
         installErrorFormat(scope, dialect.errors, logComponent(scope, dialect.logComponent));
+        scope.addHook('onRoute', (route) => owners.addRoute(route.url, dialect.errors));
+        if (dialect.errors.ownNotFound) owners.addPrefix(dialect.prefix, dialect.errors);
         await dialect.routes(scope, context);
       },
       { prefix: dialect.prefix },

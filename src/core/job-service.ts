@@ -10,6 +10,7 @@ import { badRequest, conflict, DarkroomError, notFound } from './errors.ts';
 import { ACTIVE_STATUSES, isTerminal, JOB_STATUSES, type Job, type JobImage, type JobStatus } from './job.ts';
 import { routeProvider } from './routing.ts';
 import { METADATA_MAX_BYTES, normaliseRequest, type CreateJobInput, type GenerationRequest } from './request.ts';
+import { findUnstorable } from './storable.ts';
 import type { DeliveryLogEntry } from './ports/webhooks.ts';
 
 export interface JobServiceDeps {
@@ -54,6 +55,8 @@ export interface CreateContext {
   dialect: string;
   /** Kept with the job for the dialect's own answers (see Job.dialectData). */
   dialectData?: Record<string, unknown>;
+  /** In a batch: job `index`'s own dialect data, merged over `dialectData`. */
+  dialectDataOf?: (index: number) => Record<string, unknown>;
 }
 
 export type ImageType = 'original' | 'thumbnail';
@@ -106,7 +109,37 @@ export function makeJobService(deps: JobServiceDeps) {
     return { request, deadlineAt };
   }
 
-  function row(caller: Caller, input: CreateJobInput, context: CreateContext, batchId: string | null, field: string): NewJob {
+  /** Job `index`'s dialect data: the shared data with its own merged over. */
+  const dialectDataOf = (context: CreateContext, index: number): Record<string, unknown> => ({ ...context.dialectData, ...context.dialectDataOf?.(index) });
+
+  /** What in `value` the database cannot store, each part named under `field` (a JSON pointer). */
+  function unstorable(value: unknown, field: string): { field: string; message: string }[] {
+    const pointer = (steps: (string | number)[]) => steps.map((step) => `/${String(step).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
+    return findUnstorable(value).map((part) => ({ field: `${field}${pointer(part.path)}`, message: part.message }));
+  }
+
+  /** Refuses the request when it holds anything the database cannot store, naming every such field. */
+  function refuseUnstorable(problems: { field: string; message: string }[]): void {
+    // A batch sharing one bad option is one problem per field, not one per job.
+    const distinct = [...new Map(problems.map((problem) => [`${problem.field} ${problem.message}`, problem])).values()];
+    const first = distinct[0];
+    if (!first) return;
+    const more = distinct.length > 1 ? ` (and ${distinct.length - 1} more)` : '';
+    throw badRequest(`${first.field.replace(/^\//, '').replaceAll('/', '.')} ${first.message}${more}`, distinct);
+  }
+
+  /**
+   * Every job is checked whole before anything is stored: a NUL, a lone surrogate or nesting beyond
+   * MAX_STORED_DEPTH in any field of its request or of its dialect data refuses the request. One
+   * check for every dialect; each answers the refusal in its own error format.
+   */
+  function checkStorable(inputs: CreateJobInput[], context: CreateContext, fieldOf: (index: number) => string): void {
+    refuseUnstorable(
+      inputs.flatMap((input, index) => [...unstorable(input, fieldOf(index)), ...unstorable(dialectDataOf(context, index), `${fieldOf(index)}/dialectData`)]),
+    );
+  }
+
+  function row(caller: Caller, input: CreateJobInput, context: CreateContext, batchId: string | null, field: string, index = 0): NewJob {
     const { request, deadlineAt } = prepare(input, field, batchId !== null);
     return {
       id: uuidv7(),
@@ -117,7 +150,7 @@ export function makeJobService(deps: JobServiceDeps) {
       priority: request.priority,
       provider: request.provider as string,
       request,
-      dialectData: context.dialectData ?? {},
+      dialectData: dialectDataOf(context, index),
       maxAttempts: deps.maxAttempts,
       deadlineAt,
     };
@@ -210,6 +243,7 @@ export function makeJobService(deps: JobServiceDeps) {
   /** The use cases that read or change jobs, each limited to what `caller` owns. */
   const scoped = (caller: Caller) => ({
     async create(input: CreateJobInput, context: CreateContext): Promise<JobView> {
+      checkStorable([input], context, () => '');
       const stored = row(caller, input, context, null, '');
       await checkWebhooks([stored], () => '');
       const [job] = await insert(caller, [stored]);
@@ -231,8 +265,9 @@ export function makeJobService(deps: JobServiceDeps) {
       if (inputs.length === 0 || inputs.length > most) {
         throw badRequest(`A batch has 1 to ${most} jobs${most < MAX_BATCH_SIZE ? ' for this caller' : ''}; this one has ${inputs.length}`);
       }
+      checkStorable(inputs, context, fieldOf);
       const batchId = uuidv7();
-      const rows = inputs.map((input, index) => row(caller, input, context, batchId, fieldOf(index)));
+      const rows = inputs.map((input, index) => row(caller, input, context, batchId, fieldOf(index), index));
       await checkWebhooks(rows, fieldOf);
       const jobs = await insert(caller, rows);
       await enqueueAll(jobs);
@@ -275,11 +310,13 @@ export function makeJobService(deps: JobServiceDeps) {
     },
 
     async mergeDialectData(id: string, data: Record<string, unknown>): Promise<void> {
+      refuseUnstorable(unstorable(data, '/dialectData'));
       if (!(await repo.mergeDialectData(id, data, ownerFilter(caller)))) throw notFound('Job', id);
     },
 
     /** Sets `key` in the job's dialect data unless already set; true only for the caller that set it. */
     async claimDialectKey(id: string, key: string, value: unknown): Promise<boolean> {
+      refuseUnstorable(unstorable({ [key]: value }, '/dialectData'));
       if (await repo.claimDialectKey(id, key, value, ownerFilter(caller))) return true;
       // Not claimed: already set (false), or not a job this caller may see (404).
       await getJob(caller, id);

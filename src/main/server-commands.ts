@@ -1,5 +1,5 @@
 import { ConfigError, loadConfig, type Config } from '../config/index.ts';
-import { EXIT, HELP_OPTION, parseCommandLine, printHelp, type Command } from './command.ts';
+import { CommandFailed, EXIT, HELP_OPTION, parseCommandLine, printHelp, type Command } from './command.ts';
 import type { DarkroomRole } from './compose.ts';
 
 // The server's modules (Fastify, the database, queues, storage, providers) are imported when a server
@@ -80,7 +80,28 @@ async function runProcess(config: Config, role: DarkroomRole): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  await darkroom.start();
+  try {
+    await darkroom.start();
+  } catch (error) {
+    // What was opened (the database and its lock, the queue) is closed, so the process can exit.
+    await darkroom.close().catch((closing: unknown) => darkroom.logger.error({ err: closing }, 'shutdown failed'));
+    throw listenFailure(error, config) ?? error;
+  }
+}
+
+/** A failure to listen the operator can fix, said in one line; undefined for anything else. */
+function listenFailure(error: unknown, config: Config): CommandFailed | undefined {
+  const where = `port ${config.port} on ${config.host}`;
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'EADDRINUSE':
+      return new CommandFailed(`darkroom: ${where} is in use; stop the other process or set PORT`);
+    case 'EACCES':
+      return new CommandFailed(`darkroom: ${where} needs privileges this process lacks; set PORT to a port above 1023`);
+    case 'EADDRNOTAVAIL':
+      return new CommandFailed(`darkroom: ${config.host} is not an address of this machine; set HOST`);
+    default:
+      return undefined;
+  }
 }
 
 const MIGRATE_HELP = `Usage: darkroom migrate

@@ -1,7 +1,11 @@
 import { STATUS_CODES } from 'node:http';
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import { DarkroomError } from '../../core/errors.ts';
 import { IllegalTransitionError } from '../../core/job.ts';
+import type { RouteOwners } from './route-owners.ts';
+
+/** The longest path segment the router matches a parameter against (Fastify's maxParamLength); a longer one is a 414. */
+export const MAX_PARAM_LENGTH = 500;
 
 /** Where in a request a bad field was, as Fastify names the parts. */
 export type RequestPart = 'body' | 'querystring' | 'params' | 'headers';
@@ -25,7 +29,8 @@ export interface NormalisedError {
   status: number;
   /**
    * What went wrong, as darkroom names it: `validation_failed`, `malformed_json`, `body_too_large`,
-   * `unsupported_media_type`, `route_not_found`, `conflict`, `internal_error`, or the core's own code.
+   * `unsupported_media_type`, `route_not_found`, `method_not_allowed`, `bad_url`, `uri_too_long`,
+   * `conflict`, `internal_error`, or the core's own code.
    */
   code: string;
   /** One sentence for people. */
@@ -35,6 +40,8 @@ export interface NormalisedError {
   extra: Record<string, unknown>;
   /** The parser's own message, for `malformed_json`. */
   cause?: string;
+  /** For `method_not_allowed`: the methods the path answers, sent as the Allow header. */
+  allow?: string[];
 }
 
 /** A refusal in a dialect's own terms; `extra` holds members of its error body beside the usual ones. */
@@ -87,11 +94,16 @@ function schemaProblems(error: FastifyError): FieldProblem[] {
   });
 }
 
+/** The codes of a body that could not be read (its media type, size or JSON). */
+const BODY_CODES = new Set(['body_too_large', 'unsupported_media_type', 'malformed_json']);
+
 const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'body_too_large',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
   FST_ERR_CTP_INVALID_JSON_BODY: 'malformed_json',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed_json',
+  FST_ERR_BAD_URL: 'bad_url',
+  FST_ERR_MAX_PARAM_LENGTH: 'uri_too_long',
 };
 
 /** Turns whatever a route threw into a NormalisedError. */
@@ -122,6 +134,11 @@ export function normaliseError(error: unknown, request: FastifyRequest): Normali
         return { status, code, message: `Content-Type ${request.headers['content-type'] ?? '(none)'} is not accepted here; send application/json`, fields: [], extra: {} };
       case 'malformed_json':
         return { status, code, message: `The request body is not valid JSON: ${fastifyError.message}`, fields: [], extra: {}, cause: fastifyError.message };
+      // The path itself is not repeated: it may be thousands of characters, or not text at all.
+      case 'bad_url':
+        return { status, code, message: 'The request path holds a %-escape that does not decode to UTF-8 text', fields: [], extra: {} };
+      case 'uri_too_long':
+        return { status, code, message: `A segment of the request path is longer than ${MAX_PARAM_LENGTH} characters`, fields: [], extra: {} };
       default:
         return { status, code, message: fastifyError.message, fields: [], extra: {} };
     }
@@ -132,9 +149,32 @@ export function normaliseError(error: unknown, request: FastifyRequest): Normali
   return { status: 500, code: 'internal_error', message: 'darkroom could not handle the request; the error has been logged', fields: [], extra: {} };
 }
 
-/** A request no route answers. */
+/** The methods a route may answer, in the order an Allow header lists them. */
+const METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+/** The methods some route answers `path` with, asked of the router itself. */
+export function allowedMethods(server: FastifyInstance, path: string): string[] {
+  return METHODS.filter((method) => server.findRoute({ method, url: path }) !== null);
+}
+
+/**
+ * A request no route answers: 405 with the methods that path has, when it has any (Fastify routes
+ * by method and path together, so a wrong method on a known path lands here too); 404 otherwise.
+ */
 export function routeNotFound(request: FastifyRequest): NormalisedError {
-  return { status: 404, code: 'route_not_found', message: `No route ${request.method} ${request.url.split('?')[0]}`, fields: [], extra: {} };
+  const path = request.url.split('?')[0] ?? '';
+  const allow = allowedMethods(request.server, path);
+  if (allow.length > 0) {
+    return {
+      status: 405,
+      code: 'method_not_allowed',
+      message: `${request.method} is not allowed on ${path}; it answers ${allow.join(', ')}`,
+      fields: [],
+      extra: {},
+      allow,
+    };
+  }
+  return { status: 404, code: 'route_not_found', message: `No route ${request.method} ${path}`, fields: [], extra: {} };
 }
 
 /**
@@ -160,24 +200,54 @@ export interface ErrorFormat {
   ownNotFound: boolean;
 }
 
+function send(reply: FastifyReply, error: NormalisedError, answer: ErrorReply): FastifyReply {
+  if (error.allow) reply.header('allow', error.allow.join(', '));
+  return reply.code(answer.status).type(answer.contentType ?? 'application/json').send(answer.body);
+}
+
 /**
  * Installs `errors` as the error (and, if it says so, not-found) handler of one encapsulated scope.
  * Headers already set on the reply (Retry-After of a 429) are kept. `onRequest` runs first: a
  * request refused before the scope's hooks (a 401 from auth) still gets the scope's log bindings.
+ * At the root, `owners` says which dialect answers a wrong method on one of its paths.
  */
-export function installErrorFormat(scope: FastifyInstance, errors: ErrorFormat, onRequest: (request: FastifyRequest) => void = () => undefined): void {
+export function installErrorFormat(
+  scope: FastifyInstance,
+  errors: ErrorFormat,
+  onRequest: (request: FastifyRequest) => void = () => undefined,
+  owners?: RouteOwners,
+): void {
+  const notFound = (request: FastifyRequest, reply: FastifyReply) => {
+    const normalised = routeNotFound(request);
+    // A dialect whose unknown paths are darkroom's 404s still answers a wrong method on its own paths.
+    const format = (normalised.status === 405 ? owners?.formatOf(request.url.split('?')[0] ?? '') : undefined) ?? errors;
+    return send(reply, normalised, format.format(normalised, request));
+  };
   scope.setErrorHandler((error, request, reply) => {
     onRequest(request);
     const normalised = normaliseError(error, request);
+    // Fastify reads the body of a request no route answers too; an unknown path is unknown whatever its body.
+    if (request.is404 && BODY_CODES.has(normalised.code)) return notFound(request, reply);
     if (normalised.status >= 500) request.log.error({ err: error }, 'request failed');
-    const answer = errors.format(normalised, request);
-    return reply.code(answer.status).type(answer.contentType ?? 'application/json').send(answer.body);
+    return send(reply, normalised, errors.format(normalised, request));
   });
   if (errors.ownNotFound) {
     scope.setNotFoundHandler((request, reply) => {
       onRequest(request);
-      const answer = errors.format(routeNotFound(request), request);
-      return reply.code(answer.status).type(answer.contentType ?? 'application/json').send(answer.body);
+      return notFound(request, reply);
     });
   }
+}
+
+/**
+ * Fastify's `frameworkErrors`: what the router refuses before routing (a path that is not UTF-8, a
+ * segment longer than MAX_PARAM_LENGTH), answered in the format of the dialect owning the path.
+ */
+export function frameworkErrorHandler(owners: RouteOwners, fallback: ErrorFormat) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    reply.header('x-request-id', request.id);
+    const normalised = normaliseError(error, request);
+    const format = owners.formatOf(request.url.split('?')[0] ?? '') ?? fallback;
+    return send(reply, normalised, format.format(normalised, request));
+  };
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { fieldName, installErrorFormat, reasonPhrase, type ErrorFormat, type ErrorReply, type NormalisedError } from './errors.ts';
+import type { RouteOwners } from './route-owners.ts';
 
 /** One bad field of a request, as listed in a validation problem. */
 export interface FieldError {
@@ -48,6 +49,7 @@ export const problemFormat: ErrorFormat = {
   },
 };
 
-export function registerProblemHandlers(app: FastifyInstance): void {
-  installErrorFormat(app, problemFormat);
+/** darkroom's problems as the app's root handlers; `owners` says which dialect answers a wrong method on its paths. */
+export function registerProblemHandlers(app: FastifyInstance, owners?: RouteOwners): void {
+  installErrorFormat(app, problemFormat, undefined, owners);
 }

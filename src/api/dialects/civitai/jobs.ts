@@ -97,10 +97,12 @@ export async function civitaiJobRoutes(app: FastifyInstance, { jobs: service, wa
   async function create(jobs: ScopedJobs, planned: PlannedJob[]): Promise<JobView[]> {
     const [only] = planned;
     if (planned.length === 1 && only) return [await jobs.create(only.input, { dialect: DIALECT, dialectData: { ...only.data } })];
-    // One batch keeps it all or nothing; the per-job data follows once the ids exist.
-    const batch = await jobs.createBatch(planned.map((job) => job.input), { dialect: DIALECT });
-    await Promise.all(batch.jobs.map((job, index) => jobs.mergeDialectData(job.id, { ...planned[index]?.data })));
-    return batch.jobs.map((job, index) => ({ ...job, dialectData: { ...planned[index]?.data } }));
+    // One batch keeps it all or nothing, each job with its own data.
+    const batch = await jobs.createBatch(
+      planned.map((job) => job.input),
+      { dialect: DIALECT, dialectDataOf: (index) => ({ ...planned[index]?.data }) },
+    );
+    return batch.jobs;
   }
 
   app.post('/v1/consumer/jobs', { config: { idempotent: true, group: 'generate' } }, async (request, reply) => {

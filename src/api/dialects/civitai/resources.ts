@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import type { ResourceStore } from '../../../core/ports/stores.ts';
 import { airMistake, canonicalAir, isRecord } from '../../../protocols/civitai/orchestration.ts';
 import { CivitaiProblem, type FieldErrors } from './errors.ts';
-import { addError, collectErrors, compile, queryInteger, queryValue, requireBody, throwIfErrors } from './validation.ts';
+import { addError, collectErrors, collectUnstorable, compile, queryInteger, queryValue, requireBody, throwIfErrors } from './validation.ts';
 
 export interface CivitaiResourceRoutesOptions {
   resources: ResourceStore;
@@ -104,7 +104,9 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
   app.post('/v2/resources', { config: { admin: true } }, async (request, reply) => {
     const { body } = request;
     requireBody(body);
-    throwIfErrors(documentErrors(body, true));
+    const errors = documentErrors(body, true);
+    collectUnstorable(body, errors);
+    throwIfErrors(errors);
     const air = canonicalAir(body.air as string);
     const created = await resources.insert(air, { ...body, air });
     if (!created) throw new CivitaiProblem(409, `Resource ${air} already exists; replace it with PUT or change it with PATCH.`);
@@ -125,6 +127,7 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
       requireBody(body);
       const errors = documentErrors(body, false);
       if (namesAnotherAir(body, air, errors)) addError(errors, 'air', `must be the AIR of the path (${air}), or left out`);
+      collectUnstorable(body, errors);
       throwIfErrors(errors);
       const replaced = await resources.replace(air, { ...body, air });
       if (!replaced) throw notFound(air);
@@ -137,6 +140,7 @@ export async function civitaiResourceRoutes(app: FastifyInstance, { resources }:
       requireBody(body);
       const errors = documentErrors(body, false);
       if (namesAnotherAir(body, air, errors)) addError(errors, 'air', 'cannot be changed; create a new resource instead');
+      collectUnstorable(body, errors);
       throwIfErrors(errors);
       const merged = await resources.merge(air, { ...body, air });
       if (!merged) throw notFound(air);

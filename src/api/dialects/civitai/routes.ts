@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { JobService } from '../../../core/job-service.ts';
 import type { ResourceStore } from '../../../core/ports/stores.ts';
+import { addJsonParser } from '../../http/json.ts';
 import { civitaiJobRoutes } from './jobs.ts';
 import { civitaiResourceRoutes } from './resources.ts';
 
@@ -19,15 +20,7 @@ export interface CivitaiRoutesOptions {
  */
 export async function civitaiRoutes(app: FastifyInstance, options: CivitaiRoutesOptions): Promise<void> {
   // ASP.NET binds JSON from these media types too (the spec lists them for every body).
-  app.addContentTypeParser(/^(?:text\/json|application\/[\w.-]+\+json)\b/, { parseAs: 'string' }, (_request, body, done) => {
-    const text = String(body);
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch (error) {
-      done(Object.assign(error as Error, { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' }), undefined);
-    }
-  });
+  addJsonParser(app, /^(?:text\/json|application\/[\w.-]+\+json)\b/);
   await civitaiJobRoutes(app, { jobs: options.jobs, waitLimitMs: options.waitLimitMs ?? 60_000 });
   await civitaiResourceRoutes(app, { resources: options.resources });
 }

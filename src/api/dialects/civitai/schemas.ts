@@ -2,7 +2,7 @@ import { Type, type Static } from 'typebox';
 import type { CreateJobInput } from '../../../core/request.ts';
 import { airMistake, ASSET_TYPES, canonicalScheduler, isRecord, parseAir, SCHEDULERS } from '../../../protocols/civitai/orchestration.ts';
 import type { FieldErrors } from './errors.ts';
-import { addError, collectErrors, compile } from './validation.ts';
+import { addError, collectErrors, collectUnstorable, compile } from './validation.ts';
 
 /** darkroom's largest `numImages` (core/request.ts): a bigger `quantity` becomes several darkroom jobs. */
 export const MAX_IMAGES_PER_JOB = 10;
@@ -100,7 +100,8 @@ const NETWORK_TYPE_BY_AIR_TYPE: Record<string, string> = {
  */
 export function planJobRequest(value: unknown, prefix: string, errors: FieldErrors, now = Date.now()): PlannedJob[] | null {
   const field = (name: string) => (prefix ? `${prefix}.${name}` : name);
-  if (!collectErrors(validateJobRequest, value, errors, prefix)) return null;
+  const valid = collectErrors(validateJobRequest, value, errors, prefix);
+  if (!collectUnstorable(value, errors, prefix) || !valid) return null;
   const job = value as JobRequest;
   const before = Object.keys(errors).length;
 

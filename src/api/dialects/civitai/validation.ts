@@ -1,6 +1,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { TSchema } from 'typebox';
+import { findUnstorable } from '../../../core/storable.ts';
 import { CivitaiProblem, validationProblem, type FieldErrors } from './errors.ts';
 
 // Bodies are checked here rather than by route schemas: a JobRequest may come alone or inside
@@ -13,11 +14,30 @@ export function compile(schema: TSchema): ValidateFunction {
   return ajv.compile(schema);
 }
 
-/** `/jobs/0/params/width` → `jobs[0].params.width`, the way ASP.NET names fields. */
+/** Steps (`jobs`, 0, `params`, `width`) named the way ASP.NET names fields: `jobs[0].params.width`. */
+function aspNetName(prefix: string, segments: (string | number)[]): string {
+  return segments.reduce<string>(
+    (name, segment) => (typeof segment === 'number' || /^\d+$/.test(segment) ? `${name}[${segment}]` : name ? `${name}.${segment}` : segment),
+    prefix,
+  );
+}
+
+/** `/jobs/0/params/width` → `jobs[0].params.width`. */
 function fieldName(prefix: string, error: ErrorObject): string {
   const segments = error.instancePath.split('/').filter(Boolean);
   if (typeof error.params.missingProperty === 'string') segments.push(error.params.missingProperty);
-  return segments.reduce((name, segment) => (/^\d+$/.test(segment) ? `${name}[${segment}]` : name ? `${name}.${segment}` : segment), prefix);
+  return aspNetName(prefix, segments);
+}
+
+/**
+ * Adds every part of `value` the database cannot store (a NUL or a lone surrogate in any string or
+ * name, or nesting too deep) to `errors`, named under `prefix`. The dialect keeps whole requests
+ * (unknown fields included), so it checks them itself, to name each field the way its clients wrote it.
+ */
+export function collectUnstorable(value: unknown, errors: FieldErrors, prefix = ''): boolean {
+  const problems = findUnstorable(value);
+  for (const problem of problems) addError(errors, aspNetName(prefix, problem.path), problem.message);
+  return problems.length === 0;
 }
 
 /** Adds every schema violation of `value` to `errors`, each field named under `prefix`. */

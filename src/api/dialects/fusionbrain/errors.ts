@@ -17,6 +17,8 @@ function messageOf(error: NormalisedError, request: FastifyRequest): string {
       return 'The server could not handle the request';
     case 'route_not_found':
       return `No resource ${request.method} ${request.url.split('?')[0]}`;
+    case 'method_not_allowed':
+      return `Request method '${request.method}' is not supported`;
     default:
       return error.message;
   }

@@ -1,4 +1,5 @@
 import type { CreateJobInput } from '../../../core/request.ts';
+import { findUnstorable } from '../../../core/storable.ts';
 import { FUSIONBRAIN_LIMITS } from '../../../protocols/fusionbrain/index.ts';
 
 /** Fusion Brain's default side when `width` or `height` is left out. */
@@ -18,7 +19,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 export function readRunParams(params: unknown): { input: CreateJobInput } | { problems: string[] } {
   if (!isRecord(params)) return { problems: ['params must be a JSON object'] };
   const { minSide, maxSide, sideMultiple, maxQueryLength, numImages } = FUSIONBRAIN_LIMITS;
-  const problems: string[] = [];
+  // What the database cannot store, named as the client wrote it (the core would name darkroom's fields).
+  const problems = findUnstorable(params).map((part) => `${part.path.join('.')} ${part.message}`);
 
   if (params.type !== 'GENERATE') problems.push('type must be "GENERATE"');
 

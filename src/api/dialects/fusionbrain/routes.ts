@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyError, FastifyRequest } from 'fastify';
 import type { JobService } from '../../../core/job-service.ts';
 import { DialectError } from '../../http/errors.ts';
+import { parseJsonBody } from '../../http/json.ts';
 import { PIPELINE, presentFinished } from './present.ts';
 import { toGenerationUuid, toJobId } from './ids.ts';
 import { readRunParams } from './params.ts';
@@ -13,14 +14,14 @@ export interface FusionBrainRoutesOptions {
 }
 
 const PART_BYTES = 64 * 1024;
-const FORM_LIMITS = { fieldSize: PART_BYTES, fields: 10, parts: 10 };
+const FORM_LIMITS = { fieldSize: PART_BYTES, fileSize: PART_BYTES, fields: 10, parts: 10 };
 
 const tags = ['fusionbrain'];
 
-/** A header equals `<prefix> <secret>` or the bare secret; compared in constant time. */
 interface Form {
   pipelineId?: string;
-  params?: { value: unknown; mimetype: string };
+  /** The `params` part's bytes as sent, read as darkroom reads every JSON body (parseJsonBody). */
+  params?: { bytes: Buffer; mimetype: string };
 }
 
 async function readForm(request: FastifyRequest): Promise<Form> {
@@ -29,22 +30,35 @@ async function readForm(request: FastifyRequest): Promise<Form> {
   }
   const form: Form = {};
   try {
-    // isPartAFile (at registration) keeps every part a field: `params` arrives with its own content
-    // type whether a client sent it as a text part (Python requests) or as a Blob (fetch FormData).
+    // isPartAFile (at registration) makes `params` a file part whatever its client sent (a text
+    // part from Python requests, a Blob from fetch FormData), so its bytes arrive unparsed with their
+    // own content type; every other part is a field.
     for await (const part of request.parts()) {
-      if (part.type !== 'field') continue;
+      if (part.type === 'file') {
+        if (part.fieldname === 'params') form.params = { bytes: await part.toBuffer(), mimetype: part.mimetype };
+        continue;
+      }
       if (part.valueTruncated) throw new DialectError(413, `The ${part.fieldname} part is larger than ${PART_BYTES} bytes`);
       if (part.fieldname === 'pipeline_id') form.pipelineId = String(part.value).trim();
-      if (part.fieldname === 'params') form.params = { value: part.value, mimetype: part.mimetype };
     }
   } catch (error) {
     if (error instanceof DialectError) throw error;
     const { code, statusCode } = error as FastifyError;
-    if (code === 'FST_INVALID_JSON_FIELD_ERROR') throw new DialectError(400, `params is not valid JSON (or larger than ${PART_BYTES} bytes)`);
+    if (code === 'FST_REQ_FILE_TOO_LARGE') throw new DialectError(413, `The params part is larger than ${PART_BYTES} bytes`);
+    if (code === 'FST_INVALID_JSON_FIELD_ERROR') throw new DialectError(400, 'A part sent as application/json is not valid JSON');
     if (statusCode === 413) throw new DialectError(413, `The form has too many parts (at most ${FORM_LIMITS.parts})`);
     throw new DialectError(400, `The multipart body is malformed: ${error instanceof Error ? error.message : 'unreadable'}`);
   }
   return form;
+}
+
+/** The `params` part's value: JSON under the same rules as any JSON body (UTF-8, nesting). */
+function paramsValue(bytes: Buffer): unknown {
+  try {
+    return parseJsonBody(bytes);
+  } catch (error) {
+    throw new DialectError(400, `params is not valid JSON: ${(error as Error).message}`);
+  }
 }
 
 /**
@@ -54,7 +68,7 @@ async function readForm(request: FastifyRequest): Promise<Form> {
  */
 export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptions> = async (app, options) => {
   const { jobs: service } = options;
-  await app.register(multipart, { isPartAFile: () => false, limits: FORM_LIMITS });
+  await app.register(multipart, { isPartAFile: (fieldName) => fieldName === 'params', limits: FORM_LIMITS });
 
   const knownPipeline = (id: string) => {
     if (id !== PIPELINE.id) throw new DialectError(404, `Pipeline ${id} not found`);
@@ -116,7 +130,7 @@ export const fusionbrainRoutes: FastifyPluginAsyncTypebox<FusionBrainRoutesOptio
         throw new DialectError(415, `The params part must have Content-Type: application/json (it has ${form.params.mimetype})`);
       }
       knownPipeline(form.pipelineId);
-      const read = readRunParams(form.params.value);
+      const read = readRunParams(paramsValue(form.params.bytes));
       if ('problems' in read) throw new DialectError(400, `Invalid params: ${read.problems.join('; ')}`);
       const job = await service.for(request.caller).create(read.input, { dialect: 'fusionbrain', dialectData: { pipelineId: PIPELINE.id } });
       return reply.code(201).send({ uuid: toGenerationUuid(job.id), status: 'INITIAL', status_time: job.createdAt.getTime() });

@@ -48,6 +48,7 @@ function messageOf(error: NormalisedError, request: FastifyRequest): string | st
     case 'internal_error':
       return 'Internal server error';
     case 'route_not_found':
+    case 'method_not_allowed':
       return `Cannot ${request.method} ${request.url.split('?')[0]}`;
     default:
       return error.message;

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { KeyStore } from '../../../core/ports/stores.ts';
-import { notFound } from '../../../core/errors.ts';
+import { badRequest, notFound } from '../../../core/errors.ts';
+import { unstorableText } from '../../../core/storable.ts';
 import { logComponent } from '../../http/log-component.ts';
 import { JobIdParams, problemResponses } from '../../../protocols/native/schemas.ts';
 import { CreatedKeySchema, KeySchema, NewKeyBody } from './schemas.ts';
@@ -23,6 +24,8 @@ export const keyRoutes: FastifyPluginAsyncTypebox<{ keys: KeyStore }> = async (a
       },
     },
     async (request, reply) => {
+      const refusal = unstorableText(request.body.name);
+      if (refusal) throw badRequest(`name ${refusal}`, [{ field: 'name', message: refusal }]);
       const { key, secret } = await keys.create({ ...request.body, name: request.body.name.trim() });
       request.log.info({ keyId: key.id, scopes: key.scopes }, 'api key created');
       return reply.code(201).send({ ...presentKey(key), key: secret });

@@ -216,15 +216,17 @@ function parseComfyui(input: Json): ParsedInput {
   const settings = inputsOf(sampler);
   const values = literals(settings);
 
-  const textBehind = (link: unknown, depth = 0): string | undefined => {
-    if (!isLink(link) || depth > 10) return undefined;
+  // Each node is searched once per prompt: a graph whose links fan out (or loop) cannot make the search explode.
+  const textBehind = (link: unknown, depth = 0, seen = new Set<string>()): string | undefined => {
+    if (!isLink(link) || depth > 10 || seen.has(link[0])) return undefined;
+    seen.add(link[0]);
     const fields = inputsOf(nodes[link[0]]);
     for (const key of ['text', 'text_g', 'prompt']) {
       if (typeof fields[key] === 'string') return fields[key];
     }
     for (const [key, value] of Object.entries(fields)) {
       if (key === 'clip') continue;
-      const found = textBehind(value, depth + 1);
+      const found = textBehind(value, depth + 1, seen);
       if (found !== undefined) return found;
     }
     return undefined;

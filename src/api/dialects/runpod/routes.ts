@@ -9,6 +9,7 @@ import { parseRunpodInput, RunpodInputError } from './input.ts';
 import { presentBrief, presentStatus, runpodData, runpodStatus, type RunpodJobData } from './present.ts';
 import { EndpointParams, errorResponses, HealthResponse, JobParams, PurgeResponse, RunBody, StatusResponse, StreamResponse, WaitQuery } from './schemas.ts';
 import { UUID_PATTERN } from '../../../core/ids.ts';
+import { findUnstorable } from '../../../core/storable.ts';
 
 export interface RunpodRoutesOptions {
   jobs: JobService;
@@ -68,6 +69,9 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
     presentStatus(found.known.id, found.latest, found.data, (jobId: string, index: number) => jobs.readImage(jobId, index));
 
   async function create(jobs: ScopedJobs, endpointId: string, body: Static<typeof RunBody>): Promise<Found> {
+    // Checked here as well as by the core, to name each field as the client wrote it (`input.negative_prompt`).
+    const unstorable = findUnstorable(body);
+    if (unstorable.length > 0) throw new RunpodInputError(unstorable.map((part) => `${part.path.join('.')} ${part.message}`));
     if (body.webhookV2 !== undefined) throw new RunpodInputError(['webhookV2 is not supported by darkroom: use webhook']);
     const parsed = parseRunpodInput(body.input);
     if (body.webhook !== undefined) {

@@ -132,6 +132,8 @@ function answerFor(error: NormalisedError, request: FastifyRequest): Answer {
       return { status: 500, body: { detail: 'Internal Server Error' } };
     case 'route_not_found':
       return { status: 404, body: { detail: 'Not Found' } };
+    case 'method_not_allowed':
+      return { status: 405, body: { detail: 'Method Not Allowed' } };
     default:
       return { status: error.status, body: { detail: error.message } };
   }

@@ -9,6 +9,7 @@ import type { CreateJobInput } from '../../../core/request.ts';
 import { DIALECT, isTasksJob, presentBatch, presentCheck, presentJob, type TaskJobData } from './present.ts';
 import { BatchBody, DEFAULTS, errorResponses, GenerateBody, QueueStatsResponse, TaskAccepted, TaskCancelled, TaskParams, TaskStatusResponse, TestQuery, type TaskOptions } from './schemas.ts';
 import { UUID_PATTERN } from '../../../core/ids.ts';
+import { unstorableBody } from '../../http/storable-input.ts';
 
 export interface TasksRoutesOptions {
   jobs: JobService;
@@ -16,6 +17,12 @@ export interface TasksRoutesOptions {
 }
 
 const tags = ['tasks'];
+
+/** Text the database cannot store, located the FastAPI way (`["body", "prompts", 3]`) rather than by the core's field names. */
+function refuseUnstorable(body: unknown): void {
+  const refusal = unstorableBody(body);
+  if (refusal) throw refusal;
+}
 const STARTED = 'Use /status/{task_id} to check progress.';
 
 type Task = { kind: 'job'; job: JobView } | { kind: 'batch'; id: string; jobs: JobView[] } | { kind: 'check'; check: ProviderCheck };
@@ -90,6 +97,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
       },
     },
     async (request) => {
+      refuseUnstorable(request.body);
       const { prompt, ...options } = request.body;
       const { input, data } = jobOf(prompt, options);
       const job = await scoped(request).create(input, { dialect: DIALECT, dialectData: { ...data } });
@@ -110,6 +118,7 @@ export const tasksRoutes: FastifyPluginAsyncTypebox<TasksRoutesOptions> = async 
       },
     },
     async (request) => {
+      refuseUnstorable(request.body);
       const { prompts, ...options } = request.body;
       const made = prompts.map((prompt) => jobOf(prompt, options));
       const batch = await scoped(request).createBatch(
