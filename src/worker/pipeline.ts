@@ -46,7 +46,7 @@ interface Turn {
  * it expires), read the row, then do the next step (start, submit, poll, store, finish) and say when
  * the job wants its next turn. Every step starts from the row, so a repeated or resumed delivery
  * carries on where the last one stopped; every write carries the lease's fencing token, so a turn
- * that lost its lease to another changes nothing (docs/architecture.md, "The invariants").
+ * that lost its lease to another changes nothing (docs/architecture.md, "The six invariants").
  */
 export function makePipeline(deps: PipelineDeps) {
   const { repo, storage, logger } = deps;
