@@ -101,7 +101,7 @@ async function main(): Promise<void> {
       add(await benchProduction(cleanup, { jobs: 300, warmupJobs: 20, workerConcurrency: 4, size: 256, http: HTTP }));
     }
     if (sections.has('takeover')) {
-      add(await benchTakeover(cleanup, { jobs: 60, warmupJobs: 8, upstreamLatencyMs: 800, killAfterMs: 2000, workerConcurrency: 4, size: 256 }));
+      add(await benchTakeover(cleanup, { jobs: 60, warmupJobs: 60, upstreamLatencyMs: 800, killAfterMs: 2000, workerConcurrency: 4, size: 256 }));
     }
   } finally {
     await cleanup.runAll();
