@@ -78,7 +78,7 @@ describe.skipIf(!testDatabaseUrl || !redisUrl)('one turn per job across processe
 
   const isRun = (request: { method: string; path: string }) => request.method === 'POST' && request.path.endsWith('/run');
 
-  it('the job is submitted upstream once, stored once and succeeds; the resumed worker writes nothing', async () => {
+  it("the job is submitted upstream once, stored once and succeeds; the resumed worker's turn writes nothing", async () => {
     const api = processes[0]!.url as string;
     const call = async (method: string, path: string, body?: unknown) => {
       const response = await fetch(`${api}${path}`, {
@@ -105,7 +105,6 @@ describe.skipIf(!testDatabaseUrl || !redisUrl)('one turn per job across processe
         .split('\n')
         .some((line) => line.includes(`"jobId":"${jobId}"`) && line.includes(`"msg":"${message}"`));
     const stopped = await until('the log line of the worker running the job', () => workers.find((worker) => logged(worker, 'job running')));
-    const other = workers.find((worker) => worker !== stopped) as DarkroomProcess;
     stopped.child.kill('SIGSTOP');
 
     // Once the stopped worker's BullMQ lock and job lease expire, the other worker takes the job,
@@ -149,9 +148,7 @@ describe.skipIf(!testDatabaseUrl || !redisUrl)('one turn per job across processe
     expect(events.filter((event) => event.type === 'image')).toHaveLength(1);
     expect(events.filter((event) => event.status === 'succeeded')).toHaveLength(1);
 
-    // The other worker finished the job; the resumed one said why it stopped, and carries on.
-    expect(logged(other, 'job succeeded')).toBe(true);
-    expect(logged(stopped, 'job succeeded')).toBe(false);
+    // The resumed worker said why its turn stopped, and carries on (later turns of the job may be its).
     await until('the resumed worker to log the takeover', () => (logged(stopped, 'another turn took over the job; this turn stopped without writing') ? true : undefined));
     expect(stopped.child.exitCode).toBeNull();
   }, 180_000);

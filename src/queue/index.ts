@@ -17,9 +17,9 @@ export function makeQueue(config: Config, logger: Logger): JobQueue | BullmqJobQ
     queueName: config.queueName,
     groups: config.providerLimits,
     // A worker that died keeps its entries until their lock expires and a stalled check finds them:
-    // at most 1.5 × JOB_LEASE_MS, the same bound as the job leases of its turns.
+    // at most 1.25 × JOB_LEASE_MS. The job leases of its turns have expired by then too.
     lockDurationMs: config.jobLeaseMs,
-    stalledIntervalMs: Math.ceil(config.jobLeaseMs / 2),
+    stalledIntervalMs: Math.ceil(config.jobLeaseMs / 4),
     onError: (error) => queueLog.error({ err: error }, 'queue connection error'),
   });
 }
