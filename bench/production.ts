@@ -28,7 +28,7 @@ export interface ProductionOptions {
   http: HttpOptions;
 }
 
-interface Services {
+export interface Services {
   /** Admin connection: creates and drops one database per deployment. */
   adminUrl: string;
   redisUrl: string;
@@ -73,7 +73,7 @@ function connectionSettings(): { adminUrl: string; redisUrl: string } {
 }
 
 /** A URL fit for printing: any password replaced. */
-function redact(raw: string): string {
+export function redact(raw: string): string {
   try {
     const url = new URL(raw);
     if (url.password) url.password = '***';
@@ -143,7 +143,7 @@ async function deleteKeys(redis: Redis, pattern: string): Promise<number> {
 }
 
 /** Both services answer, or the reason the section is skipped. */
-async function probeServices(): Promise<{ services: Services } | { skip: string }> {
+export async function probeServices(): Promise<{ services: Services } | { skip: string }> {
   const { adminUrl, redisUrl } = connectionSettings();
   let postgresVersion: string;
   try {
@@ -171,7 +171,7 @@ async function probeServices(): Promise<{ services: Services } | { skip: string 
  * Drops the databases and removes the queue keys of bench runs on this machine whose process is gone
  * (tsx SIGKILLs the bench when a Ctrl-C is not acknowledged in time, before its cleanup has run).
  */
-async function sweepStale(services: Services): Promise<void> {
+export async function sweepStale(services: Services): Promise<void> {
   const databases = await adminQuery<{ datname: string }>(services.adminUrl, `select datname from pg_database where datname like 'darkroom\\_bench\\_%'`);
   let dropped = 0;
   for (const { datname } of databases) {
@@ -337,12 +337,24 @@ async function spawnDarkroom(cleanup: Cleanup, role: Role, env: Record<string, s
 }
 
 /** One darkroom deployment under test: where its API is, a check that none of its processes died, and how to take it down. */
-interface Deployment {
+export interface Deployment {
   url: string;
-  /** Throws when one of its processes has exited. */
+  /** Throws when one of its processes has exited (other than by `killWorker`). */
   assertAlive(): void;
   close(): Promise<void>;
 }
+
+/** An `api` with its `worker` processes, one of which the bench may kill. */
+export interface DistributedDeployment extends Deployment {
+  /** SIGKILLs the index-th worker process (as an OOM kill or a lost machine would end it); answers its pid. */
+  killWorker(index: number): number;
+}
+
+/**
+ * The operator's key of every distributed deployment: the queue stats show live workers only to an
+ * admin, and the bench waits for the workers there.
+ */
+const ADMIN_API_KEY = `bench-admin-${randomBytes(12).toString('hex')}`;
 
 function assertAlive(children: DarkroomChild[]): void {
   for (const child of children) {
@@ -377,7 +389,13 @@ async function startServe(cleanup: Cleanup, label: string, extra: Record<string,
  * `darkroom api` and `workers` × `darkroom worker` on a fresh Postgres database, BullMQ on Redis under a
  * unique QUEUE_NAME, sharing one DATA_DIR (the filesystem storage the API serves the workers' images from).
  */
-async function startDistributed(cleanup: Cleanup, services: Services, label: string, workers: number, extra: Record<string, string>): Promise<Deployment> {
+export async function startDistributed(
+  cleanup: Cleanup,
+  services: Services,
+  label: string,
+  workers: number,
+  extra: Record<string, string>,
+): Promise<DistributedDeployment> {
   const dir = makeTempDir(cleanup, `production-redis${workers}`);
   const database = await createDatabase(cleanup, services.adminUrl);
   const queue = createQueueName(cleanup, services.redisUrl);
@@ -387,9 +405,11 @@ async function startDistributed(cleanup: Cleanup, services: Services, label: str
     QUEUE: 'redis',
     REDIS_URL: services.redisUrl,
     QUEUE_NAME: queue.name,
+    ADMIN_API_KEY,
     ...extra,
   });
   const children: DarkroomChild[] = [];
+  const killed = new Set<number>();
   const close = async () => {
     await Promise.all(children.filter((child) => child.role === 'worker').map((child) => child.stop()));
     await Promise.all(children.filter((child) => child.role !== 'worker').map((child) => child.stop()));
@@ -406,15 +426,29 @@ async function startDistributed(cleanup: Cleanup, services: Services, label: str
   for (const result of spawned) if (result.status === 'fulfilled') children.push(result.value);
   const failed = spawned.find((result) => result.status === 'rejected');
   if (failed) throw failed.reason;
-  await waitForWorkers(url, children.filter((child) => child.role === 'worker').map((child) => child.pid));
-  return { url, assertAlive: () => assertAlive(children), close };
+  const workerChildren = children.filter((child) => child.role === 'worker');
+  await waitForWorkers(url, workerChildren.map((child) => child.pid));
+  return {
+    url,
+    assertAlive: () => assertAlive(children.filter((child) => !killed.has(child.pid))),
+    killWorker(index) {
+      const worker = workerChildren[index];
+      if (!worker) throw new Error(`there is no worker ${index}`);
+      killed.add(worker.pid);
+      process.kill(worker.pid, 'SIGKILL');
+      return worker.pid;
+    },
+    close,
+  };
 }
 
-/** Until the API's queue stats list a heartbeat of each worker process. */
+/** Until the API's queue stats (as the admin, who is shown the workers) list a heartbeat of each worker process. */
 async function waitForWorkers(url: string, pids: number[]): Promise<void> {
   const giveUpAt = Date.now() + START_TIMEOUT_MS;
   for (;;) {
-    const stats = await expectJson<{ workers: { pid: number }[] }>(200, `${url}/api/v1/queue/stats`);
+    const stats = await expectJson<{ workers: { pid: number }[] }>(200, `${url}/api/v1/queue/stats`, {
+      headers: { authorization: `Bearer ${ADMIN_API_KEY}` },
+    });
     if (pids.every((pid) => stats.workers.some((worker) => worker.pid === pid))) return;
     if (Date.now() > giveUpAt) throw new Error(`workers ${pids.join(', ')} not all in /api/v1/queue/stats after ${START_TIMEOUT_MS} ms: ${JSON.stringify(stats.workers)}`);
     await sleep(100);
@@ -424,7 +458,7 @@ async function waitForWorkers(url: string, pids: number[]): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Measurements
 
-async function submit(url: string, count: number, size: number, tag: string): Promise<string[]> {
+export async function submit(url: string, count: number, size: number, tag: string): Promise<string[]> {
   const batchIds: string[] = [];
   for (let offset = 0; offset < count; offset += MAX_BATCH) {
     const prompts = Array.from({ length: Math.min(MAX_BATCH, count - offset) }, (_, i) => `${JOB_BODY.prompt} (${tag} ${offset + i})`);
@@ -438,7 +472,7 @@ async function submit(url: string, count: number, size: number, tag: string): Pr
 }
 
 /** Polls each batch (one at a time, every 250 ms) until all its jobs succeeded; fails on any other end. */
-async function awaitBatches(deployment: Deployment, batchIds: string[]): Promise<JobJson[]> {
+export async function awaitBatches(deployment: Deployment, batchIds: string[]): Promise<JobJson[]> {
   const finished: JobJson[] = [];
   const giveUpAt = Date.now() + RUN_TIMEOUT_MS;
   for (const batchId of batchIds) {

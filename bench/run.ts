@@ -9,8 +9,11 @@
  *   6. production shape: jobs/s of `darkroom api` + 1 or 2 `darkroom worker` children on Postgres and
  *      Redis next to a `darkroom serve` child on PGlite, and the job API's requests/s on each
  *      (skipped when Postgres or Redis is unreachable; see bench/production.ts for the settings)
+ *   7. takeover: the drain time of 60 jobs through `darkroom api` + 2 `darkroom worker` children on
+ *      the runpod provider (an upstream of 800 ms per job), undisturbed and with one worker SIGKILLed
+ *      2 s in (skipped like the production section)
  *
- * `npm run bench -- --only=http,jobs,thumbnail,memory,production` runs a subset. Progress goes to stderr.
+ * `npm run bench -- --only=http,jobs,thumbnail,memory,production,takeover` runs a subset. Progress goes to stderr.
  * Nothing here is imported by the tests.
  */
 import { cpus, loadavg } from 'node:os';
@@ -20,9 +23,10 @@ import { benchJobs } from './jobs.ts';
 import { Cleanup, progress, renderTable, sweepStaleTempDirs, type Row } from './lib.ts';
 import { benchMemory } from './memory.ts';
 import { benchProduction } from './production.ts';
+import { benchTakeover } from './takeover.ts';
 import { benchThumbnail } from './thumbnail.ts';
 
-const SECTIONS = ['http', 'jobs', 'thumbnail', 'memory', 'production'] as const;
+const SECTIONS = ['http', 'jobs', 'thumbnail', 'memory', 'production', 'takeover'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const HTTP: HttpOptions = { durationSeconds: 5, warmupSeconds: 1, connections: 50 };
@@ -95,6 +99,9 @@ async function main(): Promise<void> {
     if (sections.has('memory')) add(await benchMemory(cleanup, { idleMs: 3000 }));
     if (sections.has('production')) {
       add(await benchProduction(cleanup, { jobs: 300, warmupJobs: 20, workerConcurrency: 4, size: 256, http: HTTP }));
+    }
+    if (sections.has('takeover')) {
+      add(await benchTakeover(cleanup, { jobs: 60, warmupJobs: 60, upstreamLatencyMs: 800, killAfterMs: 2000, workerConcurrency: 4, size: 256 }));
     }
   } finally {
     await cleanup.runAll();

@@ -62,6 +62,11 @@ export interface Config {
   reconcileStaleMs: number;
   /** How long running steps may take to finish after SIGINT/SIGTERM before the process exits. */
   shutdownGraceMs: number;
+  /**
+   * How long a job turn's lease lasts unless renewed, and with it BullMQ's lock on the entry being
+   * run: how long the jobs of a worker that died stay with it before another worker takes them over.
+   */
+  jobLeaseMs: number;
   bodyLimitBytes: number;
   /** How often an idle server-sent event stream gets a heartbeat comment, so proxies keep it open. */
   sseHeartbeatMs: number;
@@ -316,6 +321,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     reconcileIntervalMs: integer('RECONCILE_INTERVAL_MS', 5000, 50, 3_600_000),
     reconcileStaleMs: integer('RECONCILE_STALE_MS', 20_000, 100, 24 * 3_600_000),
     shutdownGraceMs: integer('SHUTDOWN_GRACE_MS', 10_000, 0, 3_600_000),
+    jobLeaseMs: integer('JOB_LEASE_MS', 4000, 500, 600_000),
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 1_048_576, 1024, 100 * 1_048_576),
     sseHeartbeatMs: integer('SSE_HEARTBEAT_MS', 15_000, 10, 3_600_000),
     bullBoard: boolean('BULL_BOARD', false),

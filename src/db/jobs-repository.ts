@@ -1,10 +1,26 @@
 import { and, asc, count, desc, eq, gt, gte, inArray, lt, max, sql } from 'drizzle-orm';
-import { assertTransition, type Job, type JobEvent, type JobImage, type JobStatus } from '../core/job.ts';
-import { ActiveCapExceeded, type ActiveCap, type CountFilter, type EventInput, type JobPatch, type JobStore, type ListQuery, type NewImage, type NewJob, type WorkerInfo } from '../core/ports/job-store.ts';
+import { assertTransition, isTerminal, type Job, type JobEvent, type JobImage, type JobStatus } from '../core/job.ts';
+import {
+  ActiveCapExceeded,
+  type ActiveCap,
+  type CountFilter,
+  type EventInput,
+  type JobPatch,
+  type JobStore,
+  type LeaseClaim,
+  type LeaseToken,
+  type ListQuery,
+  type NewImage,
+  type NewJob,
+  type WorkerInfo,
+} from '../core/ports/job-store.ts';
 import type { Db } from './client.ts';
 import { images, jobEvents, jobs, workers } from './schema.ts';
 
 const ownerIs = (owner: string | null) => (owner === null ? sql`${jobs.owner} is null` : eq(jobs.owner, owner));
+const millis = (ms: number) => sql`(${ms} * interval '1 millisecond')`;
+/** The fence of a turn's write: the job's lease is still the one taken with `lease` (no condition without one). */
+const leaseIs = (lease: LeaseToken | undefined) => (lease === undefined ? undefined : eq(jobs.leaseToken, lease));
 
 export interface JobRepositoryOptions {
   /** Told of every committed status change (for logs). */
@@ -26,11 +42,12 @@ export type EventOutbox = (tx: Db, written: { event: JobEvent; job: Job }[]) => 
 
 /**
  * All SQL about jobs, images, events and workers. Status changes are compare-and-set
- * (`UPDATE … WHERE status IN (expected)`), so when two actors race only one of them wins.
+ * (`UPDATE … WHERE status IN (expected)`), so when two actors race only one of them wins; a turn's
+ * writes also carry its lease's fencing token (`AND lease_token = $token`).
  */
 export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): JobStore {
   const toJob = (row: typeof jobs.$inferSelect): Job => {
-    const { idempotencyKey, ...job } = row;
+    const { idempotencyKey, leaseToken, leaseExpiresAt, ...job } = row;
     return job;
   };
 
@@ -151,13 +168,14 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     to: JobStatus,
     patch: JobPatch = {},
     event: EventInput = { type: 'status' },
+    lease?: LeaseToken,
   ): Promise<Job | null> {
     for (const status of from) assertTransition(status, to);
     const moved = await db.transaction(async (tx) => {
       const [row] = await tx
         .update(jobs)
         .set({ ...patch, status: to, updatedAt: new Date() })
-        .where(and(eq(jobs.id, id), inArray(jobs.status, [...from])))
+        .where(and(eq(jobs.id, id), inArray(jobs.status, [...from]), leaseIs(lease)))
         .returning();
       if (!row) return null;
       const events = await tx
@@ -179,13 +197,13 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     return moved.job;
   }
 
-  /** Changes a job without changing its status, only while it still has `status`. */
-  async function update(id: string, status: JobStatus, patch: JobPatch, event?: EventInput): Promise<Job | null> {
+  /** Changes a job without changing its status, only while it still has `status` (and its lease is still `lease`). */
+  async function update(id: string, status: JobStatus, patch: JobPatch, event?: EventInput, lease?: LeaseToken): Promise<Job | null> {
     const updated = await db.transaction(async (tx) => {
       const [row] = await tx
         .update(jobs)
         .set({ ...patch, updatedAt: new Date() })
-        .where(and(eq(jobs.id, id), eq(jobs.status, status)))
+        .where(and(eq(jobs.id, id), eq(jobs.status, status), leaseIs(lease)))
         .returning();
       if (!row) return null;
       const events = event
@@ -202,10 +220,21 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     return updated.job;
   }
 
-  /** Saves image rows; a repeated index replaces the earlier row, so a retried store never doubles. */
-  async function saveImages(rows: NewImage[]): Promise<void> {
-    if (rows.length === 0) return;
-    const { events, outboxWrote } = await db.transaction(async (tx) => {
+  /**
+   * Saves one job's image rows while it is running (and its lease is still `lease`); a repeated
+   * index replaces the earlier row, so a retried store never doubles.
+   */
+  async function saveImages(jobId: string, rows: NewImage[], lease?: LeaseToken): Promise<boolean> {
+    if (rows.some((row) => row.jobId !== jobId)) throw new Error(`saveImages: every row must belong to job ${jobId}`);
+    const saved = await db.transaction(async (tx) => {
+      // Locks the row, so a cancel or a takeover waits for this transaction rather than passing it.
+      const [owner] = await tx
+        .select()
+        .from(jobs)
+        .where(and(eq(jobs.id, jobId), eq(jobs.status, 'running'), leaseIs(lease)))
+        .for('update');
+      if (!owner) return null;
+      if (rows.length === 0) return { events: [], outboxWrote: false };
       await tx
         .insert(images)
         .values(rows)
@@ -234,16 +263,11 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
           })),
         )
         .returning();
-      if (!options.outbox) return { events, outboxWrote: false };
-      const owners = await tx.select().from(jobs).where(inArray(jobs.id, [...new Set(rows.map((row) => row.jobId))]));
-      const byId = new Map(owners.map((owner) => [owner.id, toJob(owner)]));
-      const written = events.flatMap((event) => {
-        const job = byId.get(event.jobId);
-        return job ? [{ event, job }] : [];
-      });
-      return { events, outboxWrote: await options.outbox(tx, written) };
+      return { events, outboxWrote: await toOutbox(tx, events, toJob(owner)) };
     });
-    committed(events, outboxWrote);
+    if (!saved) return false;
+    committed(saved.events, saved.outboxWrote);
+    return true;
   }
 
   async function listImages(jobIds: string[]): Promise<JobImage[]> {
@@ -304,6 +328,45 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     return counts;
   }
 
+  async function acquireLease(id: string, durationMs: number): Promise<LeaseClaim> {
+    const [taken] = await db
+      .update(jobs)
+      .set({ leaseToken: sql`${jobs.leaseToken} + 1`, leaseExpiresAt: sql`now() + ${millis(durationMs)}` })
+      .where(
+        and(
+          eq(jobs.id, id),
+          inArray(jobs.status, ['queued', 'running']),
+          sql`(${jobs.leaseExpiresAt} is null or ${jobs.leaseExpiresAt} <= now())`,
+        ),
+      )
+      .returning();
+    if (taken) return { outcome: 'acquired', job: toJob(taken), token: taken.leaseToken };
+    // Remaining time on the database's clock, the one the lease expires by.
+    const [found] = await db
+      .select({ row: jobs, expiresInMs: sql<number>`greatest(0, ceil(extract(epoch from (${jobs.leaseExpiresAt} - now())) * 1000))::float8` })
+      .from(jobs)
+      .where(eq(jobs.id, id));
+    if (!found || isTerminal(found.row.status)) return { outcome: 'finished', job: found ? toJob(found.row) : null };
+    // Expired between the two statements (or released): the caller asks again at once.
+    return { outcome: 'held', job: toJob(found.row), expiresInMs: found.expiresInMs ?? 0 };
+  }
+
+  async function renewLease(id: string, token: LeaseToken, durationMs: number): Promise<boolean> {
+    const rows = await db
+      .update(jobs)
+      .set({ leaseExpiresAt: sql`now() + ${millis(durationMs)}` })
+      .where(and(eq(jobs.id, id), eq(jobs.leaseToken, token)))
+      .returning({ id: jobs.id });
+    return rows.length === 1;
+  }
+
+  async function releaseLease(id: string, token: LeaseToken): Promise<void> {
+    await db
+      .update(jobs)
+      .set({ leaseExpiresAt: null })
+      .where(and(eq(jobs.id, id), eq(jobs.leaseToken, token)));
+  }
+
   async function heartbeat(worker: Omit<WorkerInfo, 'startedAt' | 'heartbeatAt'>): Promise<void> {
     await db
       .insert(workers)
@@ -338,6 +401,9 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     listEventsAfter,
     lastEventId,
     countByStatus,
+    acquireLease,
+    renewLease,
+    releaseLease,
     heartbeat,
     removeWorker,
     listWorkers,

@@ -50,6 +50,13 @@ export const jobs = pgTable(
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }),
     completedAt: timestamp('completed_at', { withTimezone: true, mode: 'date' }),
     deadlineAt: timestamp('deadline_at', { withTimezone: true, mode: 'date' }),
+    /**
+     * The fencing token of the job's lease: each turn that takes the lease increments it, and every
+     * write of a turn requires the value it took, so a turn whose lease was taken over writes nothing.
+     */
+    leaseToken: bigint('lease_token', { mode: 'number' }).notNull().default(0),
+    /** Until when the current turn holds the lease; null when no turn holds it. */
+    leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true, mode: 'date' }),
   },
   (t) => [
     index('jobs_status_id_idx').on(t.status, t.id),

@@ -186,6 +186,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     storage,
     retry: { baseMs: config.retryBaseDelayMs, maxMs: config.retryMaxDelayMs },
     providerCallTimeoutMs: config.providerTimeoutMs,
+    leaseMs: config.jobLeaseMs,
     logger: logger.child({ component: 'worker' }),
     random: overrides.random,
   });

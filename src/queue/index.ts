@@ -16,6 +16,10 @@ export function makeQueue(config: Config, logger: Logger): JobQueue | BullmqJobQ
     url,
     queueName: config.queueName,
     groups: config.providerLimits,
+    // A worker that died keeps its entries until their lock expires and a stalled check finds them:
+    // at most 1.25 × JOB_LEASE_MS. The job leases of its turns have expired by then too.
+    lockDurationMs: config.jobLeaseMs,
+    stalledIntervalMs: Math.ceil(config.jobLeaseMs / 4),
     onError: (error) => queueLog.error({ err: error }, 'queue connection error'),
   });
 }

@@ -7,6 +7,7 @@ import type { HandlerResult } from '../core/ports/queue.ts';
 import type { Provider, ProviderContext, ProviderOutput, ProviderRegistry } from '../core/ports/provider.ts';
 import { imageKeys, type ImagePreparer, type ObjectStorage } from '../core/ports/storage.ts';
 import { pollDelayMs, retryDelayMs } from '../core/backoff.ts';
+import { holdLease, type HeldLease } from './lease.ts';
 
 export interface PipelineDeps {
   repo: JobStore;
@@ -17,6 +18,11 @@ export interface PipelineDeps {
   retry: { baseMs: number; maxMs: number };
   /** Longest a single provider call may take before it counts as a (retryable) timeout. */
   providerCallTimeoutMs: number;
+  /**
+   * How long a turn's lease on its job lasts unless renewed (every third of it). A turn of a worker
+   * that died holds the job for at most this long.
+   */
+  leaseMs: number;
   logger: Logger;
   random?: () => number;
 }
@@ -25,69 +31,97 @@ export type Pipeline = ReturnType<typeof makePipeline>;
 
 /** A running job is polled (and its row touched) at least this often; the reconciler relies on it. */
 export const MAX_POLL_DELAY_MS = 5000;
+/** A delivery that finds another turn holding the lease looks again this long after it expires. */
+export const LEASE_RECHECK_MARGIN_MS = 100;
 
 interface Turn {
   job: Job;
   provider: Provider;
   timings: JobTimings;
+  lease: HeldLease;
 }
 
 /**
- * One turn of a job: read the row, then do the next step (start, submit, poll, store, finish) and
- * say when the job wants its next turn. Every step starts from the row, so a repeated or resumed
- * delivery carries on where the last one stopped (docs/architecture.md, "The five invariants").
+ * One turn of a job: take the job's lease (or, when another turn holds it, ask to look again once
+ * it expires), read the row, then do the next step (start, submit, poll, store, finish) and say when
+ * the job wants its next turn. Every step starts from the row, so a repeated or resumed delivery
+ * carries on where the last one stopped; every write carries the lease's fencing token, so a turn
+ * that lost its lease to another changes nothing (docs/architecture.md, "The six invariants").
  */
 export function makePipeline(deps: PipelineDeps) {
   const { repo, storage, logger } = deps;
   const random = deps.random ?? Math.random;
 
   async function run(jobId: string): Promise<HandlerResult> {
-    let job = await repo.get(jobId);
-    if (!job || isTerminal(job.status)) return undefined;
+    const claim = await repo.acquireLease(jobId, deps.leaseMs);
+    if (claim.outcome === 'finished') return undefined;
+    if (claim.outcome === 'held') return { runAgainInMs: claim.expiresInMs + LEASE_RECHECK_MARGIN_MS };
+    const lease = holdLease({ repo, logger }, jobId, claim.token, deps.leaseMs);
+    try {
+      return await leased(claim.job, lease);
+    } finally {
+      await lease.release();
+      if (lease.lost) logger.warn({ jobId }, 'another turn took over the job; this turn stopped without writing');
+    }
+  }
 
+  async function leased(row: Job, lease: HeldLease): Promise<HandlerResult> {
+    let job: Job | null = row;
     const waitMs = job.runAfter.getTime() - Date.now();
     if (waitMs > 0) return { runAgainInMs: waitMs };
-    if (job.deadlineAt && job.deadlineAt.getTime() <= Date.now()) return expire(job);
+    if (job.deadlineAt && job.deadlineAt.getTime() <= Date.now()) return expire(job, lease);
 
     if (job.status === 'queued') {
-      job = await repo.transition(jobId, ['queued'], 'running', {
-        stage: job.providerJobId ? 'waiting_upstream' : 'submitting',
-        attempts: job.attempts + 1,
-        startedAt: job.startedAt ?? new Date(),
-      });
+      job = await repo.transition(
+        job.id,
+        ['queued'],
+        'running',
+        {
+          stage: job.providerJobId ? 'waiting_upstream' : 'submitting',
+          attempts: job.attempts + 1,
+          startedAt: job.startedAt ?? new Date(),
+        },
+        undefined,
+        lease.token,
+      );
       if (!job) return undefined;
     }
 
     const provider = deps.providers.get(job.provider);
     if (!provider) {
-      return fail(job, { code: 'provider_unavailable', message: `Provider ${job.provider} is not configured`, retryable: false });
+      return fail(job, lease, { code: 'provider_unavailable', message: `Provider ${job.provider} is not configured`, retryable: false });
     }
 
     // `turn.job` follows the row as this turn changes it, so a failure is judged on the latest
     // row (with the provider job id just saved), never on the row the turn started from.
-    const turn: Turn = { job, provider, timings: { ...job.timings } };
+    const turn: Turn = { job, provider, timings: { ...job.timings }, lease };
     try {
       return await step(turn);
     } catch (error) {
+      // Aborted (or failed) after another turn took the job: that turn decides what happens next.
+      if (lease.lost) return undefined;
       return handleFailure(turn, error);
     }
   }
 
   async function step(turn: Turn): Promise<HandlerResult> {
-    const { provider, timings } = turn;
+    const { provider, timings, lease } = turn;
     let job = turn.job;
     if (!job.providerJobId) {
+      if (lease.lost) return undefined;
       const started = performance.now();
-      const { providerJobId } = await provider.submit(job.request, context(job));
+      const { providerJobId } = await provider.submit(job.request, context(turn));
       timings.providerMs += performance.now() - started;
       const saved = await repo.update(
         job.id,
         'running',
         { providerJobId, stage: 'waiting_upstream', timings },
         { type: 'stage', data: { providerJobId } },
+        lease.token,
       );
       if (!saved) {
-        // Cancelled or expired while submitting: stop the upstream work we just started.
+        // Cancelled or expired while submitting, or taken over by another turn (which submits on
+        // its own): nobody will poll the upstream job just started, so stop it.
         await cancelUpstream(provider, job, providerJobId);
         return undefined;
       }
@@ -96,7 +130,7 @@ export function makePipeline(deps: PipelineDeps) {
 
     const started = performance.now();
     const providerJobId = job.providerJobId as string;
-    const result = await provider.poll({ providerJobId, request: job.request }, context(job));
+    const result = await provider.poll({ providerJobId, request: job.request }, context(turn));
     timings.providerMs += performance.now() - started;
 
     switch (result.state) {
@@ -110,28 +144,30 @@ export function makePipeline(deps: PipelineDeps) {
           'running',
           { stage: 'waiting_upstream', progress, queuePosition, timings },
           changed ? { type: 'progress', data: { progress, queuePosition } } : undefined,
+          lease.token,
         );
         if (!updated) return undefined;
         const runningFor = Date.now() - (job.startedAt?.getTime() ?? Date.now());
         return { runAgainInMs: untilDeadline(job, Math.min(MAX_POLL_DELAY_MS, result.nextPollMs ?? pollDelayMs(runningFor))) };
       }
       case 'cancelled':
-        return fail(job, { code: 'upstream_cancelled', message: 'The upstream service cancelled the job', retryable: false }, timings);
+        return fail(job, lease, { code: 'upstream_cancelled', message: 'The upstream service cancelled the job', retryable: false }, timings);
       case 'succeeded':
         return store(turn, result.outputs);
     }
   }
 
   async function store(turn: Turn, allOutputs: ProviderOutput[]): Promise<HandlerResult> {
-    const { job, timings } = turn;
+    const { job, timings, lease } = turn;
     const outputs = allOutputs.slice(0, job.request.numImages);
     if (outputs.length === 0) {
       throw new ProviderError('The provider finished without returning an image', { code: 'no_output', retryable: true, resubmit: true });
     }
-    const storing = await repo.update(job.id, 'running', { stage: 'storing', progress: 1, queuePosition: null }, { type: 'stage' });
+    const storing = await repo.update(job.id, 'running', { stage: 'storing', progress: 1, queuePosition: null }, { type: 'stage' }, lease.token);
     if (!storing) return undefined;
 
     const rows: NewImage[] = [];
+    const written: string[] = [];
     for (const [index, output] of outputs.entries()) {
       const imageStarted = performance.now();
       const prepared = await deps.prepareImage(output.bytes).catch((cause: unknown) => {
@@ -145,7 +181,10 @@ export function makePipeline(deps: PipelineDeps) {
       timings.imageMs += performance.now() - imageStarted;
 
       const keys = imageKeys(job.id, index, output.contentType);
+      // The keys are the job's, so a turn that lost its lease would overwrite the new holder's objects.
+      if (lease.lost) return undefined;
       const storageStarted = performance.now();
+      written.push(keys.originalKey, keys.thumbnailKey);
       await storage.put(keys.originalKey, output.bytes, output.contentType);
       await storage.put(keys.thumbnailKey, prepared.thumbnail, 'image/webp');
       timings.storageMs += performance.now() - storageStarted;
@@ -163,29 +202,34 @@ export function makePipeline(deps: PipelineDeps) {
         seed: output.seed ?? null,
       });
     }
-    await repo.saveImages(rows);
-
-    const done = await repo.transition(
-      job.id,
-      ['running'],
-      'succeeded',
-      { stage: null, progress: 1, queuePosition: null, error: null, completedAt: new Date(), timings },
-      { type: 'status', data: { images: rows.length } },
-    );
-    if (!done) {
-      // Cancelled or expired while storing: that status won, so nothing of this run may remain. If
-      // the winner was another delivery that succeeded, the images (same keys) are its own: keep them.
-      const current = await repo.get(job.id);
-      if (current && current.status !== 'succeeded') {
-        const removed = await repo.deleteImages(job.id);
-        await storage.delete(removed.flatMap((image) => [image.originalKey, image.thumbnailKey]));
-      }
-    }
+    const done =
+      (await repo.saveImages(job.id, rows, lease.token)) &&
+      (await repo.transition(
+        job.id,
+        ['running'],
+        'succeeded',
+        { stage: null, progress: 1, queuePosition: null, error: null, completedAt: new Date(), timings },
+        { type: 'status', data: { images: rows.length } },
+        lease.token,
+      ));
+    if (!done) await discardStored(job, written);
     return undefined;
   }
 
+  /**
+   * After a store whose final write was refused. When a cancel or an expiry won, nothing of the job's
+   * images may remain. When another turn took the job over, or another delivery already succeeded,
+   * the images under these keys are (or will be) that turn's: keep them.
+   */
+  async function discardStored(job: Job, written: string[]): Promise<void> {
+    const current = await repo.get(job.id);
+    if (!current || !isTerminal(current.status) || current.status === 'succeeded') return;
+    const removed = await repo.deleteImages(job.id);
+    await storage.delete([...new Set([...written, ...removed.flatMap((image) => [image.originalKey, image.thumbnailKey])])]);
+  }
+
   async function handleFailure(turn: Turn, error: unknown): Promise<HandlerResult> {
-    const { job, provider, timings } = turn;
+    const { job, provider, timings, lease } = turn;
     const failure = classify(error, job);
     const jobError: JobError = { code: failure.code, message: failure.message, retryable: failure.retryable };
     if (failure.retryable && job.attempts < job.maxAttempts) {
@@ -205,13 +249,14 @@ export function makePipeline(deps: PipelineDeps) {
           providerJobId: keepUpstream ? job.providerJobId : null,
         },
         { type: 'status', data: { retryInMs: delay } },
+        lease.token,
       );
       if (!requeued) return undefined;
       logger.warn({ jobId: job.id, attempt: job.attempts, code: failure.code, retryInMs: delay }, 'job attempt failed; retrying');
       return { runAgainInMs: delay };
     }
     if (job.providerJobId && !failure.resubmit) await cancelUpstream(provider, job, job.providerJobId);
-    return fail(job, jobError, timings);
+    return fail(job, lease, jobError, timings);
   }
 
   function classify(error: unknown, job: Job): ProviderError {
@@ -220,28 +265,36 @@ export function makePipeline(deps: PipelineDeps) {
     return new ProviderError('darkroom hit an internal error while running the job', { code: 'internal_error', retryable: true });
   }
 
-  async function fail(job: Job, error: JobError, timings?: JobTimings): Promise<HandlerResult> {
-    await repo.transition(job.id, ['running'], 'failed', {
-      stage: null,
-      queuePosition: null,
-      error,
-      completedAt: new Date(),
-      ...(timings ? { timings } : {}),
-    });
+  async function fail(job: Job, lease: HeldLease, error: JobError, timings?: JobTimings): Promise<HandlerResult> {
+    await repo.transition(
+      job.id,
+      ['running'],
+      'failed',
+      { stage: null, queuePosition: null, error, completedAt: new Date(), ...(timings ? { timings } : {}) },
+      undefined,
+      lease.token,
+    );
     return undefined;
   }
 
-  async function expire(job: Job): Promise<HandlerResult> {
-    const expired = await repo.transition(job.id, ['queued', 'running'], 'expired', {
-      stage: null,
-      queuePosition: null,
-      completedAt: new Date(),
-      error: {
-        code: 'deadline_exceeded',
-        message: `The job did not finish before its deadline (${job.deadlineAt?.toISOString()})`,
-        retryable: false,
+  async function expire(job: Job, lease: HeldLease): Promise<HandlerResult> {
+    const expired = await repo.transition(
+      job.id,
+      ['queued', 'running'],
+      'expired',
+      {
+        stage: null,
+        queuePosition: null,
+        completedAt: new Date(),
+        error: {
+          code: 'deadline_exceeded',
+          message: `The job did not finish before its deadline (${job.deadlineAt?.toISOString()})`,
+          retryable: false,
+        },
       },
-    });
+      undefined,
+      lease.token,
+    );
     const provider = deps.providers.get(job.provider);
     if (expired && provider && job.providerJobId) await cancelUpstream(provider, job, job.providerJobId);
     return undefined;
@@ -253,8 +306,9 @@ export function makePipeline(deps: PipelineDeps) {
     });
   }
 
-  function context(job: Job): ProviderContext {
-    return { jobId: job.id, deadlineAt: job.deadlineAt, signal: AbortSignal.timeout(deps.providerCallTimeoutMs) };
+  function context(turn: Turn): ProviderContext {
+    const { job, lease } = turn;
+    return { jobId: job.id, deadlineAt: job.deadlineAt, signal: AbortSignal.any([AbortSignal.timeout(deps.providerCallTimeoutMs), lease.signal]) };
   }
 
   /** Never sleep past the deadline: the job must wake up to expire on time. */

@@ -5,10 +5,15 @@ export interface RecordedRequest {
   method: string;
   path: string;
   at: number;
-  /** What the proxy did: forwarded, or the injected fault. */
-  outcome: 'forwarded' | 'fault' | 'delayed';
+  /**
+   * What the proxy did: forwarded, or the injected fault. A request a `hold` rule keeps is `held`
+   * until the hold ends, then `forwarded`, or `dropped` (never sent upstream) when its client gave up first.
+   */
+  outcome: 'forwarded' | 'fault' | 'delayed' | 'held' | 'dropped';
   /** When the answer went back (undefined while the request is in flight). */
   answeredAt?: number;
+  /** When the client closed the connection before it had the answer (an aborted request). */
+  abandonedAt?: number;
 }
 
 export interface FaultRule {
@@ -18,8 +23,13 @@ export interface FaultRule {
   times: number;
   /** Answer with this instead of forwarding… */
   respond?: { status: number; headers?: Record<string, string>; body?: string };
-  /** …or forward, but hold the answer back this long (to trip a client timeout). */
+  /** …or forward, but hold the answer back this long (to trip a client timeout)… */
   delayMs?: number;
+  /**
+   * …or hold the request itself until this settles: a request still on its way. It is then
+   * forwarded, unless its client has given up meanwhile (then it never reaches the upstream).
+   */
+  hold?: Promise<void>;
 }
 
 export interface FaultProxy {
@@ -66,13 +76,29 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       const seen = { method: incoming.method ?? 'GET', path: (incoming.url ?? '/').split('?')[0] ?? '/' };
       const rule = rules.find((candidate) => candidate.times > 0 && candidate.match(seen));
       if (rule) rule.times -= 1;
-      const record: RecordedRequest = { ...seen, at: Date.now(), outcome: rule?.respond ? 'fault' : rule?.delayMs ? 'delayed' : 'forwarded' };
+      const record: RecordedRequest = {
+        ...seen,
+        at: Date.now(),
+        outcome: rule?.respond ? 'fault' : rule?.delayMs ? 'delayed' : rule?.hold ? 'held' : 'forwarded',
+      };
       requests.push(record);
+      reply.on('close', () => {
+        if (!reply.writableFinished) record.abandonedAt ??= Date.now();
+      });
       if (rule?.respond) {
         reply.writeHead(rule.respond.status, { 'content-type': 'application/json', ...rule.respond.headers });
         reply.end(rule.respond.body ?? JSON.stringify({ error: `injected ${rule.respond.status}` }));
         record.answeredAt = Date.now();
         return;
+      }
+      if (rule?.hold) {
+        await rule.hold;
+        if (record.abandonedAt !== undefined) {
+          record.outcome = 'dropped';
+          record.answeredAt = Date.now();
+          return;
+        }
+        record.outcome = 'forwarded';
       }
       try {
         const answer = await forward(incoming, Buffer.concat(chunks));

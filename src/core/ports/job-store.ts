@@ -10,7 +10,31 @@ import type { Job, JobEvent, JobEventType, JobImage, JobStatus } from '../job.ts
  * - Every status change, stage change and stored image is one `job_events` row written in the same
  *   transaction as the change it records; event ids increase in commit order per job.
  * - `saveImages` replaces an image with the same (job, index), so a retried store never doubles.
+ * - Leases (invariant 6): a turn of a job first takes the job's lease with `acquireLease`, which
+ *   succeeds only while no other turn holds an unexpired one, and answers a fencing token that
+ *   increases with every acquisition. The turn passes the token to each of its writes
+ *   (`transition`, `update`, `saveImages`), which then also require the job's current token to be
+ *   that one: once another turn has taken the lease over, the old turn's writes change nothing and
+ *   answer null (false). The holder renews the lease (`renewLease`) well before it expires and
+ *   releases it (`releaseLease`) when the turn ends. A lease expires on the database's clock, so
+ *   processes on different machines agree on it. Writes without a token (a cancel requested through
+ *   the API) are not fenced: they win against the holder, which sees its next write refused.
  */
+
+/**
+ * A lease's fencing token. Tokens of one job only grow, so a write carrying an older token than the
+ * job's current one comes from a turn that lost the lease.
+ */
+export type LeaseToken = number;
+
+/** What `acquireLease` found. */
+export type LeaseClaim =
+  /** The turn holds the lease until it expires (unless renewed) or it releases it. */
+  | { outcome: 'acquired'; job: Job; token: LeaseToken }
+  /** Another turn holds an unexpired lease on this queued or running job, for `expiresInMs` more at least. */
+  | { outcome: 'held'; job: Job; expiresInMs: number }
+  /** The job is missing or final: there is nothing to take a lease on. */
+  | { outcome: 'finished'; job: Job | null };
 
 /** A job as it is first stored. */
 export type NewJob = Omit<
@@ -95,12 +119,22 @@ export interface JobStore {
   listUnfinished(): Promise<Job[]>;
   /** Unfinished jobs not updated since `before` (the reconciler's candidates), oldest first. */
   listStale(before: Date, limit: number): Promise<Job[]>;
-  /** Compare-and-set status change with its event; null when the job is missing or not in `from`. */
-  transition(id: string, from: readonly JobStatus[], to: JobStatus, patch?: JobPatch, event?: EventInput): Promise<Job | null>;
-  /** Changes a job without changing its status, only while it still has `status`. */
-  update(id: string, status: JobStatus, patch: JobPatch, event?: EventInput): Promise<Job | null>;
-  /** Saves image rows and their `image` events; a repeated index replaces the earlier row. */
-  saveImages(rows: NewImage[]): Promise<void>;
+  /**
+   * Compare-and-set status change with its event; null when the job is missing or not in `from`,
+   * or, given a lease token, when the job's lease has been taken with a newer one.
+   */
+  transition(id: string, from: readonly JobStatus[], to: JobStatus, patch?: JobPatch, event?: EventInput, lease?: LeaseToken): Promise<Job | null>;
+  /**
+   * Changes a job without changing its status, only while it still has `status` (and, given a lease
+   * token, while its lease is still that one).
+   */
+  update(id: string, status: JobStatus, patch: JobPatch, event?: EventInput, lease?: LeaseToken): Promise<Job | null>;
+  /**
+   * Saves one job's image rows and their `image` events; a repeated index replaces the earlier row.
+   * Only while the job is running (and, given a lease token, while its lease is still that one):
+   * false, with nothing saved, otherwise.
+   */
+  saveImages(jobId: string, rows: NewImage[], lease?: LeaseToken): Promise<boolean>;
   listImages(jobIds: string[]): Promise<JobImage[]>;
   /** Deletes a job's image rows and answers them (their files are the caller's to delete). */
   deleteImages(jobId: string): Promise<JobImage[]>;
@@ -110,6 +144,19 @@ export interface JobStore {
   listEventsAfter(after: number, limit: number, owner?: string | null): Promise<JobEvent[]>;
   lastEventId(): Promise<number>;
   countByStatus(filter?: CountFilter): Promise<Record<JobStatus, number>>;
+  /**
+   * Takes the lease of a queued or running job for `durationMs`, unless another turn holds an
+   * unexpired one. Acquiring increments the fencing token, so whoever held the lease before can no
+   * longer write.
+   */
+  acquireLease(id: string, durationMs: number): Promise<LeaseClaim>;
+  /**
+   * Extends the lease to `durationMs` from now, if `token` still holds it (expired or not: until
+   * another turn takes it, the holder may carry on). False once the lease was taken over.
+   */
+  renewLease(id: string, token: LeaseToken, durationMs: number): Promise<boolean>;
+  /** Ends the lease held with `token`, so the next turn need not wait for it to expire; a no-op once it was taken over. */
+  releaseLease(id: string, token: LeaseToken): Promise<void>;
   heartbeat(worker: Omit<WorkerInfo, 'startedAt' | 'heartbeatAt'>): Promise<void>;
   removeWorker(id: string): Promise<void>;
   listWorkers(aliveSince: Date): Promise<WorkerInfo[]>;
