@@ -17,7 +17,6 @@ import { spawnDarkroom, type DarkroomProcess } from './helpers/processes.ts';
 const SDXL = 'urn:air:sdxl:checkpoint:civitai:101055@128078';
 const FLUX = 'urn:air:flux1:checkpoint:civitai:618692@691639';
 const FLUX_LORA = 'urn:air:flux1:lora:civitai:233497@937698';
-const ADMIN = 'origin-civitai-admin-key-0123456789';
 const BIN = fileURLToPath(new URL('../bin/darkroom.js', import.meta.url));
 
 /** `sample.json` of the README's create: a minimal document, all the mock asked for. */
@@ -118,8 +117,9 @@ describe('the README of the Civitai mock, default configuration (AUTH=optional)'
     const { port } = spare.address() as { port: number };
     await new Promise((resolve) => spare.close(resolve));
     base = `http://127.0.0.1:${port}`;
-    // What one .env gives the server and the CLI alike; AUTH is left at its default.
-    env = { DATA_DIR: makeDataDir(), HOST: '127.0.0.1', PORT: String(port), ADMIN_API_KEY: ADMIN, DARKROOM_URL: '', DARKROOM_API_KEY: '', PUBLIC_URL: '' };
+    // What one .env gives the server and the CLI alike: nothing but where it runs. AUTH is left at its
+    // default and there is no ADMIN_API_KEY: the CLI uses the local admin key the server keeps in DATA_DIR.
+    env = { DATA_DIR: makeDataDir(), HOST: '127.0.0.1', PORT: String(port), ADMIN_API_KEY: '', DARKROOM_URL: '', DARKROOM_API_KEY: '', PUBLIC_URL: '' };
     server = await spawnDarkroom('serve', { ...env, WORKER_CONCURRENCY: '0' });
   }, 60_000);
   afterAll(async () => {

@@ -3,6 +3,22 @@ import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'no
 import { join } from 'node:path';
 
 /**
+ * The operator credential an embedded darkroom keeps in DATA_DIR when ADMIN_API_KEY is unset: the
+ * `keys` command on the same machine reads it to manage keys through the running server. Whoever
+ * can read DATA_DIR owns the embedded database anyway.
+ */
+export const LOCAL_ADMIN_KEY_FILE = 'admin.key';
+
+/** The local admin credential in `dataDir`, if a server made one. */
+export function localAdminKey(dataDir: string): string | undefined {
+  try {
+    return readSecret(join(dataDir, LOCAL_ADMIN_KEY_FILE));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The secret kept in `dataDir/fileName`, made by `make` on first start. Processes starting together
  * on one DATA_DIR all end up with the first one's: the file is written whole under a temporary name
  * and then linked into place, which fails if it exists, so no process ever reads it half-written.

@@ -38,6 +38,7 @@ import { DIALECTS } from '../api/dialects/registry.ts';
 import { makeWebhookRepository } from '../db/webhooks-repository.ts';
 import { makeWebhookSigner, resolveWebhookSecret } from '../webhooks/signing.ts';
 import { makeWebhookTargets } from '../webhooks/target.ts';
+import { LOCAL_ADMIN_KEY_FILE, persistentSecret } from '../config/secret-file.ts';
 
 const packageJson = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -215,6 +216,11 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
       : undefined;
   rateLimitRedis?.on('error', (error: Error) => logger.warn({ err: error }, 'rate-limit Redis connection error; limits are not applied meanwhile'));
 
+  // Without ADMIN_API_KEY, an embedded server keeps an operator credential in DATA_DIR, so the keys
+  // command can make the first admin key through the running server without a restart.
+  const adminApiKey =
+    config.adminApiKey ?? (config.databaseUrl === undefined && role !== 'worker' ? persistentSecret(config.dataDir, LOCAL_ADMIN_KEY_FILE, () => `dk_local_${randomBytes(32).toString('base64url')}`) : undefined);
+
   const app = await buildApp({
     dialects: DIALECTS,
     jobs,
@@ -232,7 +238,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     auth: {
       mode: config.auth,
       keys: makeKeyRepository(database.db),
-      adminApiKey: config.adminApiKey,
+      adminApiKey,
       maxActiveJobsPerKey: config.maxActiveJobsPerKey,
       maxBatchSize: config.maxBatchSize,
       rateLimits: config.rateLimits,

@@ -2,6 +2,7 @@ import type { Static } from 'typebox';
 import type { ApiKey, KeyScope, NewKey } from '../core/ports/stores.ts';
 import type { CreatedKeySchema, KeySchema } from '../api/dialects/native/schemas.ts';
 import { loadClientConfig, loadConfig } from '../config/index.ts';
+import { localAdminKey } from '../config/secret-file.ts';
 import { UUID_PATTERN } from '../core/ids.ts';
 import { resolveServer, SERVER_OPTION } from './client-options.ts';
 import { columnWidths, CommandFailed, dispatch, EXIT, formatOptions, HELP_OPTION, HELP_ROW, listCommands, parseCommandLine, printHelp, UsageError, wholeNumber, type Command } from './command.ts';
@@ -57,13 +58,16 @@ const REQUEST_TIMEOUT_MS = 30_000;
 /** The admin credential the key commands send, and the variable it came from (named in messages, never shown). */
 interface AdminCredential {
   secret: string;
-  source: 'ADMIN_API_KEY' | 'DARKROOM_API_KEY';
+  source: 'ADMIN_API_KEY' | 'DARKROOM_API_KEY' | `the local admin key in ${string}`;
 }
 
-function adminCredential(): AdminCredential | undefined {
+/** ADMIN_API_KEY, else DARKROOM_API_KEY, else the operator credential an embedded server keeps in `dataDir`. */
+function adminCredential(dataDir?: string): AdminCredential | undefined {
   const { adminApiKey, apiKey } = loadClientConfig();
   if (adminApiKey !== undefined) return { secret: adminApiKey, source: 'ADMIN_API_KEY' };
-  return apiKey === undefined ? undefined : { secret: apiKey, source: 'DARKROOM_API_KEY' };
+  if (apiKey !== undefined) return { secret: apiKey, source: 'DARKROOM_API_KEY' };
+  const local = dataDir === undefined ? undefined : localAdminKey(dataDir);
+  return local === undefined ? undefined : { secret: local, source: `the local admin key in ${dataDir}` };
 }
 
 /**
@@ -168,7 +172,7 @@ async function withKeys<T>(flags: { server?: string }, usage: string, action: (k
     if (!(error instanceof DatabaseLockedError)) throw error;
     const serverUrl = resolveServer({}, usage);
     console.error(`The embedded database is in use by a running darkroom: managing keys through the API of darkroom at ${serverUrl}`);
-    return action(serverKeys(serverUrl, adminCredential(), error.directory));
+    return action(serverKeys(serverUrl, adminCredential(config.dataDir), error.directory));
   }
   try {
     await database.migrate();
