@@ -158,13 +158,15 @@ export function allowedMethods(server: FastifyInstance, path: string): string[] 
 }
 
 /**
- * A request no route answers: 405 with the methods that path has, when it has any (Fastify routes
- * by method and path together, so a wrong method on a known path lands here too); 404 otherwise.
+ * A request no route answers: 405 with the methods that path has, when it has any other than the
+ * request's (Fastify routes by method and path together, so a wrong method on a known path lands
+ * here too); 404 otherwise.
  */
 export function routeNotFound(request: FastifyRequest): NormalisedError {
   const path = request.url.split('?')[0] ?? '';
   const allow = allowedMethods(request.server, path);
-  if (allow.length > 0) {
+  // A route that answers this very method and still found nothing (a missing static file) is a 404.
+  if (allow.length > 0 && !allow.includes(request.method)) {
     return {
       status: 405,
       code: 'method_not_allowed',
