@@ -37,6 +37,20 @@ if (process.env.TEST_DATABASE_URL) {
   databases.push(['postgres', () => openDatabase({ url: process.env.TEST_DATABASE_URL })]);
 }
 
+/** A job row with `status`, written straight to the table (the store never inserts a job past queued). */
+async function insertJob(database: Database, status: JobStatus): Promise<string> {
+  const id = uuidv7();
+  await database.db.insert(jobs).values({
+    id,
+    dialect: 'test',
+    status,
+    provider: 'mock',
+    request: { prompt: 'x', width: 64, height: 64, numImages: 1, priority: 0 },
+    maxAttempts: 3,
+  });
+  return id;
+}
+
 describe.each(databases)('compare-and-set transitions on %s', (_name, open) => {
   let database: Database;
   let repo: JobStore;
@@ -47,18 +61,7 @@ describe.each(databases)('compare-and-set transitions on %s', (_name, open) => {
   });
   afterAll(() => database.close());
 
-  async function jobIn(status: JobStatus): Promise<string> {
-    const id = uuidv7();
-    await database.db.insert(jobs).values({
-      id,
-      dialect: 'test',
-      status,
-      provider: 'mock',
-      request: { prompt: 'x', width: 64, height: 64, numImages: 1, priority: 0 },
-      maxAttempts: 3,
-    });
-    return id;
-  }
+  const jobIn = (status: JobStatus) => insertJob(database, status);
 
   it.each(ALL_PAIRS)('%s → %s', async (from, to) => {
     const id = await jobIn(from);
@@ -108,18 +111,7 @@ describe.each(databases)('job leases on %s', (_name, open) => {
   const LONG = 60_000;
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-  async function jobIn(status: JobStatus): Promise<string> {
-    const id = uuidv7();
-    await database.db.insert(jobs).values({
-      id,
-      dialect: 'test',
-      status,
-      provider: 'mock',
-      request: { prompt: 'x', width: 64, height: 64, numImages: 1, priority: 0 },
-      maxAttempts: 3,
-    });
-    return id;
-  }
+  const jobIn = (status: JobStatus) => insertJob(database, status);
 
   async function acquired(id: string, durationMs = LONG): Promise<number> {
     const claim = await repo.acquireLease(id, durationMs);
