@@ -161,7 +161,11 @@ describe('job leases: one turn of a job at a time', () => {
     expect(gated.calls.submit).toBe(1);
   });
 
-  it('a turn whose lease was taken over stops its submission and writes nothing', async () => {
+  /**
+   * Two pipelines on one job: the first is inside its submit when its process stops renewing (frozen),
+   * and its lease has run out, so the second may take the job.
+   */
+  async function stalledMidSubmit() {
     const { dr, gated, pipelineOn, jobId } = await setup();
     const stalled = freezable(dr.darkroom.repo);
     const first = pipelineOn(stalled.store);
@@ -169,9 +173,13 @@ describe('job leases: one turn of a job at a time', () => {
     const gate = gated.holdNextSubmit();
     const firstTurn = first.run(jobId);
     await gate.reached;
-    // The first turn's process stops renewing; its lease runs out and the second turn takes the job.
     stalled.freeze();
     await sleep(LEASE_MS + 100);
+    return { dr, gated, gate, jobId, stalled, second, firstTurn };
+  }
+
+  it('a turn whose lease was taken over stops its submission and writes nothing', async () => {
+    const { dr, gated, jobId, stalled, second, firstTurn } = await stalledMidSubmit();
     await drive(second.run, jobId);
     const done = (await dr.api('GET', `/api/v1/jobs/${jobId}`)).body;
     expect(done).toMatchObject({ status: 'succeeded', providerJobId: gated.calls.submitted[0] });
@@ -190,15 +198,7 @@ describe('job leases: one turn of a job at a time', () => {
   });
 
   it('an answer that reaches a turn after its lease was taken over is cancelled upstream, never recorded', async () => {
-    const { dr, gated, pipelineOn, jobId } = await setup();
-    const stalled = freezable(dr.darkroom.repo);
-    const first = pipelineOn(stalled.store);
-    const second = pipelineOn(dr.darkroom.repo);
-    const gate = gated.holdNextSubmit();
-    const firstTurn = first.run(jobId);
-    await gate.reached;
-    stalled.freeze();
-    await sleep(LEASE_MS + 100);
+    const { dr, gated, gate, jobId, stalled, second, firstTurn } = await stalledMidSubmit();
     // The second turn submits and records its upstream job; the job is still running.
     expect(await second.run(jobId)).toMatchObject({ runAgainInMs: expect.any(Number) });
     const taken = gated.calls.submitted[0];
