@@ -3,6 +3,7 @@ import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { DIALECTS } from '../src/api/dialects/registry.ts';
 import type { Dialect, DialectContext } from '../src/api/http/dialect.ts';
+import { segmentsOf, type Segment } from '../src/api/http/route-owners.ts';
 import { startDarkroom } from './helpers/darkroom.ts';
 
 interface Route {
@@ -24,20 +25,6 @@ async function routesOf(dialect: Dialect): Promise<Route[]> {
   await app.ready();
   await app.close();
   return routes;
-}
-
-type Segment = { kind: 'static'; text: string } | { kind: 'param'; pattern?: RegExp } | { kind: 'rest' };
-
-function segmentsOf(url: string): Segment[] {
-  return url
-    .split('/')
-    .filter((part) => part !== '')
-    .map((part): Segment => {
-      if (part === '*') return { kind: 'rest' };
-      const param = /^:\w+(?:\((.*)\))?$/.exec(part);
-      if (param) return { kind: 'param', pattern: param[1] === undefined ? undefined : new RegExp(param[1]) };
-      return { kind: 'static', text: part };
-    });
 }
 
 /** Whether some path matches both routes: a static segment against a parameter counts unless the parameter's pattern refuses it. */

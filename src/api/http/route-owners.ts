@@ -18,12 +18,12 @@ export interface RouteOwners {
   formatOf(path: string): ErrorFormat | undefined;
 }
 
-type Segment = { kind: 'static'; text: string } | { kind: 'param'; pattern: RegExp | null } | { kind: 'rest' };
+/** One segment of a route URL: a fixed text, a parameter (with its pattern, if any), or the final `*`. */
+export type Segment = { kind: 'static'; text: string } | { kind: 'param'; pattern: RegExp | null } | { kind: 'rest' };
 
 /** A route URL's segments, read as find-my-way reads them: `:name`, `:name(regex)`, a final `*`. */
-function segmentsOf(url: string): Segment[] {
-  return url
-    .split('/')
+export function segmentsOf(url: string): Segment[] {
+  return splitSegments(url)
     .slice(1)
     .map((text): Segment => {
       if (text === '*') return { kind: 'rest' };
@@ -33,6 +33,24 @@ function segmentsOf(url: string): Segment[] {
       const inner = text.slice(open + 1, text.lastIndexOf(')')).replace(/^\^/, '').replace(/\$$/, '');
       return { kind: 'param', pattern: new RegExp(`^(?:${inner})$`) };
     });
+}
+
+/** The URL split at each `/` that is not inside a parameter's pattern (`:air(^[^/]*:.*$)` is one segment). */
+function splitSegments(url: string): string[] {
+  const segments = [''];
+  let depth = 0;
+  let escaped = false;
+  for (const character of url) {
+    if (character === '/' && depth === 0) {
+      segments.push('');
+      continue;
+    }
+    if (!escaped && character === '(') depth += 1;
+    if (!escaped && character === ')') depth = Math.max(0, depth - 1);
+    escaped = !escaped && character === '\\';
+    segments[segments.length - 1] += character;
+  }
+  return segments;
 }
 
 function decoded(segment: string): string {
