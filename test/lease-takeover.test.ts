@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { makeDataDir, startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 import { createTestDatabase, testDatabaseUrl } from './helpers/postgres.ts';
-import { spawnDarkroom, type DarkroomProcess } from './helpers/processes.ts';
+import { apiCaller, spawnDarkroom, type DarkroomProcess } from './helpers/processes.ts';
 
 const redisUrl = process.env.TEST_REDIS_URL;
 const ADMIN_KEY = 'takeover-admin-key-0123456789';
@@ -80,14 +80,7 @@ describe.skipIf(!testDatabaseUrl || !redisUrl)('one turn per job across processe
 
   it("the job is submitted upstream once, stored once and succeeds; the resumed worker's turn writes nothing", async () => {
     const api = processes[0]!.url as string;
-    const call = async (method: string, path: string, body?: unknown) => {
-      const response = await fetch(`${api}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-    };
+    const call = apiCaller(api, ADMIN_KEY);
     const workers = processes.slice(1);
 
     let release: () => void = () => undefined;

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { makeDataDir, startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 import { createTestDatabase, testDatabaseUrl } from './helpers/postgres.ts';
-import { spawnDarkroom, type DarkroomProcess } from './helpers/processes.ts';
+import { apiCaller, spawnDarkroom, type DarkroomProcess } from './helpers/processes.ts';
 import { startS3rver, type TestS3 } from './helpers/s3rver.ts';
 
 const redisUrl = process.env.TEST_REDIS_URL;
@@ -66,15 +66,8 @@ describe.skipIf(!testDatabaseUrl || !redisUrl)('production mode: api + two worke
 
   it(`finishes ${JOBS} jobs with their images while a worker is killed, and the upstream sees each job once`, async () => {
     const api = processes[0]!.url as string;
-    const call = async (method: string, path: string, body?: unknown) => {
-      const response = await fetch(`${api}${path}`, {
-        method,
-        // The admin sees every job and the live workers in the queue stats.
-        headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-    };
+    // The admin sees every job and the live workers in the queue stats.
+    const call = apiCaller(api, ADMIN_KEY);
 
     const batches: string[] = [];
     for (let half = 0; half < 2; half += 1) {

@@ -47,3 +47,15 @@ export async function spawnDarkroom(command: 'serve' | 'api' | 'worker', env: Re
     },
   };
 }
+
+/** JSON calls to a darkroom process's API with `apiKey` as the Bearer credential. */
+export function apiCaller(baseUrl: string, apiKey: string) {
+  return async (method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const response = await fetch(`${baseUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${apiKey}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+  };
+}
