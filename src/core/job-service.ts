@@ -10,7 +10,7 @@ import { badRequest, conflict, DarkroomError, notFound } from './errors.ts';
 import { ACTIVE_STATUSES, isTerminal, JOB_STATUSES, type Job, type JobImage, type JobStatus } from './job.ts';
 import { routeProvider } from './routing.ts';
 import { METADATA_MAX_BYTES, normaliseRequest, type CreateJobInput, type GenerationRequest } from './request.ts';
-import { findUnstorable } from './storable.ts';
+import { findUnstorable, pointerOf } from './storable.ts';
 import type { DeliveryLogEntry } from './ports/webhooks.ts';
 
 export interface JobServiceDeps {
@@ -114,8 +114,7 @@ export function makeJobService(deps: JobServiceDeps) {
 
   /** What in `value` the database cannot store, each part named under `field` (a JSON pointer). */
   function unstorable(value: unknown, field: string): { field: string; message: string }[] {
-    const pointer = (steps: (string | number)[]) => steps.map((step) => `/${String(step).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
-    return findUnstorable(value).map((part) => ({ field: `${field}${pointer(part.path)}`, message: part.message }));
+    return findUnstorable(value).map((part) => ({ field: `${field}${pointerOf(part.path)}`, message: part.message }));
   }
 
   /** Refuses the request when it holds anything the database cannot store, naming every such field. */

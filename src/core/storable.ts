@@ -27,6 +27,11 @@ export function printable(text: string): string {
   return text.replace(UNSTORABLE_ALL, (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/** Path steps as a JSON pointer (`/prompts/3`; `~` and `/` escaped): how the core names a field. */
+export function pointerOf(steps: readonly (string | number)[]): string {
+  return steps.map((step) => `/${String(step).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
+}
+
 export interface UnstorablePart {
   /** Steps from the checked value to the part (object keys and array indexes); empty for the value itself. */
   path: (string | number)[];

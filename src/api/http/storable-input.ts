@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { DarkroomError, type FieldProblem } from '../../core/errors.ts';
-import { findUnstorable, printable, unstorableText } from '../../core/storable.ts';
+import { findUnstorable, pointerOf, printable, unstorableText } from '../../core/storable.ts';
 
 function problemsIn(values: unknown, part: 'params' | 'querystring'): FieldProblem[] {
   if (typeof values !== 'object' || values === null) return [];
@@ -33,7 +33,7 @@ export function refuseUnstorableUrlText(app: FastifyInstance): void {
  * dialect whose fields are named otherwise checks the body first, so its clients read their own names.
  */
 export function unstorableBody(body: unknown): DarkroomError | null {
-  const problems = findUnstorable(body).map((part) => ({ field: part.path.map((step) => String(step).replaceAll('~', '~0').replaceAll('/', '~1')).join('/'), message: part.message }));
+  const problems = findUnstorable(body).map((part) => ({ field: pointerOf(part.path).slice(1), message: part.message }));
   const first = problems[0];
   if (!first) return null;
   return new DarkroomError(400, 'validation_failed', `${first.field.replaceAll('/', '.')} ${first.message}`, problems);
