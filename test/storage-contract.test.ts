@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { makeFsStorage } from '../src/storage/fs.ts';
 import type { ObjectStorage } from '../src/core/ports/storage.ts';
 import { makeS3Storage } from '../src/storage/s3.ts';
@@ -126,9 +126,29 @@ describe.each([
     const before = Date.now();
     const link = await storage.signedUrl('contract/linked.webp', 600);
     expect(new URL(link.url).protocol).toBe('http:');
-    expect(link.expiresAt.getTime()).toBeGreaterThan(before + 598_000);
+    // Links are minted per 60-second step of a 600-second life, so a link lives between 540 and 600 seconds.
+    expect(link.expiresAt.getTime()).toBeGreaterThan(before + 538_000);
     expect(link.expiresAt.getTime()).toBeLessThanOrEqual(Date.now() + 600_000);
     expect(await download(link.url)).toEqual({ status: 200, contentType: 'image/webp', bytes });
+  });
+
+  it('hands out the same link for one object within a step, so clients can cache the image', async () => {
+    await storage.put('contract/stable.png', randomBytes(10), 'image/png');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.UTC(2026, 0, 1, 12, 0, 5));
+      const first = await storage.signedUrl('contract/stable.png', 600);
+      vi.setSystemTime(Date.UTC(2026, 0, 1, 12, 0, 50));
+      const second = await storage.signedUrl('contract/stable.png', 600);
+      vi.setSystemTime(Date.UTC(2026, 0, 1, 12, 1, 5));
+      const next = await storage.signedUrl('contract/stable.png', 600);
+      expect(second).toEqual(first);
+      expect(first.expiresAt.toISOString()).toBe('2026-01-01T12:10:00.000Z');
+      expect(next.url).not.toBe(first.url);
+      expect(next.expiresAt.toISOString()).toBe('2026-01-01T12:11:00.000Z');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses a tampered link with 403: another key, a longer life, a changed signature', async () => {

@@ -3,6 +3,7 @@ import { createReadStream, constants } from 'node:fs';
 import { access, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { type LinkSigner, isSafeKey, TYPE_BY_EXTENSION, type ObjectStorage } from '../core/ports/storage.ts';
+import { linkExpiry } from './signing.ts';
 
 export interface FsStorageOptions {
   root: string;
@@ -52,7 +53,7 @@ export function makeFsStorage(options: FsStorageOptions): ObjectStorage {
     },
 
     async signedUrl(key, ttlSeconds) {
-      const expires = Math.floor(Date.now() / 1000) + ttlSeconds;
+      const expires = linkExpiry(Date.now(), ttlSeconds);
       const signature = options.signer.sign(key, expires);
       const url = `${options.baseUrl()}/files/${key}?expires=${expires}&signature=${signature}`;
       return { url, expiresAt: new Date(expires * 1000) };

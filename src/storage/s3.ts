@@ -11,6 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { isSafeKey, TYPE_BY_EXTENSION, type ObjectStorage } from '../core/ports/storage.ts';
+import { linkExpiry } from './signing.ts';
 
 export interface S3StorageOptions {
   /** An S3-compatible service (MinIO, R2, …); unset means AWS S3 in `region`. */
@@ -133,8 +134,8 @@ export function makeS3Storage(options: S3StorageOptions): ObjectStorage {
 
     async signedUrl(key, ttlSeconds) {
       requireSafeKey(key);
-      // SigV4 dates have whole seconds; signing at a known second makes expiresAt exact.
-      const signingDate = new Date(Math.floor(Date.now() / 1000) * 1000);
+      // Signing at the step's start keeps the URL the same for the whole step (SigV4 dates have whole seconds).
+      const signingDate = new Date((linkExpiry(Date.now(), ttlSeconds) - ttlSeconds) * 1000);
       const contentType = TYPE_BY_EXTENSION[key.slice(key.lastIndexOf('.') + 1)];
       const command = new GetObjectCommand({ Bucket: bucket, Key: key, ...(contentType ? { ResponseContentType: contentType } : {}) });
       const url = await getSignedUrl(linkClient, command, { expiresIn: ttlSeconds, signingDate });

@@ -18,6 +18,15 @@ export function makeLinkSigner(secret: string): LinkSigner {
   };
 }
 
+/**
+ * When a link minted now for ttlSeconds expires: the start of a time step, so every link to one object minted within
+ * that step is the same URL (browsers and proxies cache the image across polls) and lives between ttl - step and ttl.
+ */
+export function linkExpiry(nowMs: number, ttlSeconds: number): number {
+  const step = Math.max(1, Math.min(60, Math.floor(ttlSeconds / 10)));
+  return Math.floor((nowMs / 1000 + ttlSeconds) / step) * step;
+}
+
 /** The configured secret, or one generated on first start and kept in DATA_DIR so links survive restarts. */
 export function resolveSigningSecret(configured: string | undefined, dataDir: string): string {
   return configured ?? persistentSecret(dataDir, 'signing.key', () => randomBytes(32).toString('base64url'));
