@@ -1,3 +1,4 @@
+import { noInputs } from './helpers/providers.ts';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -182,7 +183,7 @@ describe('civitai provider against a scripted upstream', () => {
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   const provider = (maxImageBytes = 1024) => makeCivitaiProvider({ apiUrl: baseUrl, apiToken: token, timeoutMs: 1000, maxImageBytes });
-  const context = () => ({ jobId: 'job-1', deadlineAt: null, signal: AbortSignal.timeout(2000) });
+  const context = () => ({ jobId: 'job-1', deadlineAt: null, readInput: noInputs, signal: AbortSignal.timeout(2000) });
   const ref = { providerJobId: encodeJobToken(['3f071548-46c6-40d5-8e5a-210aa6b8bccc']), request: { prompt: 'x', width: 64, height: 64, numImages: 1, priority: 0 } };
   const failure = async (promise: Promise<unknown>) => {
     const error = await promise.then(() => undefined, (caught: unknown) => caught);

@@ -9,7 +9,7 @@ import type { ProviderContext } from '../src/core/ports/provider.ts';
 import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { providerContract } from './helpers/provider-contract.ts';
-import { makeScriptedProvider } from './helpers/providers.ts';
+import { makeScriptedProvider, noInputs } from './helpers/providers.ts';
 
 /** The dialect shows a job id with its version digit set to 4 (src/api/dialects/fusionbrain/ids.ts). */
 const jobIdOf = (uuid: string) => `${uuid.slice(0, 14)}7${uuid.slice(15)}`;
@@ -155,7 +155,7 @@ describe('fusionbrain provider reading Fusion Brain answers', () => {
   const PIPELINE = '11111111-2222-4333-8444-555555555555';
   const UUID = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee';
   const request: GenerationRequest = { prompt: 'a cat', width: 512, height: 512, numImages: 1, priority: 0 };
-  const context = (): ProviderContext => ({ jobId: 'job', deadlineAt: null, signal: AbortSignal.timeout(2000) });
+  const context = (): ProviderContext => ({ jobId: 'job', deadlineAt: null, readInput: noInputs, signal: AbortSignal.timeout(2000) });
   const ready = {
     'GET /key/api/v1/pipelines': { status: 200, body: [{ uuid: 'not-this-one', type: 'TEXT2VIDEO' }, { uuid: PIPELINE, type: 'TEXT2IMAGE' }] },
     [`GET /pipeline/${PIPELINE}/availability`]: { status: 200, body: { pipeline_status: 'ACTIVE' } },
@@ -290,7 +290,7 @@ describe('fusionbrain provider reading Fusion Brain answers', () => {
 
   it('treats a silent upstream and a closed port as retryable', async () => {
     fusionBrain.script({ [`GET /pipeline/status/${UUID}`]: 'hang' });
-    const slow = await failureOf(provider().poll({ providerJobId: UUID, request }, { jobId: 'job', deadlineAt: null, signal: AbortSignal.timeout(100) }));
+    const slow = await failureOf(provider().poll({ providerJobId: UUID, request }, { jobId: 'job', deadlineAt: null, readInput: noInputs, signal: AbortSignal.timeout(100) }));
     expect(slow).toMatchObject({ code: 'timeout', retryable: true });
 
     const closed = makeFusionBrainProvider({ apiUrl: 'http://127.0.0.1:9', apiKey: KEY, secretKey: SECRET, maxImageBytes: 1000, timeoutMs: 2000 });

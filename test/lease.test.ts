@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobStore } from '../src/core/ports/job-store.ts';
-import { makeProviderRegistry, type Provider } from '../src/core/ports/provider.ts';
+import { makeProviderRegistry, TEXT_ONLY, type Provider } from '../src/core/ports/provider.ts';
 import type { HandlerResult } from '../src/core/ports/queue.ts';
 import { makeMockProvider } from '../src/providers/mock/index.ts';
 import { prepareImage } from '../src/storage/thumbnail.ts';
@@ -47,7 +47,7 @@ function makeGatedProvider() {
   const gates: { reached: () => void; opened: Promise<void> }[] = [];
   const provider: Provider = {
     name: 'mock',
-    capabilities: { textToImage: true },
+    capabilities: TEXT_ONLY,
     async submit(request, context) {
       calls.submit += 1;
       const gate = gates.shift();

@@ -1,3 +1,4 @@
+import { noInputs } from './helpers/providers.ts';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { ProviderError } from '../src/core/errors.ts';
@@ -5,7 +6,7 @@ import type { GenerationRequest } from '../src/core/request.ts';
 import { renderMockImage } from '../src/providers/mock/image.ts';
 import { makeMockProvider } from '../src/providers/mock/index.ts';
 
-const context = { jobId: 'test', deadlineAt: null, signal: new AbortController().signal };
+const context = { jobId: 'test', deadlineAt: null, readInput: noInputs, signal: new AbortController().signal };
 const request = (overrides: Partial<GenerationRequest> = {}): GenerationRequest => ({
   prompt: 'a harbour at dawn',
   width: 256,

@@ -1,3 +1,4 @@
+import { noInputs } from './helpers/providers.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
@@ -328,7 +329,7 @@ describe('runpod provider against a scripted RunPod', () => {
 
   const provider = () =>
     makeRunpodProvider({ apiUrl: `${server.url}/v2`, apiKey: KEY, endpointId: 'ep-1', inputFormat: 'sdxl', timeoutMs: 2000, maxImageBytes: 100_000 });
-  const context = (deadlineAt: Date | null = null) => ({ jobId: 'j', deadlineAt, signal: AbortSignal.timeout(2000) });
+  const context = (deadlineAt: Date | null = null) => ({ jobId: 'j', deadlineAt, readInput: noInputs, signal: AbortSignal.timeout(2000) });
   const job = { providerJobId: 'job-1', request: request({ numImages: 1, seed: 3 }) };
 
   it('submits with the bearer key, the worker input and a policy from the deadline', async () => {

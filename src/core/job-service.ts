@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from 'uuid';
 import { ActiveCapExceeded, type CountFilter, type NewJob, type JobStore } from './ports/job-store.ts';
-import { THUMBNAIL_SIZE, type ObjectStorage } from './ports/storage.ts';
+import { readObject, THUMBNAIL_SIZE, type ObjectStorage } from './ports/storage.ts';
 import type { Caller } from './caller.ts';
 import type { Logger } from './ports/logger.ts';
 import type { EventBus } from './ports/events.ts';
@@ -327,11 +327,9 @@ export function makeJobService(deps: JobServiceDeps) {
       await getJob(caller, id);
       const image = (await repo.listImages([id])).find((candidate) => candidate.index === index);
       if (!image) throw notFound('Image', `${index} of job ${id}`);
-      const object = await storage.get(type === 'original' ? image.originalKey : image.thumbnailKey);
+      const object = await readObject(storage, type === 'original' ? image.originalKey : image.thumbnailKey);
       if (!object) throw notFound('Image', `${index} of job ${id}`);
-      const chunks: Buffer[] = [];
-      for await (const chunk of object.body) chunks.push(chunk as Buffer);
-      return { bytes: Buffer.concat(chunks), contentType: object.contentType };
+      return object;
     },
 
     async list(query: { status?: JobStatus; dialect?: string; limit: number; cursor?: string }): Promise<{ items: JobView[]; nextCursor: string | null }> {

@@ -5,7 +5,8 @@ import type { JobStore, NewImage } from '../core/ports/job-store.ts';
 import type { Logger } from '../core/ports/logger.ts';
 import type { HandlerResult } from '../core/ports/queue.ts';
 import type { Provider, ProviderContext, ProviderOutput, ProviderRegistry } from '../core/ports/provider.ts';
-import { imageKeys, type ImagePreparer, type ObjectStorage } from '../core/ports/storage.ts';
+import { imageKeys, readObject, type ImagePreparer, type ObjectStorage } from '../core/ports/storage.ts';
+import type { JobInput } from '../core/request.ts';
 import { pollDelayMs, retryDelayMs } from '../core/backoff.ts';
 import { holdLease, type HeldLease } from './lease.ts';
 
@@ -308,7 +309,18 @@ export function makePipeline(deps: PipelineDeps) {
 
   function context(turn: Turn): ProviderContext {
     const { job, lease } = turn;
-    return { jobId: job.id, deadlineAt: job.deadlineAt, signal: AbortSignal.any([AbortSignal.timeout(deps.providerCallTimeoutMs), lease.signal]) };
+    return {
+      jobId: job.id,
+      deadlineAt: job.deadlineAt,
+      signal: AbortSignal.any([AbortSignal.timeout(deps.providerCallTimeoutMs), lease.signal]),
+      readInput: readStoredInput,
+    };
+  }
+
+  async function readStoredInput(input: JobInput): Promise<Buffer> {
+    const object = await readObject(storage, input.key);
+    if (!object) throw new ProviderError(`The job's ${input.role} image is missing from storage (${input.key})`, { code: 'input_missing', retryable: false });
+    return object.bytes;
   }
 
   /** Never sleep past the deadline: the job must wake up to expire on time. */

@@ -26,7 +26,7 @@ export function makeScriptedProvider(options: {
 
   const provider: Provider = {
     name: options.name ?? 'mock',
-    capabilities: { textToImage: true },
+    capabilities: inner.capabilities,
     async submit(request, context) {
       calls.submit += 1;
       const step = submits.shift() ?? 'ok';
@@ -75,3 +75,8 @@ export function makeScriptedProvider(options: {
     },
   };
 }
+
+/** ProviderContext.readInput for provider tests whose requests carry no input images. */
+export const noInputs = async (): Promise<Buffer> => {
+  throw new Error('this test gives the provider no input images');
+};

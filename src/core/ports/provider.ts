@@ -1,4 +1,4 @@
-import type { GenerationRequest } from '../request.ts';
+import type { GenerationRequest, JobInput } from '../request.ts';
 
 /**
  * The provider port: how darkroom drives one upstream image service. Providers are stateless
@@ -11,6 +11,8 @@ export interface ProviderContext {
   jobId: string;
   deadlineAt: Date | null;
   signal: AbortSignal;
+  /** The stored bytes of one of the request's inputs (never fetched from its source again). */
+  readInput(input: JobInput): Promise<Buffer>;
 }
 
 export interface ProviderJobRef {
@@ -70,6 +72,30 @@ export function makeProviderRegistry(providers: Provider[]): ProviderRegistry {
 /** What kinds of job a provider can run. */
 export interface ProviderCapabilities {
   textToImage: boolean;
+  /** An init image changed by `strength`. */
+  imageToImage: boolean;
+  /** An init image and a mask: only the mask's white pixels change. */
+  inpainting: boolean;
+  /** Reference images the result takes after. */
+  references: boolean;
+  /** Most input images of one job (all roles), when the upstream has a limit. */
+  maxInputs?: number;
+}
+
+/** A provider that takes text only. */
+export const TEXT_ONLY: ProviderCapabilities = { textToImage: true, imageToImage: false, inpainting: false, references: false };
+
+export type Capability = 'textToImage' | 'imageToImage' | 'inpainting' | 'references';
+
+/** The capabilities `request` needs of its provider. */
+export function neededCapabilities(request: Pick<GenerationRequest, 'inputs'>): Capability[] {
+  const roles = new Set(request.inputs?.map((input) => input.role));
+  const needed: Capability[] = [];
+  if (roles.has('mask')) needed.push('inpainting');
+  else if (roles.has('init')) needed.push('imageToImage');
+  else needed.push('textToImage');
+  if (roles.has('reference')) needed.push('references');
+  return needed;
 }
 
 /**

@@ -62,6 +62,20 @@ export function imageKeys(jobId: string, index: number, contentType: string) {
   };
 }
 
+/** Where input image `index` of a job is kept: with the job's outputs, so the two live and go together. */
+export function inputKey(jobId: string, index: number, contentType: string): string {
+  return `jobs/${jobId}/input-${index}.${EXTENSION_BY_TYPE[contentType] ?? 'bin'}`;
+}
+
+/** The whole object, or null when the key does not exist. */
+export async function readObject(storage: Pick<ObjectStorage, 'get'>, key: string): Promise<{ bytes: Buffer; contentType: string } | null> {
+  const object = await storage.get(key);
+  if (!object) return null;
+  const chunks: Buffer[] = [];
+  for await (const chunk of object.body) chunks.push(chunk as Buffer);
+  return { bytes: Buffer.concat(chunks), contentType: object.contentType };
+}
+
 /** Keys are built by darkroom, but links arrive from outside: refuse anything that could leave the root. */
 export function isSafeKey(key: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9._/-]{0,500}$/.test(key) && !key.split('/').some((part) => part === '..' || part === '.' || part === '');

@@ -1,7 +1,7 @@
 import { ProviderError } from '../../core/errors.ts';
 import { parseRetryAfter } from '../../protocols/http/index.ts';
 import type { GenerationRequest } from '../../core/request.ts';
-import type { PollResult, Provider, ProviderContext, ProviderModule, ProviderOutput } from '../../core/ports/provider.ts';
+import { TEXT_ONLY, type PollResult, type Provider, type ProviderContext, type ProviderModule, type ProviderOutput } from '../../core/ports/provider.ts';
 import { describeFetchFailure, downloadBlob } from './download.ts';
 import { isCivitaiAir, baseModelFor, canonicalAssetType, canonicalScheduler, DEFAULT_MODEL_AIR, encodeJobToken, interpretJobs, isRecord, type JobOutcome, parseAir, parseJobStatusCollection, problemText, ProtocolError } from '../../protocols/civitai/orchestration.ts';
 
@@ -121,7 +121,7 @@ export function makeCivitaiProvider(options: CivitaiProviderOptions): Provider {
 
   return {
     name: 'civitai',
-    capabilities: { textToImage: true },
+    capabilities: TEXT_ONLY,
     claims: (request) => request.model !== undefined && isCivitaiAir(request.model),
 
     async submit(request, context) {

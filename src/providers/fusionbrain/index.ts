@@ -1,6 +1,6 @@
 import { ProviderError } from '../../core/errors.ts';
 import type { GenerationRequest } from '../../core/request.ts';
-import type { PollResult, Provider, ProviderModule, ProviderOutput } from '../../core/ports/provider.ts';
+import { TEXT_ONLY, type PollResult, type Provider, type ProviderModule, type ProviderOutput } from '../../core/ports/provider.ts';
 import { decodeImageFile } from './files.ts';
 import { makeFusionBrainHttp, SMALL_ANSWER_BYTES } from './http.ts';
 import { FUSIONBRAIN_LIMITS, isKandinskyStyle, KANDINSKY_STYLES } from '../../protocols/fusionbrain/index.ts';
@@ -127,7 +127,7 @@ export function makeFusionBrainProvider(options: FusionBrainProviderOptions): Pr
 
   return {
     name: 'fusionbrain',
-    capabilities: { textToImage: true },
+    capabilities: TEXT_ONLY,
     claims: (request) => request.style !== undefined && isKandinskyStyle(request.style),
 
     async submit(request, { signal }) {

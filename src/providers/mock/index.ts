@@ -57,7 +57,7 @@ export function makeMockProvider(options: MockProviderOptions): Provider {
 
   return {
     name: 'mock',
-    capabilities: { textToImage: true },
+    capabilities: { textToImage: true, imageToImage: true, inpainting: true, references: true },
 
     async submit(request) {
       if (random() < options.failureRate) {

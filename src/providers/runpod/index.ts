@@ -1,5 +1,5 @@
 import { ProviderError } from '../../core/errors.ts';
-import type { PollResult, Provider, ProviderContext, ProviderJobRef, ProviderModule, ProviderOutput } from '../../core/ports/provider.ts';
+import { TEXT_ONLY, type PollResult, type Provider, type ProviderContext, type ProviderJobRef, type ProviderModule, type ProviderOutput } from '../../core/ports/provider.ts';
 import { RUNPOD_INPUT_FORMATS, type RunpodInputFormat } from '../../protocols/runpod/status.ts';
 import { httpError, networkError } from './http.ts';
 import { resolveImage } from './images.ts';
@@ -127,7 +127,7 @@ export function makeRunpodProvider(options: RunpodProviderOptions): Provider {
 
   return {
     name: 'runpod',
-    capabilities: { textToImage: true },
+    capabilities: TEXT_ONLY,
 
     async submit(request, context) {
       try {
