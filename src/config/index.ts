@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { parsePrices, type Pricing } from '../core/pricing.ts';
 import { parse as parseDotenv } from 'dotenv';
 import type { SettingsReader } from '../core/ports/provider.ts';
 import { PROVIDER_MODULES } from '../providers/registry.ts';
@@ -89,6 +90,8 @@ export interface Config {
   maxBatchSize: number;
   /** Fastify's trustProxy: whether X-Forwarded-For names the client (true, a hop count, or trusted addresses). */
   trustProxy: boolean | number | string[];
+  /** PROVIDER_PRICES and PRICE_CURRENCY: what jobs cost on each provider. */
+  pricing: Pricing;
   /** RETAIN_*: how long things are kept, in ms; undefined keeps them for ever. */
   retention: { imagesMs?: number; jobsMs?: number; deliveriesMs?: number };
   inputs: {
@@ -202,6 +205,17 @@ export function loadConfig(env: Env = readEnvironment()): Config {
       return undefined;
     }
     return Number(match[1]) * (DURATION_UNITS[match[2] as string] as number);
+  };
+
+  const prices = (): Pricing => {
+    const currency = read('PRICE_CURRENCY') ?? 'USD';
+    if (!/^[A-Z]{3}$/.test(currency)) problems.push(`PRICE_CURRENCY="${currency}" must be a three-letter currency code such as USD`);
+    const parsed = parsePrices(read('PROVIDER_PRICES') ?? '');
+    if ('problem' in parsed) {
+      problems.push(`PROVIDER_PRICES: ${parsed.problem}`);
+      return { currency, rules: [] };
+    }
+    return { currency, rules: parsed.rules };
   };
 
   /** LOG_FILE and how it rotates: LOG_FILE_ROTATE is daily, hourly or a size (`50m`, `500k`, `1g`). */
@@ -374,6 +388,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     maxActiveJobsPerKey: read('MAX_ACTIVE_JOBS_PER_KEY') === undefined ? undefined : integer('MAX_ACTIVE_JOBS_PER_KEY', 0, 1, 1_000_000),
     maxBatchSize: integer('MAX_BATCH_SIZE', 100, 1, 100),
     trustProxy: trustProxy(),
+    pricing: prices(),
     retention: { imagesMs: duration('RETAIN_IMAGES'), jobsMs: duration('RETAIN_JOBS'), deliveriesMs: duration('RETAIN_DELIVERIES') },
     inputs: {
       maxBytes: integer('UPLOAD_MAX_BYTES', 20 * 1_048_576, 1024, 100 * 1_048_576),

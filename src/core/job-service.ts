@@ -10,6 +10,7 @@ import { badRequest, conflict, DarkroomError, notFound } from './errors.ts';
 import { ACTIVE_STATUSES, isTerminal, JOB_STATUSES, type Job, type JobImage, type JobStatus } from './job.ts';
 import { canDo, routeProvider } from './routing.ts';
 import type { InputService, InputView } from './inputs.ts';
+import { actualCost, estimateCost, priceRuleFor, type Pricing } from './pricing.ts';
 import { METADATA_MAX_BYTES, normaliseRequest, type CreateJobInput, type GenerationRequest } from './request.ts';
 import { findUnstorable, pointerOf } from './storable.ts';
 import type { DeliveryLogEntry } from './ports/webhooks.ts';
@@ -26,6 +27,7 @@ export interface JobServiceDeps {
   logger: Logger;
   webhooks: WebhookPort;
   inputs: InputService;
+  pricing: Pricing;
 }
 
 /** What the core needs of webhooks: the check of a submitted URL, and the delivery log. */
@@ -196,6 +198,7 @@ export function makeJobService(deps: JobServiceDeps) {
       dialectData: dialectDataOf(context, index),
       maxAttempts: deps.maxAttempts,
       deadlineAt,
+      cost: priceRuleFor(deps.pricing, request.provider as string, request) ? estimateCost(deps.pricing, request.provider as string, request) : null,
     };
   }
 
@@ -415,11 +418,13 @@ export function makeJobService(deps: JobServiceDeps) {
 
     /** Cancels a queued or running job, here and upstream. A finished job is a 409. */
     async cancel(id: string): Promise<JobView> {
-      await getJob(caller, id);
+      const before = await getJob(caller, id);
       const cancelled = await repo.transition(id, ACTIVE_STATUSES, 'cancelled', {
         stage: null,
         queuePosition: null,
         completedAt: new Date(),
+        // Upstream time already spent is billed, images never made are not.
+        ...(before.cost ? { cost: actualCost(deps.pricing, before.provider, before.request, { images: [], upstreamMs: before.timings.providerMs }, before.cost) } : {}),
       });
       if (!cancelled) {
         const current = await getJob(caller, id);

@@ -16,6 +16,7 @@ import {
 } from 'drizzle-orm/pg-core';
 import type { JobError, JobEventType, JobStage, JobStatus, JobTimings } from '../core/job.ts';
 import type { GenerationRequest } from '../core/request.ts';
+import type { JobCost } from '../core/pricing.ts';
 import type { WebhookDeliveryStatus, WebhookEventType, WebhookFormat, WebhookSnapshot } from '../core/ports/webhooks.ts';
 
 const timestamps = {
@@ -62,6 +63,7 @@ export const jobs = pgTable(
      * image whose file may be gone; a sweep that stopped half-way finds the job by it and finishes.
      */
     imagesExpiredAt: timestamp('images_expired_at', { withTimezone: true, mode: 'date' }),
+    cost: jsonb('cost').$type<JobCost>(),
   },
   (t) => [
     index('jobs_status_id_idx').on(t.status, t.id),

@@ -185,6 +185,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     logger,
     webhooks: { refusal: webhookTargets.refusal, deliveriesOf: (job) => webhookRepo.listForJob(job.id, job.batchId) },
     inputs,
+    pricing: config.pricing,
   });
 
   const providerChecks = makeProviderChecks({
@@ -224,6 +225,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     leaseMs: config.jobLeaseMs,
     logger: logger.child({ component: 'worker' }),
     metrics,
+    pricing: config.pricing,
     random: overrides.random,
   });
   const worker = makeWorker({

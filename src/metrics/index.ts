@@ -32,6 +32,7 @@ export function makePrometheusMetrics(options: { queueDepth: () => Promise<Recor
   const webhooks = new Counter({ name: 'darkroom_webhook_deliveries_total', help: 'Webhook delivery attempts by outcome', labelNames: ['outcome'], registers: [registry] });
   const requests = new Counter({ name: 'darkroom_http_requests_total', help: 'HTTP requests by dialect and status code', labelNames: ['dialect', 'status'], registers: [registry] });
   const requestSeconds = new Histogram({ name: 'darkroom_http_request_duration_seconds', help: 'HTTP request duration by dialect', labelNames: ['dialect'], buckets: HTTP_BUCKETS, registers: [registry] });
+  const cost = new Counter({ name: 'darkroom_job_cost_total', help: 'Actual cost of ended jobs on priced providers (PROVIDER_PRICES)', labelNames: ['provider', 'currency'], registers: [registry] });
   const removed = new Counter({ name: 'darkroom_retention_removed_total', help: 'What retention removed, by kind (images, jobs, deliveries)', labelNames: ['kind'], registers: [registry] });
   new Gauge({
     name: 'darkroom_queue_depth',
@@ -51,6 +52,7 @@ export function makePrometheusMetrics(options: { queueDepth: () => Promise<Recor
     jobFinished(job: Job) {
       if (!isTerminal(job.status)) return;
       jobs.inc({ provider: job.provider, dialect: job.dialect, status: job.status });
+      if (job.cost?.actual) cost.inc({ provider: job.provider, currency: job.cost.currency }, job.cost.actual);
       const end = (job.completedAt ?? new Date()).getTime();
       const created = job.createdAt.getTime();
       if (job.startedAt) durations.observe({ provider: job.provider, phase: 'queued' }, Math.max(0, job.startedAt.getTime() - created) / 1000);

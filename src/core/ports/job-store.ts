@@ -39,9 +39,9 @@ export type LeaseClaim =
 /** A job as it is first stored. */
 export type NewJob = Omit<
   Job,
-  'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'createdAt' | 'updatedAt' | 'startedAt' | 'completedAt' | 'imagesExpiredAt'
+  'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'createdAt' | 'updatedAt' | 'startedAt' | 'completedAt' | 'imagesExpiredAt' | 'cost'
 > &
-  Partial<Pick<Job, 'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter'>>;
+  Partial<Pick<Job, 'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'cost'>>;
 
 /** An image row as the pipeline stores it. */
 export type NewImage = Omit<JobImage, 'createdAt'>;

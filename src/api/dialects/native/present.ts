@@ -37,6 +37,7 @@ export function presentJob(job: JobView): Static<typeof JobSchema> {
     deadlineAt: iso(job.deadlineAt),
     images: job.images.map(presentImage),
     imagesExpiredAt: iso(job.imagesExpiredAt),
+    cost: job.cost,
     inputs: job.inputs,
   };
 }
