@@ -247,6 +247,8 @@ describe('jobs with input images (mock provider)', () => {
     expect((await refused({ images: [{ role: 'init', data: init }, { role: 'init', data: init }] })).errors[0].message).toMatch(/more than one init/);
     expect((await refused({ images: [{ role: 'init', data: 'not base64 at all!' }] })).errors[0].field).toBe('images.0.data');
     expect((await refused({ images: [{ role: 'init', data: Buffer.from('plain text').toString('base64') }] })).detail).toMatch(/images\[0\]\.data is not a PNG, JPEG or WebP image/);
+    const truncated = Buffer.from(init, 'base64').subarray(0, 150).toString('base64');
+    expect((await refused({ images: [{ role: 'init', data: truncated }] })).detail).toMatch(/images\[0\]\.data is not a PNG, JPEG or WebP image/);
     expect((await refused({ images: [{ role: 'init', data: init, url: 'https://example.com/a.png' }] })).errors[0].message).toMatch(/exactly one of uploadId, url or data/);
     expect((await refused({ strength: 0.5 })).errors[0].field).toBe('strength');
     expect((await refused({ images: [{ role: 'init', data: dataUri(await pattern(64, 64), 'image/jpeg') }] })).detail).toMatch(/declared image\/jpeg but its bytes are image\/png/);
