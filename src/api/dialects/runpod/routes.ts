@@ -73,7 +73,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
     const unstorable = findUnstorable(body);
     if (unstorable.length > 0) throw new RunpodInputError(unstorable.map((part) => `${part.path.join('.')} ${part.message}`));
     if (body.webhookV2 !== undefined) throw new RunpodInputError(['webhookV2 is not supported by darkroom: use webhook']);
-    const parsed = parseRunpodInput(body.input);
+    const parsed = await parseRunpodInput(body.input);
     if (body.webhook !== undefined) {
       const refusal = await service.webhookRefusal(body.webhook);
       if (refusal) throw new RunpodInputError([`webhook ${refusal}`]);
