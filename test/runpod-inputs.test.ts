@@ -268,6 +268,16 @@ describe('the runpod provider with input images, against a scripted RunPod', () 
     expect(done.state).toBe('succeeded');
   });
 
+  it('an init image too large for RunPod’s 10 MB /run body is refused before any call', async () => {
+    const before = sent.length;
+    const huge = Buffer.alloc(8_000_000, 7);
+    const error = await provider('a1111')
+      .submit(request(), { ...context(), readInput: async () => huge })
+      .then(() => undefined, (caught: unknown) => caught);
+    expect(error).toMatchObject({ code: 'request_too_large', retryable: false });
+    expect(sent.length).toBe(before);
+  });
+
   it('sdxl: a job with inputs is refused before any call', async () => {
     const before = sent.length;
     const error = await provider('sdxl')

@@ -21,6 +21,9 @@ export interface RunpodProviderOptions {
   now?: () => number;
 }
 
+/** RunPod refuses /run bodies over 10 MB; input images, as base64, are what makes a body that large. */
+const RUN_PAYLOAD_LIMIT_BYTES = 10_000_000;
+
 interface RunpodJobStatus {
   id?: unknown;
   status?: unknown;
@@ -175,6 +178,12 @@ export function makeRunpodProvider(options: RunpodProviderOptions): Provider {
         const images = await workerImages(request, context);
         const params = images ? { ...request, images } : request;
         const body = { input: buildInput(params, options.inputFormat, options.random), ...(policy ? { policy } : {}) };
+        if (images && Buffer.byteLength(JSON.stringify(body)) > RUN_PAYLOAD_LIMIT_BYTES) {
+          throw new ProviderError('The input images are too large for RunPod: a /run request may carry at most 10 MB, base64 included', {
+            code: 'request_too_large',
+            retryable: false,
+          });
+        }
         const answer = (await call('POST /run', '/run', context.signal, body)) as RunpodJobStatus | null;
         if (typeof answer?.id !== 'string' || answer.id === '') {
           throw new ProviderError('RunPod accepted the job but answered no job id', { code: 'invalid_response', retryable: true });
