@@ -21,12 +21,17 @@ const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex
 const pixels = (bytes: Buffer) => sharp(bytes).removeAlpha().raw().toBuffer();
 
 let darkroom: TestDarkroom;
+/** A darkroom that takes input images of at most 50 kB. */
+let limited: TestDarkroom;
 let endpoint: Endpoint;
 let init: Buffer;
 let mask: Buffer;
 
 beforeAll(async () => {
-  darkroom = await startDarkroom({ MOCK_LATENCY_MS: '100', AUTH: 'off' });
+  [darkroom, limited] = await Promise.all([
+    startDarkroom({ MOCK_LATENCY_MS: '100', AUTH: 'off' }),
+    startDarkroom({ WORKER_CONCURRENCY: '0', AUTH: 'off', UPLOAD_MAX_BYTES: '50000' }),
+  ]);
   endpoint = runpodSdk('rp_any_key', { baseUrl: `${darkroom.url}/v2` }).endpoint('ep-inputs') as Endpoint;
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const picture = `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}"><rect width="100%" height="100%" fill="#258"/><circle cx="32" cy="48" r="20" fill="#fc3"/></svg>`;
@@ -35,7 +40,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   vi.restoreAllMocks();
-  await darkroom?.close({ removeData: true });
+  await Promise.all([darkroom?.close({ removeData: true }), limited?.close({ removeData: true })]);
 });
 
 /** The darkroom job behind a RunPod job id, as the native API shows it. */
@@ -135,11 +140,18 @@ describe('runpod dialect refusing hostile input images', () => {
     expect(await jobCount()).toBe(before);
   });
 
-  it('an image the core refuses (1×1, below darkroom’s smallest size) answers in RunPod’s shape, never a 500', async () => {
+  it('what the core refuses of an image is named by the worker’s field: too small a picture, too many bytes', async () => {
     const tiny = await sharp({ create: { width: 1, height: 1, channels: 3, background: '#000' } }).png().toBuffer();
-    const answer = await run({ prompt: PROMPT, init_images: [tiny.toString('base64')] });
-    expect(answer.status).toBeGreaterThanOrEqual(400);
-    expect(answer.status).toBeLessThan(500);
-    expect(Object.keys(answer.body)).toEqual(['error']);
+    const small = await run({ prompt: PROMPT, init_images: [tiny.toString('base64')] });
+    expect(small).toEqual({ status: 400, body: { error: 'input.init_images[0] is 1×1 pixels; each side must be 64 to 2048' } });
+
+    const noise = await sharp({ create: { width: 256, height: 256, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer();
+    const large = await fetch(`${limited.url}/v2/ep-inputs/run`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input: { prompt: PROMPT, init_images: [noise.toString('base64')] } }),
+    });
+    expect(large.status).toBe(413);
+    expect(await large.json()).toEqual({ error: 'input.init_images[0] must be at most 50000 bytes' });
   });
 });

@@ -11,6 +11,8 @@ export interface ParsedInput {
   format: RunpodFormat;
   returnType: ReturnType;
   job: CreateJobInput;
+  /** The field each of `job.images` came from, in order (`input.init_images[0]`), for the core's messages. */
+  imagePaths?: string[];
 }
 
 /** A request read for its fields, with its images still text. */
@@ -485,11 +487,12 @@ export async function parseRunpodInput(input: Json): Promise<ParsedInput> {
   const decoded = await decodeImages(images, problems);
   if (problems.length > 0) throw new RunpodInputError(problems);
   const job: CreateJobInput = { ...parsed.job, images: decoded.sources };
+  const imagePaths = images.map((image) => image.path);
   if (sizeFromInit && decoded.init) {
     const reader = new Reader({ width: latentSide(decoded.init.width), height: latentSide(decoded.init.height) }, 'input.images (the init image)');
     job.width = reader.dimension('width', 512);
     job.height = reader.dimension('height', 512);
     reader.done(undefined);
   }
-  return { ...parsed, job };
+  return { ...parsed, job, imagePaths };
 }

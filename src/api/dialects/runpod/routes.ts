@@ -10,6 +10,7 @@ import { presentBrief, presentStatus, runpodData, runpodStatus, type RunpodJobDa
 import { EndpointParams, errorResponses, HealthResponse, JobParams, PurgeResponse, RunBody, StatusResponse, StreamResponse, WaitQuery } from './schemas.ts';
 import { UUID_PATTERN } from '../../../core/ids.ts';
 import { findUnstorable } from '../../../core/storable.ts';
+import { DialectError } from '../../http/errors.ts';
 
 export interface RunpodRoutesOptions {
   jobs: JobService;
@@ -86,7 +87,9 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
       ...(body.policy?.lowPriority ? { priority: LOW_PRIORITY } : {}),
     };
     const data: RunpodJobData = { endpointId, format: parsed.format, returnType: parsed.returnType, ...(ttlMs === undefined ? {} : { ttlMs }) };
-    const job = await jobs.create(input, { dialect: DIALECT, dialectData: { ...data } });
+    const job = await jobs.create(input, { dialect: DIALECT, dialectData: { ...data } }).catch((error: unknown) => {
+      throw inWorkerTerms(error, parsed.imagePaths ?? []);
+    });
     return { known: job, latest: job, data };
   }
 
@@ -297,6 +300,21 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
     },
   );
 };
+
+/**
+ * The core names a refused input image by its place in `images` (`/images/0/data`); a RunPod client
+ * knows it by the worker's field it wrote (`input.init_images[0]`). Other errors pass unchanged.
+ */
+function inWorkerTerms(error: unknown, paths: string[]): unknown {
+  if (!(error instanceof DarkroomError) || error.fieldErrors.length === 0) return error;
+  const renamed = error.fieldErrors.map((problem) => {
+    const index = /^\/images\/(\d+)(?:\/|$)/.exec(problem.field)?.[1];
+    const path = index === undefined ? undefined : paths[Number(index)];
+    return path === undefined ? undefined : `${path} ${problem.message}`;
+  });
+  if (renamed.some((message) => message === undefined)) return error;
+  return new DialectError(error.status, renamed.join('; '));
+}
 
 /** A failed job's request as a new job's input: routed afresh, with a fresh deadline of the same length. */
 function retryInput(request: GenerationRequest, ttlMs: number | undefined): CreateJobInput {
