@@ -89,6 +89,14 @@ describe('runpod dialect inputs through runpod-sdk', () => {
     expect(difference(await pixels(Buffer.from(done.output.images[0] as string, 'base64')), await pixels(init), 0, WIDTH)).toBeLessThanOrEqual(2);
   });
 
+  it('an init image larger than the ordinary body limit is taken, as RunPod takes up to 10 MB', async () => {
+    const photo = await sharp({ create: { width: 700, height: 700, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer();
+    expect(photo.length * (4 / 3)).toBeGreaterThan(1_048_576);
+    const done: Loose = await endpoint.runSync({ input: { prompt: PROMPT, width: WIDTH, height: HEIGHT, init_images: [photo.toString('base64')] } });
+    expect(done.status).toBe('COMPLETED');
+    expect((await nativeJob(done.id)).inputs[0].sha256).toBe(sha256(photo));
+  });
+
   it('worker-comfyui: input.images loaded by the workflow, denoise as the strength', async () => {
     const workflow = {
       '3': { class_type: 'KSampler', inputs: { seed: 3, steps: 8, cfg: 5, sampler_name: 'euler', scheduler: 'normal', denoise: 0.55, model: ['4', 0], positive: ['6', 0], negative: ['7', 0], latent_image: ['12', 0] } },

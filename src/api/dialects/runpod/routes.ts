@@ -47,6 +47,8 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
 
 
   const missing = (id: string) => new DarkroomError(404, 'not_found', `Job ${id} does not exist`);
+  // Room for an init image and a mask as base64 (4 bytes per 3) besides the rest of the input.
+  const bodyLimit = Math.max(app.initialConfig.bodyLimit ?? 0, Math.ceil((service.inputLimits.maxBytes * 2 * 4) / 3) + 1_048_576);
 
   interface Found {
     /** The job the client knows (its id is the one in the URL). */
@@ -103,6 +105,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
     '/:endpointId/run',
     {
       config: { idempotent: true, group: 'generate' },
+      bodyLimit,
       schema: {
         tags,
         summary: 'Queue a job',
@@ -121,6 +124,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
     '/:endpointId/runsync',
     {
       config: { idempotent: true, group: 'generate' },
+      bodyLimit,
       schema: {
         tags,
         summary: 'Queue a job and wait for it; an unfinished job answers its current status',
