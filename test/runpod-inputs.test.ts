@@ -164,6 +164,8 @@ describe('the RunPod dialect reading what the provider sends', () => {
     const gif = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
     expect(await problemsOf({ prompt: 'x', init_images: [gif.toString('base64')] })).toContain('(it is image/gif)');
     expect(await problemsOf({ prompt: 'x', init_images: [init.subarray(0, 40).toString('base64')] })).toContain('input.init_images[0] is a damaged image/png image');
+    // A whole header and too few pixels: only decoding tells.
+    expect(await problemsOf({ prompt: 'x', init_images: [init.subarray(0, 150).toString('base64')] })).toContain('input.init_images[0] is a damaged image/png image');
     expect(await problemsOf({ prompt: 'x', mask: b64 })).toContain('input.mask needs input.init_images');
     expect(await problemsOf({ prompt: 'x', init_images: [b64, b64] })).toContain('input.init_images must hold one image');
     expect(await problemsOf({ prompt: 'x', init_images: b64 })).toContain('input.init_images must be a list of base64 strings');

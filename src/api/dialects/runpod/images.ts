@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { INPUT_SIDE } from '../../../core/inputs.ts';
 import type { InputSource } from '../../../core/request.ts';
 import { sniffImageType } from '../../../protocols/http/index.ts';
 
@@ -24,6 +25,22 @@ const DATA_URI = /^data:[^,]{0,100};base64,/i;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2,3})?$/;
 
 /**
+ * The image's size once its pixels decode, or undefined for a damaged image. Headers alone would let
+ * a truncated file through, to fail on the provider after the job was accepted; pictures too large
+ * for darkroom are not decoded here (the core refuses them, by their header, with its own message).
+ */
+async function decodedSize(bytes: Buffer): Promise<{ width: number; height: number } | undefined> {
+  try {
+    const { width, height } = await sharp(bytes).metadata();
+    if (!width || !height) return undefined;
+    if (width <= INPUT_SIDE.max && height <= INPUT_SIDE.max) await sharp(bytes, { failOn: 'truncated' }).raw().toBuffer();
+    return { width, height };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Checks each image the way its worker would decode it (base64, optionally a data URI; whitespace
  * ignored as Python's decoder does) and that the bytes are an image darkroom keeps, collecting one
  * problem per bad field. A mask whose size differs from the init image's is resized to it, as A1111
@@ -44,10 +61,7 @@ export async function decodeImages(fields: ImageField[], problems: string[]): Pr
       problems.push(`${field.path} is not a PNG, JPEG or WebP image${type ? ` (it is ${type})` : ''}`);
       continue;
     }
-    const size = await sharp(bytes)
-      .metadata()
-      .then(({ width, height }) => (width && height ? { width, height } : undefined))
-      .catch(() => undefined);
+    const size = await decodedSize(bytes);
     if (!size) {
       problems.push(`${field.path} is a damaged ${type} image`);
       continue;
