@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import runpodSdk from 'runpod-sdk';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -21,8 +23,12 @@ const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex
 const pixels = (bytes: Buffer) => sharp(bytes).removeAlpha().raw().toBuffer();
 
 let darkroom: TestDarkroom;
-/** A darkroom that takes input images of at most 50 kB. */
+/** A darkroom that takes input images of at most 50 kB, fetches them from private addresses, and runs no jobs. */
 let limited: TestDarkroom;
+/** Serves the init image to worker-sdxl inputs' image_url, counting requests. */
+let pictures: Server;
+let picturesUrl: string;
+let pictureRequests = 0;
 let endpoint: Endpoint;
 let init: Buffer;
 let mask: Buffer;
@@ -30,17 +36,25 @@ let mask: Buffer;
 beforeAll(async () => {
   [darkroom, limited] = await Promise.all([
     startDarkroom({ MOCK_LATENCY_MS: '100', AUTH: 'off' }),
-    startDarkroom({ WORKER_CONCURRENCY: '0', AUTH: 'off', UPLOAD_MAX_BYTES: '50000' }),
+    startDarkroom({ WORKER_CONCURRENCY: '0', AUTH: 'off', UPLOAD_MAX_BYTES: '50000', ALLOW_PRIVATE_URLS: 'true' }),
   ]);
   endpoint = runpodSdk('rp_any_key', { baseUrl: `${darkroom.url}/v2` }).endpoint('ep-inputs') as Endpoint;
   vi.spyOn(console, 'log').mockImplementation(() => undefined);
   const picture = `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}"><rect width="100%" height="100%" fill="#258"/><circle cx="32" cy="48" r="20" fill="#fc3"/></svg>`;
   const half = `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}"><rect width="100%" height="100%" fill="#000"/><rect x="${WIDTH / 2}" width="${WIDTH / 2}" height="100%" fill="#fff"/></svg>`;
   [init, mask] = await Promise.all([sharp(Buffer.from(picture)).png().toBuffer(), sharp(Buffer.from(half)).png().toBuffer()]);
+  pictures = createServer((_request, response) => {
+    pictureRequests += 1;
+    response.writeHead(200, { 'content-type': 'image/png' });
+    response.end(init);
+  });
+  await new Promise<void>((resolve) => pictures.listen(0, '127.0.0.1', resolve));
+  picturesUrl = `http://127.0.0.1:${(pictures.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
   vi.restoreAllMocks();
   await Promise.all([darkroom?.close({ removeData: true }), limited?.close({ removeData: true })]);
+  await new Promise<void>((resolve) => pictures.close(() => resolve()));
 });
 
 /** The darkroom job behind a RunPod job id, as the native API shows it. */
@@ -97,6 +111,17 @@ describe('runpod dialect inputs through runpod-sdk', () => {
     expect((await nativeJob(done.id)).inputs[0].sha256).toBe(sha256(photo));
   });
 
+  it('worker-sdxl: image_url is fetched once and stored as the init image, with the worker’s default strength', async () => {
+    const sdxl = runpodSdk('rp_any_key', { baseUrl: `${limited.url}/v2` }).endpoint('ep-inputs') as Endpoint;
+    const before = pictureRequests;
+    const queued: Loose = await sdxl.run({ input: { prompt: PROMPT, width: WIDTH, height: HEIGHT, num_inference_steps: 20, image_url: `${picturesUrl}/harbour.png` } });
+    expect(queued.status).toBe('IN_QUEUE');
+    expect(pictureRequests - before).toBe(1);
+    const job = (await limited.api('GET', `/api/v1/jobs/${queued.id}`)).body;
+    expect(job.request.strength).toBe(0.3);
+    expect(job.inputs.map((input: Loose) => [input.role, input.sha256])).toEqual([['init', sha256(init)]]);
+  });
+
   it('worker-comfyui: input.images loaded by the workflow, denoise as the strength', async () => {
     const workflow = {
       '3': { class_type: 'KSampler', inputs: { seed: 3, steps: 8, cfg: 5, sampler_name: 'euler', scheduler: 'normal', denoise: 0.55, model: ['4', 0], positive: ['6', 0], negative: ['7', 0], latent_image: ['12', 0] } },
@@ -138,7 +163,8 @@ describe('runpod dialect refusing hostile input images', () => {
     ['two init images', { init_images: ['AAAA', 'AAAA'] }, 'input.init_images must hold one image'],
     ['a strength out of range', { init_images: ['AAAA'], denoising_strength: 2 }, 'input.denoising_strength must be a number from 0 to 1'],
     ['ComfyUI images of the wrong shape', { workflow: { '1': { class_type: 'KSampler', inputs: {} } }, images: [{ file: 'x' }] }, "input.images must be a list of objects with 'name' and 'image' keys"],
-    ['worker-sdxl’s image_url', { num_inference_steps: 10, image_url: 'https://example.com/a.png' }, 'input.image_url is not supported'],
+    ['base64 images in worker-sdxl’s format', { num_inference_steps: 10, images: [{ name: 'a.png', image: 'AAAA' }] }, 'input.images is not supported: worker-sdxl takes its image as image_url'],
+    ['an image_url beside A1111’s init_images', { init_images: ['AAAA'], image_url: 'https://example.com/a.png' }, 'input.image_url is not supported'],
   ])('%s: 400 in RunPod’s {error} shape, and no job', async (_name, input, message) => {
     const before = await jobCount();
     const answer = await run({ prompt: PROMPT, ...input });
@@ -146,6 +172,14 @@ describe('runpod dialect refusing hostile input images', () => {
     expect(Object.keys(answer.body)).toEqual(['error']);
     expect(answer.body.error).toContain(message);
     expect(await jobCount()).toBe(before);
+  });
+
+  it('an image_url to a private address is refused at submission, named as the client wrote it', async () => {
+    const before = pictureRequests;
+    const answer = await run({ prompt: PROMPT, image_url: `${picturesUrl}/harbour.png` });
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toMatch(/^input\.image_url .*loopback/);
+    expect(pictureRequests).toBe(before);
   });
 
   it('what the core refuses of an image is named by the worker’s field: too small a picture, too many bytes', async () => {

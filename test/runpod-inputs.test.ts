@@ -118,6 +118,15 @@ describe('the RunPod dialect reading what the provider sends', () => {
     expect(bytesOf(parsed.job.images?.[1]).equals(mask)).toBe(true);
   });
 
+  it('worker-sdxl: image_url is an init image the core fetches, with the worker’s own default strength', async () => {
+    const parsed = await parseRunpodInput({ prompt: 'x', image_url: 'https://images.example/a.png' });
+    expect(parsed.format).toBe('sdxl');
+    expect(parsed.job).toMatchObject({ images: [{ role: 'init', url: 'https://images.example/a.png' }], strength: 0.3 });
+    expect(parsed.imagePaths).toEqual(['input.image_url']);
+    expect((await parseRunpodInput({ prompt: 'x', image_url: 'https://images.example/a.png', strength: 0.9 })).job.strength).toBe(0.9);
+    expect((await parseRunpodInput({ prompt: 'x', strength: 0.9 })).job.strength).toBeUndefined();
+  });
+
   it('a1111: data URIs and line-wrapped base64 are read as A1111 reads them; JPEG and WebP too', async () => {
     const jpeg = await picture(64, 64, 'jpeg');
     const webp = await picture(64, 64, 'webp');
@@ -171,7 +180,10 @@ describe('the RunPod dialect reading what the provider sends', () => {
     expect(await problemsOf({ prompt: 'x', init_images: b64 })).toContain('input.init_images must be a list of base64 strings');
     expect(await problemsOf({ prompt: 'x', init_images: [b64], denoising_strength: 1.5 })).toContain('input.denoising_strength must be a number from 0 to 1');
     expect(await problemsOf({ prompt: 'x', init_images: [b64], mask: 'junk!' })).toContain('input.mask is not base64 image data');
-    expect(await problemsOf({ prompt: 'x', num_inference_steps: 20, image_url: 'https://example.com/a.png' })).toContain('input.image_url is not supported');
+    expect(await problemsOf({ prompt: 'x', init_images: [b64], image_url: 'https://example.com/a.png' })).toContain(
+      'input.image_url is not supported: A1111 takes its image as init_images',
+    );
+    expect(await problemsOf({ prompt: 'x', image_url: 'https://example.com/a.png', strength: 3 })).toContain('input.strength must be a number from 0 to 1');
     expect(await problemsOf({ prompt: 'x', return_type: 'base64', image: b64 })).toContain('input.image is not supported: the custom worker takes text only');
   });
 

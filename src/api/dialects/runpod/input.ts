@@ -34,8 +34,8 @@ type Json = Record<string, unknown>;
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 const MAX_SEED = 4294967295;
-const SDXL_KEYS = ['num_inference_steps', 'guidance_scale', 'num_images', 'refiner_inference_steps', 'high_noise_frac'];
-/** Only A1111 takes these; an input with them is A1111's even with worker-sdxl's keys beside them. */
+const SDXL_KEYS = ['num_inference_steps', 'guidance_scale', 'num_images', 'refiner_inference_steps', 'high_noise_frac', 'image_url'];
+/** Only A1111 takes these; an input with them is A1111's even with worker-sdxl's other keys beside them. */
 const A1111_IMAGE_KEYS = ['init_images', 'mask'];
 const A1111_KEYS = ['steps', 'cfg_scale', 'sampler_name', 'batch_size', 'n_iter', 'restore_faces', 'denoising_strength', 'override_settings'];
 
@@ -153,11 +153,18 @@ class Reader {
 const withoutUndefined = (job: CreateJobInput): CreateJobInput =>
   Object.fromEntries(Object.entries(job).filter(([, value]) => value !== undefined)) as CreateJobInput;
 
-const SDXL_NO_IMAGES = 'darkroom takes input images in the A1111 (init_images, mask) and worker-comfyui (images) formats';
+/** worker-sdxl's strength when `image_url` comes without one (its schema's default). */
+const SDXL_DEFAULT_STRENGTH = 0.3;
 
+/**
+ * worker-sdxl's input. Its `image_url` (a link, which the worker downloads) runs the refiner over
+ * that image by `strength`: here the link is an init image the core fetches once and stores.
+ */
 function parseSdxl(input: Json): ReadInput {
   const read = new Reader(input, 'input');
-  read.absent(SDXL_NO_IMAGES, 'image_url', 'images');
+  read.absent('worker-sdxl takes its image as image_url (a link); base64 images go in the A1111 (init_images) or worker-comfyui (images) formats', 'images');
+  const imageUrl = read.string('image_url', 2000);
+  const strength = read.number('strength', 0, 1);
   const job: CreateJobInput = {
     prompt: read.string('prompt', 4000, { required: true }) ?? '',
     negativePrompt: read.string('negative_prompt', 4000),
@@ -168,9 +175,11 @@ function parseSdxl(input: Json): ReadInput {
     seed: read.seed('seed'),
     scheduler: read.string('scheduler', 64),
     numImages: read.integer('num_images', 1, 10, 1),
+    ...(imageUrl === undefined ? {} : { images: [{ role: 'init', url: imageUrl }], strength: strength ?? SDXL_DEFAULT_STRENGTH }),
   };
   const returnType = read.returnType('return_type') ?? 'url';
-  return read.done({ format: 'sdxl', returnType, job: withoutUndefined(job), images: [] });
+  const imagePaths = imageUrl === undefined ? undefined : ['input.image_url'];
+  return read.done({ format: 'sdxl', returnType, job: withoutUndefined(job), images: [], ...(imagePaths ? { imagePaths } : {}) });
 }
 
 /** The fields A1111 and the origin's custom worker spell alike (snake_case, A1111's names). */
@@ -209,6 +218,7 @@ function a1111Images(read: Reader): { images: ImageField[]; strength?: number } 
 
 function parseA1111(input: Json): ReadInput {
   const read = new Reader(input, 'input');
+  read.absent('A1111 takes its image as init_images (base64)', 'image_url');
   const batchSize = read.integer('batch_size', 1, 10, 1);
   const iterations = read.integer('n_iter', 1, 10, 1);
   const numImages = (batchSize ?? 1) * (iterations ?? 1);
