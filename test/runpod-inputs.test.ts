@@ -8,6 +8,7 @@ import { ProviderError } from '../src/core/errors.ts';
 import type { ProviderContext } from '../src/core/ports/provider.ts';
 import type { GenerationRequest, InputSource, JobInput } from '../src/core/request.ts';
 import { makeRunpodProvider, runpodCapabilities } from '../src/providers/runpod/index.ts';
+import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 import { buildInput, comfyuiInputName, type GenerationParams, type WorkerImage } from '../src/protocols/runpod/input.ts';
 
 type Nodes = Record<string, { class_type: string; inputs: Record<string, unknown> }>;
@@ -300,5 +301,33 @@ describe('the runpod provider with input images, against a scripted RunPod', () 
     expect(error).toMatchObject({ code: 'unsupported_request', retryable: false });
     expect((error as Error).message).toContain('RUNPOD_INPUT_FORMAT=sdxl');
     expect(sent.length).toBe(before);
+  });
+});
+
+describe('routing by what the configured worker format can do', () => {
+  let darkroom: TestDarkroom;
+  beforeAll(async () => {
+    // A worker-sdxl endpoint that is never called: WORKER_CONCURRENCY=0, and routing is decided at creation.
+    darkroom = await startDarkroom({
+      WORKER_CONCURRENCY: '0',
+      DEFAULT_PROVIDER: 'runpod',
+      RUNPOD_API_URL: 'http://127.0.0.1:9/v2',
+      RUNPOD_API_KEY: 'k',
+      RUNPOD_ENDPOINT_ID: 'ep',
+      RUNPOD_INPUT_FORMAT: 'sdxl',
+    });
+  });
+  afterAll(() => darkroom?.close({ removeData: true }));
+
+  it('a job with an init image goes past an sdxl endpoint to a provider that can; naming runpod is a 400 saying why', async () => {
+    const images = [{ role: 'init', data: init.toString('base64') }];
+    const text = await darkroom.api('POST', '/api/v1/jobs', { prompt: 'a lighthouse' });
+    expect(text.body.provider).toBe('runpod');
+    const routed = await darkroom.api('POST', '/api/v1/jobs', { prompt: 'a lighthouse', images });
+    expect(routed.status).toBe(202);
+    expect(routed.body.provider).toBe('mock');
+    const named = await darkroom.api('POST', '/api/v1/jobs', { prompt: 'a lighthouse', images, provider: 'runpod' });
+    expect(named.status).toBe(400);
+    expect(JSON.stringify(named.body)).toMatch(/image-to-image/);
   });
 });
