@@ -122,6 +122,28 @@ describe('runpod dialect inputs through runpod-sdk', () => {
     expect(job.inputs.map((input: Loose) => [input.role, input.sha256])).toEqual([['init', sha256(init)]]);
   });
 
+  it('/retry runs a FAILED job again with the same stored images and strength', async () => {
+    const queued = await (
+      await fetch(`${limited.url}/v2/ep-inputs/run`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ input: { prompt: PROMPT, width: WIDTH, height: HEIGHT, init_images: [init.toString('base64')], mask: mask.toString('base64'), denoising_strength: 0.45 } }),
+      })
+    ).json() as { id: string };
+    // No worker runs on `limited`, so the test fails the job the way the pipeline would.
+    await limited.darkroom.repo.transition(queued.id, ['queued'], 'failed', { error: { code: 'worker_failed', message: 'CUDA out of memory', retryable: true }, completedAt: new Date() });
+    const retried = await limited.api('POST', `/v2/ep-inputs/retry/${queued.id}`);
+    expect(retried).toMatchObject({ status: 200, body: { id: queued.id, status: 'IN_QUEUE' } });
+    const listed = await limited.api('GET', '/api/v1/jobs');
+    // The newest job is the retry's own.
+    const retry = (listed.body.items as Loose[]).find((job) => job.id !== queued.id && job.request.prompt === PROMPT && job.request.strength === 0.45);
+    expect(retry, JSON.stringify(listed.body).slice(0, 300)).toBeDefined();
+    expect(retry.inputs.map((input: Loose) => [input.role, input.sha256])).toEqual([
+      ['init', sha256(init)],
+      ['mask', sha256(mask)],
+    ]);
+  });
+
   it('worker-comfyui: input.images loaded by the workflow, denoise as the strength', async () => {
     const workflow = {
       '3': { class_type: 'KSampler', inputs: { seed: 3, steps: 8, cfg: 5, sampler_name: 'euler', scheduler: 'normal', denoise: 0.55, model: ['4', 0], positive: ['6', 0], negative: ['7', 0], latent_image: ['12', 0] } },

@@ -4,7 +4,7 @@ import type { Static } from 'typebox';
 import { conflict, DarkroomError } from '../../../core/errors.ts';
 import { SYSTEM_CALLER } from '../../../core/caller.ts';
 import type { JobService, JobView, ScopedJobs } from '../../../core/job-service.ts';
-import type { CreateJobInput, GenerationRequest } from '../../../core/request.ts';
+import type { CreateJobInput } from '../../../core/request.ts';
 import { parseRunpodInput, RunpodInputError } from './input.ts';
 import { presentBrief, presentStatus, runpodData, runpodStatus, type RunpodJobData } from './present.ts';
 import { EndpointParams, errorResponses, HealthResponse, JobParams, PurgeResponse, RunBody, StatusResponse, StreamResponse, WaitQuery } from './schemas.ts';
@@ -235,7 +235,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
         retryOf: found.known.id,
         retried: true,
       };
-      const next = await jobs.create(retryInput(latest.request, data.ttlMs), { dialect: DIALECT, dialectData: { ...retry } });
+      const next = await jobs.create(await retryInput(jobs, latest, data.ttlMs), { dialect: DIALECT, dialectData: { ...retry } });
       await jobs.mergeDialectData(found.known.id, { current: next.id });
       return { id: found.known.id, status: runpodStatus(next.status) };
     },
@@ -320,8 +320,19 @@ function inWorkerTerms(error: unknown, paths: string[]): unknown {
   return new DialectError(error.status, renamed.join('; '));
 }
 
-/** A failed job's request as a new job's input: routed afresh, with a fresh deadline of the same length. */
-function retryInput(request: GenerationRequest, ttlMs: number | undefined): CreateJobInput {
-  const { deadline: _expired, provider: _routed, ...rest } = request;
-  return ttlMs === undefined ? rest : { ...rest, deadline: new Date(Date.now() + ttlMs).toISOString() };
+/**
+ * A failed job's request as a new job's input: routed afresh, with a fresh deadline of the same
+ * length, and its input images sent again from darkroom's storage (never fetched from their sources
+ * again).
+ */
+async function retryInput(jobs: ScopedJobs, job: JobView, ttlMs: number | undefined): Promise<CreateJobInput> {
+  const { deadline: _expired, provider: _routed, inputs, ...rest } = job.request;
+  const images = await Promise.all(
+    (inputs ?? []).map(async (input, index) => ({ role: input.role, data: (await jobs.readInput(job.id, index)).bytes.toString('base64') })),
+  );
+  return {
+    ...rest,
+    ...(images.length > 0 ? { images } : {}),
+    ...(ttlMs === undefined ? {} : { deadline: new Date(Date.now() + ttlMs).toISOString() }),
+  };
 }
