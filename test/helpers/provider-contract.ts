@@ -31,8 +31,11 @@ export interface ProviderContractSpec {
   upstreamJobId?: (providerJobId: string) => string;
   /**
    * Input images the provider sends upstream, each switching on its case: an init image changed by
-   * strength (`imageToImage`), and an init image with a mask (`inpainting`). The upstream darkroom
-   * must store the very bytes darkroom was given, and render from them.
+   * strength (`imageToImage`), and an init image with a mask (`inpainting`). The cases expect the
+   * service to carry the images and the strength unchanged (the upstream darkroom stores the very
+   * bytes darkroom was given, and its job has the same strength), and the picture to be the one the
+   * upstream's mock renders from them; a service that re-encodes an image on the way (a mask turned
+   * into an alpha channel) needs its own comparison.
    */
   inputs?: { imageToImage?: boolean; inpainting?: boolean };
 }
