@@ -38,16 +38,16 @@ describe('the Civitai protocol on the service’s captured resources', () => {
 describe('the RunPod protocol: what the provider sends, the dialect reads back', () => {
   const params: GenerationParams = { prompt: 'a lighthouse', negativePrompt: 'fog', width: 768, height: 512, steps: 25, cfgScale: 6.5, seed: 1234, numImages: 2 };
 
-  it.each(RUNPOD_INPUT_FORMATS.filter((format) => format !== 'custom'))('%s: the input a worker gets is read back as the same job', (format) => {
+  it.each(RUNPOD_INPUT_FORMATS.filter((format) => format !== 'custom'))('%s: the input a worker gets is read back as the same job', async (format) => {
     const input = buildInput(params, format, () => 0.5);
-    const parsed = parseRunpodInput(JSON.parse(JSON.stringify(input)) as Record<string, unknown>);
+    const parsed = await parseRunpodInput(JSON.parse(JSON.stringify(input)) as Record<string, unknown>);
     expect(parsed.format).toBe(format);
     expect(parsed.job).toMatchObject({ prompt: 'a lighthouse', negativePrompt: 'fog', width: 768, height: 512, steps: 25, cfgScale: 6.5, seed: 1234 });
   });
 
-  it('custom: the RunPod-endpoints worker gets its prompt and size', () => {
+  it('custom: the RunPod-endpoints worker gets its prompt and size', async () => {
     const input = buildInput(params, 'custom');
-    expect(parseRunpodInput(JSON.parse(JSON.stringify(input)) as Record<string, unknown>).job).toMatchObject({ prompt: 'a lighthouse', width: 768, height: 512 });
+    expect((await parseRunpodInput(JSON.parse(JSON.stringify(input)) as Record<string, unknown>)).job).toMatchObject({ prompt: 'a lighthouse', width: 768, height: 512 });
   });
 });
 

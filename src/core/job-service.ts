@@ -393,6 +393,14 @@ export function makeJobService(deps: JobServiceDeps) {
       return object;
     },
 
+    /** The stored bytes of input image `index` of a job (a dialect that runs a job again sends them anew). */
+    async readInput(id: string, index: number): Promise<{ bytes: Buffer; contentType: string }> {
+      const input = (await getJob(caller, id)).request.inputs?.[index];
+      const object = input && (await readObject(storage, input.key));
+      if (!object) throw notFound('Input image', `${index} of job ${id}`);
+      return object;
+    },
+
     async list(query: { status?: JobStatus; dialect?: string; limit: number; cursor?: string }): Promise<{ items: JobView[]; nextCursor: string | null }> {
       const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
       const page = await repo.list({ owner: ownerFilter(caller), status: query.status, dialect: query.dialect, limit: query.limit + 1, after });
