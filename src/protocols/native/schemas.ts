@@ -77,8 +77,34 @@ export const GenerationOptionsSchema = Type.Object(
 
 export const PromptSchema = Type.String({ minLength: 1, maxLength: 4000 });
 
+/** What an input image is for: the picture to start from, which of its pixels may change (white), or a picture to take after. */
+export const INPUT_ROLES = ['init', 'mask', 'reference'] as const;
+export type InputRole = (typeof INPUT_ROLES)[number];
+
+export const InputSourceSchema = Type.Object(
+  {
+    role: Type.Enum(INPUT_ROLES),
+    uploadId: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'The id `POST /api/v1/uploads` answered.' })),
+    url: Type.Optional(Type.String({ format: 'uri', pattern: '^[Hh][Tt][Tt][Pp][Ss]?://', maxLength: 2000, description: 'An http(s) link darkroom fetches once.' })),
+    data: Type.Optional(Type.String({ minLength: 1, description: 'The image in base64, or as a data URI.' })),
+  },
+  { additionalProperties: false, description: 'One input image: its role and exactly one of `uploadId`, `url` or `data`.' },
+);
+
+const StrengthSchema = Type.Number({
+  minimum: 0,
+  maximum: 1,
+  description: 'How much the init image may change: 0 keeps it, 1 ignores it (default 0.75).',
+});
+
+/** Input images, which a job takes and a job's `request` does not keep (the job lists them as `inputs`). */
+const inputOptions = {
+  images: Type.Optional(Type.Array(InputSourceSchema, { minItems: 1, maxItems: 8, description: 'At most one init and one mask; a mask needs an init of its size.' })),
+  strength: Type.Optional(StrengthSchema),
+};
+
 export const CreateJobSchema = Type.Object(
-  { prompt: PromptSchema, ...GenerationOptionsSchema.properties },
+  { prompt: PromptSchema, ...GenerationOptionsSchema.properties, ...inputOptions },
   { additionalProperties: false },
 );
 export type CreateJobInput = Static<typeof CreateJobSchema>;
@@ -118,6 +144,17 @@ export const ImageSchema = Type.Object({
   expiresAt: DateTime,
 });
 
+/** An input image stored with its job. */
+export const JobInputSchema = Type.Object({
+  role: Type.Enum(INPUT_ROLES),
+  contentType: Type.String(),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  bytes: Type.Integer(),
+  sha256: Type.String(),
+  url: Type.String({ description: 'Signed link to the input image' }),
+});
+
 export const JobErrorSchema = Type.Object({ code: Type.String(), message: Type.String(), retryable: Type.Boolean() });
 
 export const JobSchema = Type.Object(
@@ -133,7 +170,7 @@ export const JobSchema = Type.Object(
     maxAttempts: Type.Integer(),
     provider: Type.String(),
     providerJobId: Nullable(Type.String()),
-    request: Type.Object({ prompt: Type.String(), ...GenerationOptionsSchema.properties }),
+    request: Type.Object({ prompt: Type.String(), ...GenerationOptionsSchema.properties, strength: Type.Optional(StrengthSchema) }),
     error: Nullable(JobErrorSchema),
     timings: Type.Object({ providerMs: Type.Number(), imageMs: Type.Number(), storageMs: Type.Number() }),
     createdAt: DateTime,
@@ -141,6 +178,7 @@ export const JobSchema = Type.Object(
     completedAt: Nullable(DateTime),
     deadlineAt: Nullable(DateTime),
     images: Type.Array(ImageSchema),
+    inputs: Type.Optional(Type.Array(JobInputSchema, { description: 'The input images, in the order given; absent for text-to-image' })),
   },
   { description: 'A job and its images' },
 );
@@ -162,6 +200,20 @@ export const BatchBody = Type.Object(
 export const BatchResponse = Type.Object({ batchId: Type.String(), jobs: Type.Array(JobSchema) });
 
 const StatusCounts = Type.Object(Object.fromEntries(JOB_STATUSES.map((status) => [status, Type.Integer()])));
+
+/** An uploaded image: `POST /api/v1/uploads` answers it; its `id` is an input's `uploadId`. */
+export const UploadSchema = Type.Object({
+  id: Type.String(),
+  contentType: Type.String({ description: 'Sniffed from the bytes: image/png, image/jpeg or image/webp' }),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  bytes: Type.Integer(),
+  sha256: Type.String(),
+  expiresAt: DateTime,
+});
+
+/** `GET /api/v1/uploads/{id}`: the upload with a signed link to its bytes. */
+export const UploadWithLinkSchema = Type.Object({ ...UploadSchema.properties, url: Type.String({ description: 'Signed link to the uploaded image' }) });
 
 export const BatchStatusResponse = Type.Object({
   batchId: Type.String(),
