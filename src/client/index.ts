@@ -1,6 +1,6 @@
 import type { Static } from 'typebox';
 import { TERMINAL_STATUSES } from '../protocols/native/jobs.ts';
-import type { BatchBody, BatchResponse, CreateJobSchema, ImageLinkResponse, InputSourceSchema, JobInputSchema, JobSchema, JobStreamEventSchema, ListQuery, ListResponse, ProblemSchema, UploadSchema, UploadWithLinkSchema } from '../protocols/native/schemas.ts';
+import type { BatchBody, BatchResponse, CreateJobSchema, ImageLinkResponse, InputSchema, InputSourceSchema, JobSchema, JobStreamEventSchema, ListQuery, ListResponse, ProblemSchema, UploadSchema } from '../protocols/native/schemas.ts';
 import { parseEventStream } from './sse.ts';
 
 /**
@@ -18,11 +18,11 @@ export type CreateJobInput = Static<typeof CreateJobSchema>;
 export type InputSource = Static<typeof InputSourceSchema>;
 export type InputRole = InputSource['role'];
 /** An input image stored with a job, with a signed link. */
-export type JobInput = Static<typeof JobInputSchema>;
+export type JobInput = Static<typeof InputSchema>;
 /** An uploaded image, as `uploads.create` answers it. */
-export type Upload = Static<typeof UploadSchema>;
+export type Upload = Omit<Static<typeof UploadSchema>, 'url'>;
 /** An uploaded image with a signed link, as `uploads.get` answers it. */
-export type UploadWithLink = Static<typeof UploadWithLinkSchema>;
+export type UploadWithLink = Upload & { url: string };
 /** The image types darkroom takes as input. */
 export type ImageContentType = 'image/png' | 'image/jpeg' | 'image/webp';
 /** What `batch` takes: `prompts` (one job each) or `jobs`, plus options shared by every job. */

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { JOB_STAGES, JOB_STATUSES, MAX_BATCH_SIZE, MAX_PAGE_SIZE } from './jobs.ts';
+import { DEFAULT_STRENGTH, INPUT_ROLES, JOB_STAGES, JOB_STATUSES, MAX_BATCH_SIZE, MAX_INPUTS, MAX_PAGE_SIZE } from './jobs.ts';
 
 /**
  * darkroom's own HTTP API (`/api/v1`) on the wire: every request and response schema, from which
@@ -20,6 +20,16 @@ export const NetworkSchema = Type.Object(
 export const WEBHOOK_EVENT_FILTERS = ['completed', 'status', 'image', 'batch.completed'] as const;
 export type WebhookEventFilter = (typeof WEBHOOK_EVENT_FILTERS)[number];
 export const WEBHOOK_URL_MAX_LENGTH = 2000;
+
+export const InputSourceSchema = Type.Object(
+  {
+    role: Type.Enum(INPUT_ROLES, { description: '`init`: the picture to start from; `mask`: which of its pixels may change (white) and which stay (black); `reference`: a picture to take after.' }),
+    uploadId: Type.Optional(Type.String({ format: 'uuid', description: 'An upload of this caller (POST /uploads).' })),
+    url: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: 'An http(s) URL darkroom fetches once, at submission.' })),
+    data: Type.Optional(Type.String({ minLength: 1, description: 'The image as base64, or a base64 data URI.' })),
+  },
+  { additionalProperties: false, description: 'One input image: exactly one of uploadId, url or data.' },
+);
 
 const dimension = (description: string) =>
   Type.Integer({ minimum: 64, maximum: 2048, multipleOf: 8, default: 512, description });
@@ -42,6 +52,15 @@ export const GenerationOptionsSchema = Type.Object(
       Type.Record(Type.String({ minLength: 1, maxLength: 500 }), NetworkSchema, { maxProperties: 20 }),
     ),
     numImages: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, default: 1 })),
+    images: Type.Optional(
+      Type.Array(InputSourceSchema, {
+        maxItems: MAX_INPUTS,
+        description: 'Input images: at most one init, at most one mask (it needs an init of the same size), references.',
+      }),
+    ),
+    strength: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 1, description: `How much the init image may change: 0 keeps it, 1 ignores it (default ${DEFAULT_STRENGTH} with an init image).` }),
+    ),
     provider: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     priority: Type.Optional(
       Type.Integer({ minimum: -100, maximum: 100, default: 0, description: 'Higher runs first.' }),
@@ -77,34 +96,8 @@ export const GenerationOptionsSchema = Type.Object(
 
 export const PromptSchema = Type.String({ minLength: 1, maxLength: 4000 });
 
-/** What an input image is for: the picture to start from, which of its pixels may change (white), or a picture to take after. */
-export const INPUT_ROLES = ['init', 'mask', 'reference'] as const;
-export type InputRole = (typeof INPUT_ROLES)[number];
-
-export const InputSourceSchema = Type.Object(
-  {
-    role: Type.Enum(INPUT_ROLES),
-    uploadId: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'The id `POST /api/v1/uploads` answered.' })),
-    url: Type.Optional(Type.String({ format: 'uri', pattern: '^[Hh][Tt][Tt][Pp][Ss]?://', maxLength: 2000, description: 'An http(s) link darkroom fetches once.' })),
-    data: Type.Optional(Type.String({ minLength: 1, description: 'The image in base64, or as a data URI.' })),
-  },
-  { additionalProperties: false, description: 'One input image: its role and exactly one of `uploadId`, `url` or `data`.' },
-);
-
-const StrengthSchema = Type.Number({
-  minimum: 0,
-  maximum: 1,
-  description: 'How much the init image may change: 0 keeps it, 1 ignores it (default 0.75).',
-});
-
-/** Input images, which a job takes and a job's `request` does not keep (the job lists them as `inputs`). */
-const inputOptions = {
-  images: Type.Optional(Type.Array(InputSourceSchema, { minItems: 1, maxItems: 8, description: 'At most one init and one mask; a mask needs an init of its size.' })),
-  strength: Type.Optional(StrengthSchema),
-};
-
 export const CreateJobSchema = Type.Object(
-  { prompt: PromptSchema, ...GenerationOptionsSchema.properties, ...inputOptions },
+  { prompt: PromptSchema, ...GenerationOptionsSchema.properties },
   { additionalProperties: false },
 );
 export type CreateJobInput = Static<typeof CreateJobSchema>;
@@ -144,16 +137,31 @@ export const ImageSchema = Type.Object({
   expiresAt: DateTime,
 });
 
-/** An input image stored with its job. */
-export const JobInputSchema = Type.Object({
+export const InputSchema = Type.Object({
   role: Type.Enum(INPUT_ROLES),
   contentType: Type.String(),
   width: Type.Integer(),
   height: Type.Integer(),
   bytes: Type.Integer(),
   sha256: Type.String(),
-  url: Type.String({ description: 'Signed link to the input image' }),
+  url: Type.String({ description: 'Signed link to the stored input image' }),
 });
+
+export const UploadSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    contentType: Type.String(),
+    width: Type.Integer(),
+    height: Type.Integer(),
+    bytes: Type.Integer(),
+    sha256: Type.String(),
+    expiresAt: DateTime,
+    url: Type.Optional(Type.String({ description: 'Signed link to the image (GET only)' })),
+  },
+  { description: 'An uploaded input image, usable by the jobs of its owner until it expires' },
+);
+
+export const UploadIdParams = Type.Object({ id: Type.String({ format: 'uuid', description: 'Upload id (UUID)' }) });
 
 export const JobErrorSchema = Type.Object({ code: Type.String(), message: Type.String(), retryable: Type.Boolean() });
 
@@ -170,7 +178,7 @@ export const JobSchema = Type.Object(
     maxAttempts: Type.Integer(),
     provider: Type.String(),
     providerJobId: Nullable(Type.String()),
-    request: Type.Object({ prompt: Type.String(), ...GenerationOptionsSchema.properties, strength: Type.Optional(StrengthSchema) }),
+    request: Type.Object({ prompt: Type.String(), ...GenerationOptionsSchema.properties }),
     error: Nullable(JobErrorSchema),
     timings: Type.Object({ providerMs: Type.Number(), imageMs: Type.Number(), storageMs: Type.Number() }),
     createdAt: DateTime,
@@ -178,9 +186,9 @@ export const JobSchema = Type.Object(
     completedAt: Nullable(DateTime),
     deadlineAt: Nullable(DateTime),
     images: Type.Array(ImageSchema),
-    inputs: Type.Optional(Type.Array(JobInputSchema, { description: 'The input images, in the order given; absent for text-to-image' })),
+    inputs: Type.Optional(Type.Array(InputSchema)),
   },
-  { description: 'A job and its images' },
+  { description: 'A job, its input images and its images' },
 );
 
 export const CreateJobBody = CreateJobSchema;
@@ -200,20 +208,6 @@ export const BatchBody = Type.Object(
 export const BatchResponse = Type.Object({ batchId: Type.String(), jobs: Type.Array(JobSchema) });
 
 const StatusCounts = Type.Object(Object.fromEntries(JOB_STATUSES.map((status) => [status, Type.Integer()])));
-
-/** An uploaded image: `POST /api/v1/uploads` answers it; its `id` is an input's `uploadId`. */
-export const UploadSchema = Type.Object({
-  id: Type.String(),
-  contentType: Type.String({ description: 'Sniffed from the bytes: image/png, image/jpeg or image/webp' }),
-  width: Type.Integer(),
-  height: Type.Integer(),
-  bytes: Type.Integer(),
-  sha256: Type.String(),
-  expiresAt: DateTime,
-});
-
-/** `GET /api/v1/uploads/{id}`: the upload with a signed link to its bytes. */
-export const UploadWithLinkSchema = Type.Object({ ...UploadSchema.properties, url: Type.String({ description: 'Signed link to the uploaded image' }) });
 
 export const BatchStatusResponse = Type.Object({
   batchId: Type.String(),
