@@ -44,15 +44,15 @@ describe('Darkroom client: uploads and input images', () => {
     expect(new Uint8Array(await (await fetch(read.url)).arrayBuffer())).toEqual(jpeg);
 
     // A Blob whose own type is wrong (an extension's guess) is sent as what its bytes are.
-    const webp = new Uint8Array(await sharp({ create: { width: 40, height: 32, channels: 3, background: '#203080' } }).webp().toBuffer());
-    expect(await client.uploads.create(new Blob([webp], { type: 'image/png' }))).toMatchObject({ contentType: 'image/webp', width: 40, height: 32 });
+    const webp = new Uint8Array(await sharp({ create: { width: 80, height: 64, channels: 3, background: '#203080' } }).webp().toBuffer());
+    expect(await client.uploads.create(new Blob([webp], { type: 'image/png' }))).toMatchObject({ contentType: 'image/webp', width: 80, height: 64 });
   });
 
   it('refusals are DarkroomApiErrors: not an image, a type that lies, an unknown upload', async () => {
     const text = await rejection(client.uploads.create(new TextEncoder().encode('not an image at all')));
     expect(text).toBeInstanceOf(DarkroomApiError);
     expect((text as DarkroomApiError).status).toBe(400);
-    const png = new Uint8Array(await sharp({ create: { width: 8, height: 8, channels: 3, background: '#000' } }).png().toBuffer());
+    const png = new Uint8Array(await sharp({ create: { width: 64, height: 64, channels: 3, background: '#000' } }).png().toBuffer());
     const lying = await rejection(client.uploads.create(png, 'image/jpeg'));
     expect((lying as DarkroomApiError).status).toBe(400);
     const unknown = await rejection(client.uploads.get(UNKNOWN_ID));

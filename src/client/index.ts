@@ -120,11 +120,18 @@ async function sniffImageType(bytes: Uint8Array | Blob): Promise<ImageContentTyp
   return IMAGE_SIGNATURES.find((signature) => signature.matches(head))?.type;
 }
 
+/** A multipart form whose part `file` holds `bytes`, declaring no type (the server reads it from the bytes). */
+function formWithFile(bytes: Uint8Array | Blob): FormData {
+  const form = new FormData();
+  form.append('file', bytes instanceof Blob ? bytes.slice(0, bytes.size, '') : new Blob([bytes]), 'image');
+  return form;
+}
+
 /** Images uploaded for use as job inputs (`images: [{role, uploadId}]`). */
 export interface Uploads {
   /**
-   * Uploads one PNG, JPEG or WebP image. Its type is `contentType`, else read from its first bytes,
-   * else a Blob's own type; the server checks it against the bytes either way.
+   * Uploads one PNG, JPEG or WebP image. Its type is `contentType`, else read from its first bytes
+   * (a Blob's own type is a guess from a file name, and is not used); the server checks it either way.
    * @throws DarkroomApiError 400 for bytes that are not such an image (or a type that lies about them), 413 for one too large.
    */
   create(bytes: Uint8Array | Blob, contentType?: ImageContentType, options?: RequestOptions): Promise<Upload>;
@@ -158,14 +165,12 @@ export class Darkroom {
   /** Images to use as job inputs: upload one, read one back. */
   readonly uploads: Uploads = {
     create: async (bytes, contentType, options = {}) => {
-      // A Blob's own type comes from a file name's extension: the bytes' signature is the better guess.
-      const declared = contentType ?? (await sniffImageType(bytes)) ?? (bytes instanceof Blob && bytes.type !== '' ? bytes.type : undefined);
-      // Bytes of no known image type are sent all the same, for the server to say what is wrong with them.
-      const response = await this.#send('POST', '/api/v1/uploads', {
-        raw: bytes,
-        headers: { 'content-type': declared ?? 'application/octet-stream' },
-        signal: options.signal,
-      });
+      const declared = contentType ?? (await sniffImageType(bytes));
+      // Bytes of no known image type go as a form's file part without a type of its own: the server
+      // reads them and says what is wrong with them, rather than refusing the declared type.
+      const response = declared
+        ? await this.#send('POST', '/api/v1/uploads', { raw: bytes, headers: { 'content-type': declared }, signal: options.signal })
+        : await this.#send('POST', '/api/v1/uploads', { raw: formWithFile(bytes), signal: options.signal });
       return (await response.json()) as Upload;
     },
     get: (id, options = {}) => this.#json<UploadWithLink>('GET', `/api/v1/uploads/${encodeURIComponent(id)}`, options),
@@ -329,11 +334,11 @@ export class Darkroom {
   }
 
   /** Sends one request with the client's headers; an error answer is thrown as DarkroomApiError. */
-  /** `body` is sent as JSON, `raw` as it is (with the content type `headers` give it). */
+  /** `body` is sent as JSON, `raw` as it is (with the content type `headers` give it, or a form's own). */
   async #send(
     method: string,
     path: string,
-    init: { body?: unknown; raw?: Uint8Array | Blob; headers?: Record<string, string>; signal?: AbortSignal; idempotencyKey?: string },
+    init: { body?: unknown; raw?: Uint8Array | Blob | FormData; headers?: Record<string, string>; signal?: AbortSignal; idempotencyKey?: string },
   ): Promise<Response> {
     const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
     if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
