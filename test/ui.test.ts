@@ -373,7 +373,6 @@ describe.skipIf(!hasChromium)('web UI in Chromium', () => {
 
       await initSlot.getByRole('button', { name: 'Use its size' }).click();
       expect([await page.getByLabel('Width', { exact: true }).inputValue(), await page.getByLabel('Height', { exact: true }).inputValue()]).toEqual(['256', '192']);
-      await page.screenshot({ path: `${SCREENSHOTS}/image-to-image-form.png` });
 
       const [id] = (await generate(page)) as [string];
       await cardWithStatus(page, id, 'succeeded').waitFor();
@@ -389,6 +388,7 @@ describe.skipIf(!hasChromium)('web UI in Chromium', () => {
       expect(await card(page, id).locator('.card-meta').textContent()).toContain('strength 0.4');
       const output = card(page, id).getByRole('button', { name: 'the harbour at night' });
       expect(await imageSize(output.locator('img'))).toMatchObject({ naturalWidth: 128, naturalHeight: 128 });
+      await page.screenshot({ path: `${SCREENSHOTS}/image-to-image.png`, fullPage: true });
 
       // The lightbox tells it too.
       await output.click();
