@@ -413,6 +413,51 @@ describe.skipIf(!hasChromium)('web UI in Chromium', () => {
     }
   });
 
+  it('an image dropped on the form is the init image; one dropped on the mask zone is the mask', async () => {
+    const solid = (background: string) => sharp({ create: { width: 128, height: 128, channels: 3, background } }).png().toBuffer();
+    const [init, mask] = await Promise.all([solid('#3060c0'), solid('#ffffff')]);
+    const page = await openUi();
+    /** Drops `bytes` as a PNG file named `name` on `target`, as a file dragged from the desktop would. */
+    const drop = async (target: Locator, name: string, bytes: Buffer) => {
+      const dataTransfer = await page.evaluateHandle(`(() => {
+        const bytes = Uint8Array.from(atob(${JSON.stringify(bytes.toString('base64'))}), (char) => char.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], ${JSON.stringify(name)}, { type: 'image/png' }));
+        return transfer;
+      })()`);
+      await target.dispatchEvent('dragover', { dataTransfer });
+      await target.dispatchEvent('drop', { dataTransfer });
+    };
+
+    await prompt(page).fill('a dropped picture');
+    // The section is closed: a drop on the prompt opens it.
+    await drop(prompt(page), 'blue.png', init);
+    const initSlot = page.locator('.drop-zone[data-role="init"]');
+    await initSlot.getByText('128×128 px').waitFor();
+    expect(await initSlot.locator('.picked-name').textContent()).toBe('blue.png');
+    const maskSlot = page.locator('.drop-zone[data-role="mask"]');
+    await drop(maskSlot, 'white.png', mask);
+    await maskSlot.getByText('128×128 px').waitFor();
+    expect(await initSlot.locator('.picked-name').textContent()).toBe('blue.png');
+
+    await openAdvanced(page);
+    await page.getByLabel('Width', { exact: true }).fill('128');
+    await page.getByLabel('Height', { exact: true }).fill('128');
+    const [id] = (await generate(page)) as [string];
+    await cardWithStatus(page, id, 'succeeded').waitFor();
+    const { body: job } = await dr.api('GET', `/api/v1/jobs/${id}`);
+    expect(job.inputs.map((input: { role: string; sha256: string }) => [input.role, input.sha256])).toEqual([
+      ['init', createHash('sha256').update(init).digest('hex')],
+      ['mask', createHash('sha256').update(mask).digest('hex')],
+    ]);
+    expect(await card(page, id).locator('.job-inputs li').evaluateAll((items) => items.map((item) => item.textContent))).toEqual(['Init image', 'Mask']);
+
+    // Removing the init image removes the mask too: a mask needs one.
+    await page.getByRole('button', { name: 'Remove the init image' }).click();
+    expect(await page.locator('.drop-zone').count()).toBe(1);
+    expect(await initSlot.locator('.picked').count()).toBe(0);
+  });
+
   it('fits a phone (390×844) without sideways scrolling, with the form, cards and the lightbox', async () => {
     const page = await openUi({ viewport: { width: 390, height: 844 }, hasTouch: true });
     await prompt(page).fill(`a very long prompt without spaces ${'x'.repeat(300)}`);
