@@ -412,6 +412,26 @@ describe('darkroom generate --image, --mask and --strength', () => {
     expect(await jobCount(dr)).toBe(before);
   });
 
+  it('with --idempotency-key, a retried command sends the same images and gets the same job', async () => {
+    const args = ['generate', '--server', dr.url, '--json', '--image', initPath, '--mask', maskPath, '--idempotency-key', 'cli-images-1', '--width', String(SIZE), '--height', String(SIZE), 'twice'];
+    const first = await cli([...args, '--out', outDir()]);
+    const second = await cli([...args, '--out', outDir()]);
+    expect([first.code, second.code], second.stderr).toEqual([0, 0]);
+    const [one, two] = [JSON.parse(first.stdout), JSON.parse(second.stdout)];
+    expect(two.id).toBe(one.id);
+    expect(two.inputs.map((input: { role: string; sha256: string }) => [input.role, input.sha256])).toEqual([
+      ['init', sha256(initBytes)],
+      ['mask', sha256(maskBytes)],
+    ]);
+
+    // Sent within the request, a file the server will not take is named by its flag.
+    const notImage = join(dir, 'mask.txt');
+    writeFileSync(notImage, 'not a mask');
+    const refused = await cli(['generate', '--server', dr.url, '--image', initPath, '--mask', notImage, '--idempotency-key', 'cli-images-2', 'x']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^darkroom refused the request \(400 Bad Request\):\n  images\.1\S* \(--mask\): .+\n$/);
+  });
+
   it('a missing or unreadable file, a mask without an image and a strength outside 0–1 exit 2 before anything is sent', async () => {
     const before = await jobCount(dr);
     const cases: [string[], RegExp][] = [

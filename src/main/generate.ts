@@ -161,9 +161,14 @@ async function readInputFiles(values: { image?: string; mask?: string }, usage: 
   );
 }
 
-/** Uploads the input files, and answers the request's `images`. The server's refusal of a file names its flag and path. */
-async function uploadInputs(client: Connection['client'], files: InputFile[], signal: AbortSignal): Promise<CreateJobInput['images']> {
+/**
+ * The request's `images`: each file uploaded, and referred to by its upload's id. With an idempotency
+ * key they are sent in the request itself instead (base64): a retried command must send the same
+ * request, and a new upload would have a new id. The server's refusal of an upload names its flag and path.
+ */
+async function uploadInputs(client: Connection['client'], files: InputFile[], signal: AbortSignal, idempotencyKey: string | undefined): Promise<CreateJobInput['images']> {
   if (files.length === 0) return undefined;
+  if (idempotencyKey !== undefined) return files.map((file) => ({ role: file.role, data: Buffer.from(file.bytes).toString('base64') }));
   const images: NonNullable<CreateJobInput['images']> = [];
   for (const file of files) {
     try {
@@ -202,7 +207,7 @@ async function generate({ client }: Connection, settings: Settings): Promise<num
         }, settings.timeoutMs);
 
   try {
-    const images = await uploadInputs(client, settings.inputFiles, stop.signal).catch((error: unknown) => {
+    const images = await uploadInputs(client, settings.inputFiles, stop.signal, settings.idempotencyKey).catch((error: unknown) => {
       if (stop.signal.aborted) return null;
       throw error;
     });
