@@ -186,7 +186,7 @@ export const JobSchema = Type.Object(
     completedAt: Nullable(DateTime),
     deadlineAt: Nullable(DateTime),
     images: Type.Array(ImageSchema),
-    inputs: Type.Optional(Type.Array(InputSchema)),
+    inputs: Type.Array(InputSchema),
   },
   { description: 'A job, its input images and its images' },
 );
