@@ -429,7 +429,7 @@ describe('darkroom generate --image, --mask and --strength', () => {
     writeFileSync(notImage, 'not a mask');
     const refused = await cli(['generate', '--server', dr.url, '--image', initPath, '--mask', notImage, '--idempotency-key', 'cli-images-2', 'x']);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/^darkroom refused the request \(400 Bad Request\):\n  images\.1\S* \(--mask\): .+\n$/);
+    expect(refused.stderr).toMatch(/^darkroom refused the request \(400 Bad Request\):\n {2}images\.1\S* \(--mask\): .+\n$/);
   });
 
   it('a missing or unreadable file, a mask without an image and a strength outside 0–1 exit 2 before anything is sent', async () => {
