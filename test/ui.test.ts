@@ -458,9 +458,13 @@ describe.skipIf(!hasChromium)('web UI in Chromium', () => {
     expect(await initSlot.locator('.picked').count()).toBe(0);
   });
 
-  it('fits a phone (390×844) without sideways scrolling, with the form, cards and the lightbox', async () => {
+  it('fits a phone (390×844) without sideways scrolling, with the form, an init image, cards and the lightbox', async () => {
     const page = await openUi({ viewport: { width: 390, height: 844 }, hasTouch: true });
     await prompt(page).fill(`a very long prompt without spaces ${'x'.repeat(300)}`);
+    await page.locator('details.image-inputs summary').click();
+    const wide = await sharp({ create: { width: 2048, height: 256, channels: 3, background: '#406080' } }).png().toBuffer();
+    await page.getByLabel('Init image', { exact: true }).setInputFiles({ name: `a-long-file-name-${'y'.repeat(80)}.png`, mimeType: 'image/png', buffer: wide });
+    await page.getByText('2048×256 px').waitFor();
     const [id] = (await generate(page)) as [string];
     await cardWithStatus(page, id, 'succeeded').waitFor();
     await openAdvanced(page);
@@ -474,7 +478,7 @@ describe.skipIf(!hasChromium)('web UI in Chromium', () => {
     const box = await dialog.boundingBox();
     expect(box && box.x >= 0 && box.x + box.width <= 390).toBe(true);
     // The original is shrunk to fit the screen, in proportion.
-    const shown = await imageSize(dialog.locator('img'));
+    const shown = await imageSize(dialog.locator('.lightbox-image img'));
     expect(shown.cssWidth).toBeLessThan(shown.naturalWidth);
     expect(shown.cssWidth / shown.cssHeight).toBeCloseTo(shown.naturalWidth / shown.naturalHeight, 2);
     await page.screenshot({ path: `${SCREENSHOTS}/phone-lightbox.png` });
