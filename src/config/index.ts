@@ -74,6 +74,8 @@ export interface Config {
   bullBoard: boolean;
   /** The operator's key: an admin credential that needs no database row (Bearer, or Basic with any user name). */
   adminApiKey: string | undefined;
+  /** A Bearer token that reads /metrics (admin keys do too): for a Prometheus scraper that should hold nothing else. */
+  metricsToken: string | undefined;
   /**
    * off: no credentials, one shared space. optional: guests (one per client IP) or a valid key.
    * required: a valid key on every API route.
@@ -338,6 +340,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     sseHeartbeatMs: integer('SSE_HEARTBEAT_MS', 15_000, 10, 3_600_000),
     bullBoard: boolean('BULL_BOARD', false),
     adminApiKey: read('ADMIN_API_KEY'),
+    metricsToken: read('METRICS_TOKEN'),
     auth: oneOf('AUTH', ['off', 'optional', 'required'] as const, 'optional'),
     rateLimits: { generate: rateLimit('RATE_LIMIT_GENERATE'), read: rateLimit('RATE_LIMIT_READ') },
     maxActiveJobsPerKey: read('MAX_ACTIVE_JOBS_PER_KEY') === undefined ? undefined : integer('MAX_ACTIVE_JOBS_PER_KEY', 0, 1, 1_000_000),

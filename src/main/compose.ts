@@ -30,6 +30,7 @@ import { makeLinkSigner, resolveSigningSecret } from '../storage/signing.ts';
 import { makePipeline } from '../worker/pipeline.ts';
 import { inspectImage, prepareImage } from '../storage/thumbnail.ts';
 import { makeInputService } from '../core/inputs.ts';
+import { makePrometheusMetrics } from '../metrics/index.ts';
 import { makeUploadRepository } from '../db/uploads-repository.ts';
 import { makeInputFetcher } from '../webhooks/input-fetcher.ts';
 import { makeReconciler } from '../worker/reconciler.ts';
@@ -118,16 +119,20 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     ? await makePostgresEventBus({ url: config.databaseUrl as string, pool: database.pool, logger })
     : makeLocalEventBus();
   const jobLog = logger.child({ component: 'jobs' });
+  // The queue depth is read from the repository below at each scrape.
+  const metrics = makePrometheusMetrics({ queueDepth: () => repo.countByStatus({}) });
   const webhookRepo = makeWebhookRepository(database.db);
   const repo = makeJobRepository(database.db, {
     outbox: makeWebhookOutbox(webhookRepo, new Set(DIALECTS.filter((dialect) => dialect.webhookPayload).map((dialect) => dialect.name))),
     // Only called once jobs run, by which time the dispatcher below exists.
     onOutboxCommitted: () => webhookDispatcher.nudge(),
-    onTransition: (job) =>
+    onTransition: (job) => {
+      metrics.jobFinished(job);
       jobLog.info(
         { jobId: job.id, owner: job.owner, status: job.status, attempt: job.attempts, provider: job.provider, ...(job.error ? { error: job.error.code } : {}) },
         `job ${job.status}`,
-      ),
+      );
+    },
     onEvents: (rows) => {
       for (const row of rows) {
         const message = { id: row.id, jobId: row.jobId, type: row.type, status: row.status, stage: row.stage, at: row.createdAt.toISOString() };
@@ -185,6 +190,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     signer: makeWebhookSigner(resolveWebhookSecret(config.webhooks.secret, config.dataDir)),
     targets: webhookTargets,
     logger: logger.child({ component: 'webhooks' }),
+    metrics,
     concurrency: config.webhooks.concurrency,
     timeoutMs: config.webhooks.timeoutMs,
     retry: {
@@ -205,6 +211,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     providerCallTimeoutMs: config.providerTimeoutMs,
     leaseMs: config.jobLeaseMs,
     logger: logger.child({ component: 'worker' }),
+    metrics,
     random: overrides.random,
   });
   const worker = makeWorker({
@@ -266,6 +273,8 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     idempotency: makeIdempotencyRepository(database.db, { ttlMs: IDEMPOTENCY_TTL_MS, abandonedAfterMs: IDEMPOTENCY_ABANDONED_MS }),
     feed: makeEventFeed({ repo, events }),
     sseHeartbeatMs: config.sseHeartbeatMs,
+    metrics,
+    metricsToken: config.metricsToken,
   });
 
   let closing: Promise<void> | undefined;
