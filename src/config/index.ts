@@ -115,6 +115,8 @@ export interface Config {
     allowPrivate: boolean;
   };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** LOG_FILE: the same JSON lines in a rotated file as well as on stdout. */
+  logFile?: { path: string; rotate: string; keep: number };
 }
 
 export interface RateLimit {
@@ -185,6 +187,17 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     if (['false', '0', 'no'].includes(raw)) return false;
     problems.push(`${name}="${raw}" must be true or false`);
     return fallback;
+  };
+
+  /** LOG_FILE and how it rotates: LOG_FILE_ROTATE is daily, hourly or a size (`50m`, `500k`, `1g`). */
+  const logFile = (): Config['logFile'] => {
+    const path = read('LOG_FILE');
+    const rotate = read('LOG_FILE_ROTATE') ?? 'daily';
+    const keep = integer('LOG_FILE_KEEP', 14, 1, 1000);
+    if (!['daily', 'hourly'].includes(rotate) && !/^\d+[kmg]$/.test(rotate)) {
+      problems.push(`LOG_FILE_ROTATE="${rotate}" must be daily, hourly or a size such as 50m, 500k or 1g`);
+    }
+    return path === undefined ? undefined : { path, rotate, keep };
   };
 
   const url = (name: string, protocols: string[]): string | undefined => {
@@ -362,6 +375,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
       allowPrivate: boolean('WEBHOOK_ALLOW_PRIVATE', false) || allowPrivateUrls,
     },
     logLevel: oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    logFile: logFile(),
   };
 
   if (config.signingSecret !== undefined && config.signingSecret.length < 32) {

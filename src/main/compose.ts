@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { makeProcessLogger } from './logger.ts';
 import { Redis } from 'ioredis';
 import { buildApp } from '../api/app.ts';
 import { makeKeyRepository } from '../db/keys-repository.ts';
@@ -100,7 +101,8 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
       `DEFAULT_PROVIDER="${config.defaultProvider}" is not a configured provider (configured: ${providers.names().join(', ')}); set its credentials or choose another`,
     ]);
   }
-  const logger = overrides.logger ?? pino({ level: config.logLevel, base: { service: 'darkroom' } });
+  const processLogger = overrides.logger ? { logger: overrides.logger, close: async () => undefined } : makeProcessLogger(config);
+  const { logger } = processLogger;
   const database = await openDatabase({
     url: config.databaseUrl,
     dataDir: overrides.database?.dataDir !== undefined ? overrides.database.dataDir : config.dataDir,
@@ -321,6 +323,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
         await storage.close();
         await events.close();
         await database.close();
+        await processLogger.close();
       })();
       return closing;
     },
