@@ -51,6 +51,8 @@ export interface AppDeps {
   feed: EventFeed;
   /** How often an idle event stream gets a heartbeat (SSE_HEARTBEAT_MS). */
   sseHeartbeatMs: number;
+  /** How long the OpenAI dialect waits for a job before answering 504 (OPENAI_WAIT_MS). */
+  openaiWaitMs: number;
 }
 
 /** The whole HTTP surface as one Fastify instance that never listens: the process entry owns that. */
@@ -127,6 +129,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     jobs: deps.jobs,
     feed: deps.feed,
     sseHeartbeatMs: deps.sseHeartbeatMs,
+    openaiWaitMs: deps.openaiWaitMs,
     providerChecks: deps.providerChecks,
     resources: deps.resources,
     keys: deps.auth.keys,
