@@ -28,6 +28,13 @@ export interface ProviderContractSpec {
   seeds?: boolean;
   /** Upstream's id for a job, as darkroom saved it, mapped to the upstream darkroom's native job id. */
   upstreamJobId?: (providerJobId: string) => string;
+  /**
+   * For a service whose answers carry no job id (OpenAI's synchronous calls): finds the upstream
+   * darkroom's native job id for the job darkroom saved as `providerJobId`.
+   */
+  findUpstreamJob?: (providerJobId: string, upstream: TestDarkroom) => Promise<string>;
+  /** How the service refuses a prompt on content grounds; the job must fail at once with `content_filtered`. */
+  contentRefusal?: { status: number; body: string };
 }
 
 /**
@@ -65,8 +72,10 @@ export function providerContract(spec: ProviderContractSpec): void {
       expect(body.provider).toBe(spec.provider);
       return body.id as string;
     };
-    const upstreamJob = async (providerJobId: string) =>
-      (await upstream.api('GET', `/api/v1/jobs/${spec.upstreamJobId ? spec.upstreamJobId(providerJobId) : providerJobId}`)).body;
+    const upstreamJob = async (providerJobId: string) => {
+      const id = spec.findUpstreamJob ? await spec.findUpstreamJob(providerJobId, upstream) : spec.upstreamJobId ? spec.upstreamJobId(providerJobId) : providerJobId;
+      return (await upstream.api('GET', `/api/v1/jobs/${id}`)).body;
+    };
 
     it('stores exactly the bytes the mock renders for the same prompt, seed and size', async () => {
       const before = submits();
@@ -124,6 +133,17 @@ export function providerContract(spec: ProviderContractSpec): void {
       expect(job.attempts).toBe(1);
       expect(job.error).toMatchObject({ retryable: false });
       expect((job.error as { message: string }).message).toContain('bad things');
+      expect(submits() - before).toBe(1);
+    });
+
+    it.runIf(spec.contentRefusal !== undefined)('fails at once with content_filtered when the service refuses the content', async () => {
+      const before = submits();
+      const refusal = spec.contentRefusal as { status: number; body: string };
+      proxy.inject({ match: spec.isSubmit, times: 1, respond: refusal });
+      const job = await darkroom.waitForJob(await create());
+      expect(job.status).toBe('failed');
+      expect(job.attempts).toBe(1);
+      expect(job.error).toMatchObject({ code: 'content_filtered', retryable: false });
       expect(submits() - before).toBe(1);
     });
 
