@@ -1,4 +1,4 @@
-import OpenAI, { APIError, BadRequestError } from 'openai';
+import OpenAI, { APIError, BadRequestError, toFile } from 'openai';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderMockImage } from '../src/providers/mock/image.ts';
@@ -210,5 +210,60 @@ describe('OpenAI dialect: unfinished and refused jobs', () => {
     } finally {
       await darkroom.close({ removeData: true });
     }
+  });
+});
+
+/** A solid picture, and OpenAI's mask for it: transparent (to change) on the left half, opaque on the right. */
+async function editImages(size = 256) {
+  const init = await sharp({ create: { width: size, height: size, channels: 3, background: '#c81e1e' } }).png().toBuffer();
+  const alpha = Buffer.alloc(size * size);
+  for (let y = 0; y < size; y += 1) alpha.fill(255, y * size + size / 2, (y + 1) * size);
+  const mask = await sharp({ create: { width: size, height: size, channels: 3, background: '#000000' } })
+    .joinChannel(alpha, { raw: { width: size, height: size, channels: 1 } })
+    .png()
+    .toBuffer();
+  return { init, mask };
+}
+
+describe('OpenAI dialect: edit and variation uploads', () => {
+  let darkroom: TestDarkroom;
+  let client: OpenAI;
+  beforeAll(async () => {
+    darkroom = await startDarkroom();
+    client = clientOf(darkroom, { maxRetries: 0 });
+  });
+  afterAll(async () => darkroom?.close({ removeData: true }));
+
+  it('refuses uploads that are not images, masks OpenAI would refuse, and models that do not edit, naming the parameter', async () => {
+    const { init, mask } = await editImages();
+    const text = await toFile(Buffer.from('not an image at all'), 'notes.png', { type: 'image/png' });
+    await expectRefusal(client.images.edit({ model: 'gpt-image-1', prompt: 'x', image: text }), 'image');
+    const opaque = await toFile(init, 'mask.png', { type: 'image/png' });
+    await expectRefusal(client.images.edit({ model: 'gpt-image-1', prompt: 'x', image: await toFile(init, 'a.png'), mask: opaque }), 'mask');
+    const small = await toFile((await editImages(128)).mask, 'mask.png', { type: 'image/png' });
+    const mismatch = await expectRefusal(client.images.edit({ model: 'gpt-image-1', prompt: 'x', image: await toFile(init, 'a.png'), mask: small }), 'mask');
+    expect(mismatch.message).toContain('128x128');
+    await expectRefusal(client.images.edit({ model: 'dall-e-3', prompt: 'x', image: await toFile(init, 'a.png'), mask: await toFile(mask, 'm.png') }), 'model');
+    await expectRefusal(client.images.edit({ model: 'dall-e-2', prompt: 'x', image: [await toFile(init, 'a.png'), await toFile(init, 'b.png')] }), 'image');
+    await expectRefusal(client.images.edit({ model: 'gpt-image-1', prompt: '', image: await toFile(init, 'a.png') }), 'prompt');
+    await expectRefusal(client.images.edit({ model: 'gpt-image-1', prompt: 'x', image: await toFile(init, 'a.png'), size: '7x7' }), 'size');
+    await expectRefusal(client.images.createVariation({ image: await toFile(Buffer.from('GIF89a'), 'a.gif') }), 'image');
+    await expectRefusal(client.images.createVariation({ model: 'gpt-image-1', image: await toFile(init, 'a.png') }), 'model');
+    const missing = new FormData();
+    missing.append('prompt', 'no image');
+    const answer = await fetch(`${darkroom.url}/v1/images/edits`, { method: 'POST', body: missing });
+    expect(answer.status).toBe(400);
+    expect((await answer.json()).error).toMatchObject({ param: 'image', code: 'missing_required_parameter' });
+  });
+
+  it('refuses a file over the upload limit with a 413 on image', async () => {
+    const form = new FormData();
+    form.append('prompt', 'too big');
+    const huge = Buffer.alloc(21 * 1_048_576);
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]).copy(huge);
+    form.append('image', new Blob([huge], { type: 'image/png' }), 'huge.png');
+    const answer = await fetch(`${darkroom.url}/v1/images/edits`, { method: 'POST', body: form });
+    expect(answer.status).toBe(413);
+    expect((await answer.json()).error).toMatchObject({ type: 'invalid_request_error', param: 'image' });
   });
 });
