@@ -1,4 +1,5 @@
 import OpenAI, { APIError, BadRequestError, toFile } from 'openai';
+import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderMockImage } from '../src/providers/mock/image.ts';
@@ -253,7 +254,52 @@ describe('OpenAI dialect: edit and variation uploads', () => {
     missing.append('prompt', 'no image');
     const answer = await fetch(`${darkroom.url}/v1/images/edits`, { method: 'POST', body: missing });
     expect(answer.status).toBe(400);
-    expect((await answer.json()).error).toMatchObject({ param: 'image', code: 'missing_required_parameter' });
+    expect(((await answer.json()) as { error: unknown }).error).toMatchObject({ param: 'image', code: 'missing_required_parameter' });
+  });
+
+  it('edits with an image and a mask through toFile: the image is kept where the mask is opaque', async () => {
+    const { init, mask } = await editImages();
+    const { data: answer, response } = await client.images
+      .edit({ model: 'gpt-image-1', prompt: 'a green meadow', image: await toFile(init, 'photo.png', { type: 'image/png' }), mask: await toFile(mask, 'mask.png', { type: 'image/png' }), size: '1024x1024' })
+      .withResponse();
+    const result = Buffer.from(answer.data?.[0]?.b64_json ?? '', 'base64');
+    const { data: pixels, info } = await sharp(result).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([1024, 1024]);
+    const at = (x: number, y: number) => [...pixels.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3)];
+    // The right half was opaque in OpenAI's mask: the init image stays there.
+    expect(at(900, 500)).toEqual([200, 30, 30]);
+    expect(at(800, 100)).toEqual([200, 30, 30]);
+    expect(at(100, 500)).not.toEqual([200, 30, 30]);
+
+    const job = (await darkroom.api('GET', `/api/v1/jobs/${response.headers.get('darkroom-job-id')}`)).body;
+    expect(job.inputs.map((input: { role: string }) => input.role)).toEqual(['init', 'mask']);
+    expect(job.inputs[0].sha256).toBe(createHash('sha256').update(init).digest('hex'));
+    // darkroom's mask is white where OpenAI's was transparent.
+    const stored = await sharp(Buffer.from(await (await fetch(job.inputs[1].url)).arrayBuffer())).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    expect(stored.data[10 * 256 + 10]).toBe(255);
+    expect(stored.data[10 * 256 + 250]).toBe(0);
+  });
+
+  it('takes several images as the init image and references, streams an edit, and makes variations', async () => {
+    const { init } = await editImages();
+    const other = await sharp({ create: { width: 128, height: 128, channels: 3, background: '#1e64c8' } }).jpeg().toBuffer();
+    const { response } = await client.images
+      .edit({ model: 'gpt-image-1', prompt: 'both together', image: [await toFile(init, 'a.png', { type: 'image/png' }), await toFile(other, 'b.jpg', { type: 'image/jpeg' })], size: '1024x1024' })
+      .withResponse();
+    const job = (await darkroom.api('GET', `/api/v1/jobs/${response.headers.get('darkroom-job-id')}`)).body;
+    expect(job.inputs.map((input: { role: string }) => input.role)).toEqual(['init', 'reference']);
+
+    const stream = await client.images.edit({ model: 'gpt-image-1', prompt: 'streamed', image: await toFile(init, 'a.png', { type: 'image/png' }), stream: true });
+    const events: OpenAI.Images.ImageEditStreamEvent[] = [];
+    for await (const event of stream) events.push(event);
+    expect(events.map((event) => event.type)).toEqual(['image_edit.completed']);
+
+    const variations = await client.images.createVariation({ image: await toFile(init, 'a.png', { type: 'image/png' }), n: 2, size: '256x256' });
+    expect(variations.data).toHaveLength(2);
+    for (const image of variations.data ?? []) {
+      const bytes = Buffer.from(await (await fetch(image.url as string)).arrayBuffer());
+      expect(await sharp(bytes).metadata()).toMatchObject({ width: 256, height: 256 });
+    }
   });
 
   it('refuses a file over the upload limit with a 413 on image', async () => {
@@ -264,6 +310,6 @@ describe('OpenAI dialect: edit and variation uploads', () => {
     form.append('image', new Blob([huge], { type: 'image/png' }), 'huge.png');
     const answer = await fetch(`${darkroom.url}/v1/images/edits`, { method: 'POST', body: form });
     expect(answer.status).toBe(413);
-    expect((await answer.json()).error).toMatchObject({ type: 'invalid_request_error', param: 'image' });
+    expect(((await answer.json()) as { error: unknown }).error).toMatchObject({ type: 'invalid_request_error', param: 'image' });
   });
 });

@@ -2,12 +2,11 @@ import multipart from '@fastify/multipart';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import sharp from 'sharp';
 import { sniffImageType } from '../../../protocols/http/index.ts';
+import { MAX_INPUTS } from '../../../core/request.ts';
 import { DialectError } from '../../http/errors.ts';
 
-/** Largest uploaded image (OpenAI takes up to 50 MB for the GPT image models; darkroom keeps inputs smaller). */
-export const MAX_UPLOAD_BYTES = 20 * 1_048_576;
-/** Most files of one form: OpenAI's 16 images of an edit and a mask. */
-const MAX_FILES = 17;
+/** Most files of one form: darkroom's input images of one job (the images and the mask together). */
+const MAX_FILES = MAX_INPUTS;
 const FIELD_BYTES = 64 * 1024;
 const ACCEPTED_TYPES = ['image/png', 'image/jpeg', 'image/webp'];
 
@@ -27,9 +26,9 @@ export interface ImageForm {
 
 const refusal = (param: string, message: string, status = 400, code = 'invalid_value') => new DialectError(status, message, { extra: { param, code } });
 
-/** multipart/form-data for this dialect's scope only. */
-export async function registerImageForms(app: FastifyInstance): Promise<void> {
-  await app.register(multipart, { limits: { fileSize: MAX_UPLOAD_BYTES, files: MAX_FILES, fieldSize: FIELD_BYTES, fields: 30, parts: 50 } });
+/** multipart/form-data for this dialect's scope only; files up to darkroom's input limit (UPLOAD_MAX_BYTES). */
+export async function registerImageForms(app: FastifyInstance, maxBytes: number): Promise<void> {
+  await app.register(multipart, { limits: { fileSize: maxBytes, files: MAX_FILES, fieldSize: FIELD_BYTES, fields: 30, parts: 50 } });
 }
 
 /** `image`, `image[]` (how the openai package sends a list) and `image[3]` are all images. */
@@ -66,7 +65,7 @@ async function readMask(bytes: Buffer, init: Upload | undefined): Promise<Upload
 }
 
 /** Reads an edit or variation form: its text parts and its images, each checked to be PNG, JPEG or WebP. */
-export async function readImageForm(request: FastifyRequest): Promise<ImageForm> {
+export async function readImageForm(request: FastifyRequest, maxBytes: number): Promise<ImageForm> {
   if (!request.isMultipart()) throw new DialectError(415, 'Send the request as multipart/form-data, with the image as a file part', { extra: { param: null, code: 'unsupported_media_type' } });
   const fields: Record<string, string> = {};
   const images: Buffer[] = [];
@@ -88,8 +87,8 @@ export async function readImageForm(request: FastifyRequest): Promise<ImageForm>
   } catch (error) {
     if (error instanceof DialectError) throw error;
     const { code, statusCode } = error as FastifyError;
-    if (code === 'FST_REQ_FILE_TOO_LARGE') throw refusal('image', `Invalid 'image': a file is larger than ${MAX_UPLOAD_BYTES} bytes.`, 413, 'file_too_large');
-    if (code === 'FST_FILES_LIMIT') throw refusal('image', `Invalid 'image': at most ${MAX_FILES} files per request.`, 400);
+    if (code === 'FST_REQ_FILE_TOO_LARGE') throw refusal('image', `Invalid 'image': a file is larger than ${maxBytes} bytes.`, 413, 'file_too_large');
+    if (code === 'FST_FILES_LIMIT') throw refusal('image', `Invalid 'image': darkroom takes at most ${MAX_FILES} files (images and mask) per request.`, 400);
     if (statusCode === 413) throw refusal('image', 'The form has too many parts.', 413, 'request_too_large');
     throw new DialectError(400, `The multipart body is malformed: ${error instanceof Error ? error.message : 'unreadable'}`, { extra: { param: null, code: 'invalid_multipart' } });
   }

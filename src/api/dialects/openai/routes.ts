@@ -1,8 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DarkroomError } from '../../../core/errors.ts';
 import type { JobService, JobView, ScopedJobs } from '../../../core/job-service.ts';
 import { isTerminal } from '../../../core/job.ts';
-import type { CreateJobInput, InputSource } from '../../../core/request.ts';
+import { MAX_INPUTS, type CreateJobInput, type InputSource } from '../../../core/request.ts';
 import {
   CONTENT_POLICY_CODES,
   DEFAULT_IMAGE_MODEL,
@@ -48,7 +49,8 @@ export const paramError = (problem: ParamProblem) => new DialectError(400, probl
  */
 export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAIRoutesOptions> = async (app, options) => {
   const { jobs: service, waitMs } = options;
-  await registerImageForms(app);
+  const maxUploadBytes = service.inputLimits.maxBytes;
+  await registerImageForms(app, maxUploadBytes);
   const streams = new Set<SseStream>();
   // An open stream would hold the server's close until its job ended.
   app.addHook('preClose', async () => {
@@ -83,12 +85,29 @@ export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAIRoutesOptions> = asyn
 
   async function run(request: FastifyRequest, reply: FastifyReply, input: CreateJobInput, data: OpenAIJobData, stream: boolean) {
     const jobs = service.for(request.caller);
-    const job = await jobs.create(input, { dialect: DIALECT, dialectData: { ...data } });
+    const job = await jobs.create(input, { dialect: DIALECT, dialectData: { ...data } }).catch((error: unknown) => {
+      throw inputRefusal(error, input.images ?? []);
+    });
     reply.header('darkroom-job-id', job.id);
     if (stream) return streamJob(jobs, job.id, reply, data.operation === 'generations' ? 'generations' : 'edits');
     const done = await jobs.waitFor(job.id, waitMs);
     if (done.status !== 'succeeded') throw refusalOf(done, reply);
     return presentImages(jobs, done);
+  }
+
+  /**
+   * The core names an input image it refuses by its place in the job (`images/2/data`); the client
+   * sent it as `image` (or `image[n]`) or `mask`, so that is the parameter named.
+   */
+  function inputRefusal(error: unknown, images: InputSource[]): unknown {
+    if (!(error instanceof DarkroomError)) return error;
+    const field = error.fieldErrors.find((problem) => /^\/?images\b/.test(problem.field))?.field;
+    if (field === undefined) return error;
+    const index = Number(/^\/?images\/(\d+)/.exec(field)?.[1]);
+    const source = images[index];
+    const pictures = images.filter((image) => image.role !== 'mask');
+    const param = source?.role === 'mask' ? 'mask' : source && pictures.length > 1 ? `image[${pictures.indexOf(source)}]` : 'image';
+    return new DialectError(error.status, `Invalid '${param}': ${error.message}`, { extra: { param, code: error.status === 413 ? 'file_too_large' : 'invalid_value' } });
   }
 
   /** The job's images as server-sent events once it ends: a `completed` event per image, or an `error` event. */
@@ -168,7 +187,7 @@ export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAIRoutesOptions> = asyn
 
   const forms = new WeakMap<FastifyRequest, ImageForm>();
   const readForm = async (request: FastifyRequest) => {
-    forms.set(request, await readImageForm(request));
+    forms.set(request, await readImageForm(request, maxUploadBytes));
   };
   const formOf = (request: FastifyRequest): ImageForm => forms.get(request) ?? { fields: {}, images: [] };
   const source = (role: InputSource['role'], bytes: Buffer): InputSource => ({ role, data: bytes.toString('base64') });
@@ -195,9 +214,11 @@ export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAIRoutesOptions> = asyn
       const { params } = read;
       const [init, ...references] = form.images;
       if (!init) throw paramError({ param: 'image', message: "Missing required parameter: 'image'.", code: 'missing_required_parameter' });
-      const most = IMAGE_MODELS[params.model ?? DEFAULT_IMAGE_MODEL]?.maxEditImages;
-      if (most !== undefined && form.images.length > most) {
-        throw paramError({ param: 'image', message: `Invalid 'image': ${params.model ?? DEFAULT_IMAGE_MODEL} takes at most ${most} image${most === 1 ? '' : 's'}; ${form.images.length} were sent.`, code: 'invalid_value' });
+      const model = params.model ?? DEFAULT_IMAGE_MODEL;
+      // darkroom keeps at most MAX_INPUTS images a job, the mask included: fewer than gpt-image-1's 16.
+      const most = Math.min(IMAGE_MODELS[model]?.maxEditImages ?? MAX_INPUTS, MAX_INPUTS - (form.mask ? 1 : 0));
+      if (form.images.length > most) {
+        throw paramError({ param: 'image', message: `Invalid 'image': ${model} takes at most ${most} image${most === 1 ? '' : 's'} here; ${form.images.length} were sent.`, code: 'invalid_value' });
       }
       const { input, data } = common(params, 'edits');
       const images = [source('init', init.bytes), ...(form.mask ? [source('mask', form.mask.bytes)] : []), ...references.map((image) => source('reference', image.bytes))];
