@@ -22,6 +22,7 @@ providerContract({
   seeds: false,
   // Each darkroom job makes one upstream job, and the suite runs one job at a time: the newest is its own.
   findUpstreamJob: async (_providerJobId, upstream) => (await upstream.api('GET', '/api/v1/jobs?limit=1')).body.items[0].id as string,
+  inpainting: true,
   contentRefusal: {
     status: 400,
     body: JSON.stringify({
