@@ -26,9 +26,11 @@ export interface ImageForm {
 
 const refusal = (param: string, message: string, status = 400, code = 'invalid_value') => new DialectError(status, message, { extra: { param, code } });
 
-/** multipart/form-data for this dialect's scope only; files up to darkroom's input limit (UPLOAD_MAX_BYTES). */
-export async function registerImageForms(app: FastifyInstance, maxBytes: number): Promise<void> {
-  await app.register(multipart, { limits: { fileSize: maxBytes, files: MAX_FILES, fieldSize: FIELD_BYTES, fields: 30, parts: 50 } });
+const LIMITS = { files: MAX_FILES, fieldSize: FIELD_BYTES, fields: 30, parts: 50 };
+
+/** multipart/form-data for this dialect's scope only. */
+export async function registerImageForms(app: FastifyInstance): Promise<void> {
+  await app.register(multipart, { limits: LIMITS });
 }
 
 /** `image`, `image[]` (how the openai package sends a list) and `image[3]` are all images. */
@@ -71,7 +73,8 @@ export async function readImageForm(request: FastifyRequest, maxBytes: number): 
   const images: Buffer[] = [];
   let mask: Buffer | undefined;
   try {
-    for await (const part of request.parts()) {
+    // Files up to darkroom's input limit (UPLOAD_MAX_BYTES), read when the request comes.
+    for await (const part of request.parts({ limits: { ...LIMITS, fileSize: maxBytes } })) {
       if (part.type === 'file') {
         if (isImagePart(part.fieldname)) images.push(await part.toBuffer());
         else if (part.fieldname === 'mask') mask = await part.toBuffer();

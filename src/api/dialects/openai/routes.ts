@@ -49,8 +49,7 @@ export const paramError = (problem: ParamProblem) => new DialectError(400, probl
  */
 export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAIRoutesOptions> = async (app, options) => {
   const { jobs: service, waitMs } = options;
-  const maxUploadBytes = service.inputLimits.maxBytes;
-  await registerImageForms(app, maxUploadBytes);
+  await registerImageForms(app);
   const streams = new Set<SseStream>();
   // An open stream would hold the server's close until its job ended.
   app.addHook('preClose', async () => {
@@ -187,7 +186,7 @@ export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAIRoutesOptions> = asyn
 
   const forms = new WeakMap<FastifyRequest, ImageForm>();
   const readForm = async (request: FastifyRequest) => {
-    forms.set(request, await readImageForm(request, maxUploadBytes));
+    forms.set(request, await readImageForm(request, service.inputLimits.maxBytes));
   };
   const formOf = (request: FastifyRequest): ImageForm => forms.get(request) ?? { fields: {}, images: [] };
   const source = (role: InputSource['role'], bytes: Buffer): InputSource => ({ role, data: bytes.toString('base64') });
