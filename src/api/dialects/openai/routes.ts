@@ -100,6 +100,12 @@ export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAIRoutesOptions> = asyn
    */
   function inputRefusal(error: unknown, images: InputSource[]): unknown {
     if (!(error instanceof DarkroomError)) return error;
+    // What the dialect keeps with the job is named as the client sent it (`user`).
+    const kept = error.fieldErrors.find((problem) => /^\/?dialectData\//.test(problem.field));
+    if (kept) {
+      const param = kept.field.replace(/^\/?dialectData\//, '').split('/')[0] ?? null;
+      return new DialectError(error.status, `Invalid '${param}': ${kept.message}.`, { extra: { param, code: 'invalid_value' } });
+    }
     const field = error.fieldErrors.find((problem) => /^\/?images\b/.test(problem.field))?.field;
     if (field === undefined) return error;
     const index = Number(/^\/?images\/(\d+)/.exec(field)?.[1]);
@@ -167,6 +173,9 @@ export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAIRoutesOptions> = asyn
     '/images/generations',
     {
       config: { idempotent: true, group: 'generate' },
+      preValidation: async (request) => {
+        if (request.isMultipart()) throw new DialectError(415, 'Send a generation as application/json', { extra: { param: null, code: 'unsupported_media_type' } });
+      },
       schema: {
         tags,
         summary: 'OpenAI: create images from a prompt',
