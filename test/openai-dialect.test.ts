@@ -1,4 +1,4 @@
-import OpenAI, { APIError, BadRequestError, toFile } from 'openai';
+import OpenAI, { APIError, BadRequestError, RateLimitError, toFile } from 'openai';
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -185,6 +185,36 @@ describe('OpenAI dialect: unfinished and refused jobs', () => {
         .catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(BadRequestError);
       expect((error as BadRequestError).code).toBe('content_policy_violation');
+    } finally {
+      await darkroom.close({ removeData: true });
+    }
+  });
+
+  it('ends a stream of a refused job with an error event, which the openai package throws', async () => {
+    const darkroom = await startDarkroom({ MOCK_FAILURE_RATE: '1' }, { random: () => 0.5 });
+    try {
+      const stream = await clientOf(darkroom).images.generate({ model: 'gpt-image-1', prompt: 'something refused', stream: true });
+      const error = await (async () => {
+        for await (const event of stream) expect(event).toBeUndefined();
+      })().catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(APIError);
+      expect((error as APIError).message).toContain('rejected by the safety system');
+    } finally {
+      await darkroom.close({ removeData: true });
+    }
+  });
+
+  it('counts generations against RATE_LIMIT_GENERATE, answering 429 in OpenAI’s shape', async () => {
+    const darkroom = await startDarkroom({ RATE_LIMIT_GENERATE: '1/minute' });
+    try {
+      const client = clientOf(darkroom, { maxRetries: 0 });
+      await client.images.generate({ model: 'dall-e-2', prompt: 'first', size: '256x256' });
+      const error = await client.images.generate({ model: 'dall-e-2', prompt: 'second', size: '256x256' }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(RateLimitError);
+      expect((error as RateLimitError).type).toBe('rate_limit_error');
+      expect(Number((error as RateLimitError).headers?.get('retry-after'))).toBeGreaterThan(0);
+      // Reads are another group.
+      expect((await client.models.list()).data.length).toBeGreaterThan(0);
     } finally {
       await darkroom.close({ removeData: true });
     }

@@ -1,3 +1,4 @@
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeOpenAIProvider } from '../src/providers/openai/index.ts';
 import type { GenerationRequest } from '../src/core/request.ts';
@@ -29,6 +30,33 @@ providerContract({
       error: { message: 'Your request was rejected as a result of our safety system.', type: 'image_generation_user_error', param: null, code: 'moderation_blocked' },
     }),
   },
+});
+
+describe('model routing through the openai provider', () => {
+  it('sends the models the provider claims to it, any other to the default provider, and lists them', async () => {
+    const upstream = await startDarkroom({ AUTH: 'off' });
+    const darkroom = await startDarkroom({ OPENAI_BASE_URL: `${upstream.url}/v1`, OPENAI_API_KEY: 'sk-test-key-for-darkroom', OPENAI_MODELS: 'dall-e-3,house-model' });
+    try {
+      const client = new OpenAI({ apiKey: 'sk-anything', baseURL: `${darkroom.url}/v1` });
+      const claimed = await client.images.generate({ model: 'dall-e-3', prompt: 'a claimed model', response_format: 'b64_json' }).withResponse();
+      const claimedJob = (await darkroom.api('GET', `/api/v1/jobs/${claimed.response.headers.get('darkroom-job-id')}`)).body;
+      expect(claimedJob).toMatchObject({ provider: 'openai', status: 'succeeded' });
+      const far = (await upstream.api('GET', '/api/v1/jobs?limit=1')).body.items[0];
+      expect(far.request.prompt).toBe('a claimed model');
+      const farBytes = Buffer.from(await (await fetch(far.images[0].url)).arrayBuffer());
+      expect(Buffer.from(claimed.data.data?.[0]?.b64_json ?? '', 'base64').equals(farBytes)).toBe(true);
+
+      const other = await client.images.generate({ model: 'gpt-image-1', prompt: 'an unclaimed model' }).withResponse();
+      const otherJob = (await darkroom.api('GET', `/api/v1/jobs/${other.response.headers.get('darkroom-job-id')}`)).body;
+      expect(otherJob.provider).toBe('mock');
+
+      const models = Object.fromEntries((await client.models.list()).data.map((model) => [model.id, model.owned_by]));
+      expect(models).toMatchObject({ 'dall-e-3': 'openai', 'house-model': 'openai', 'gpt-image-1': 'mock' });
+    } finally {
+      await darkroom.close({ removeData: true });
+      await upstream.close({ removeData: true });
+    }
+  });
 });
 
 describe('openai provider', () => {
