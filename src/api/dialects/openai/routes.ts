@@ -154,7 +154,8 @@ export const openaiRoutes: FastifyPluginAsyncTypebox<OpenAIRoutesOptions> = asyn
     if (!isTerminal(job.status)) {
       return new DialectError(
         504,
-        `The image is not ready after ${Math.round(waitMs / 1000)} s; darkroom job ${jobId} goes on. Read it with GET /api/v1/jobs/${jobId} (same key), or wait for it with GET /api/v1/jobs/${jobId}/events.`,
+        `The image is not ready after ${waitMs < 10_000 ? `${waitMs} ms` : `${Math.round(waitMs / 1000)} s`}; darkroom job ${jobId} goes on. ` +
+          `Read it, with its images once it has succeeded, with GET /api/v1/jobs/${jobId} (same key; ?wait=60 waits up to a minute for it).`,
         { extra: { type: 'timeout', param: null, code: 'job_not_finished', job_id: jobId } },
       );
     }
