@@ -106,7 +106,18 @@ export async function imageBytes(item: { b64_json?: unknown; url?: unknown }, in
       await response.body?.cancel();
       throw new ProviderError(`Downloading an OpenAI image failed with HTTP ${response.status}`, { code: 'download_failed', retryable: true, resubmit: true });
     }
-    bytes = Buffer.from(await response.arrayBuffer());
+    if (Number(response.headers.get('content-length')) > init.maxBytes) {
+      await response.body?.cancel();
+      throw new ProviderError(`An OpenAI image is larger than the ${init.maxBytes}-byte limit`, { code: 'image_too_large', retryable: false });
+    }
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for await (const chunk of response.body ?? []) {
+      total += chunk.byteLength;
+      if (total > init.maxBytes) throw new ProviderError(`An OpenAI image is larger than the ${init.maxBytes}-byte limit`, { code: 'image_too_large', retryable: false });
+      chunks.push(chunk);
+    }
+    bytes = Buffer.concat(chunks);
   } else throw new ProviderError('OpenAI answered an image with neither b64_json nor an http(s) url', { code: 'invalid_response', retryable: true, resubmit: true });
   if (bytes.length > init.maxBytes) throw new ProviderError(`An OpenAI image is larger than the ${init.maxBytes}-byte limit`, { code: 'image_too_large', retryable: false });
   const contentType = sniffImageType(bytes);

@@ -24,6 +24,9 @@ const CODES: Record<string, string> = {
   internal_error: 'server_error',
 };
 
+/** OpenAI's code for a schema failure of `keyword`. */
+const RULE_CODES: Record<string, string> = { required: 'missing_required_parameter', additionalProperties: 'unknown_parameter', type: 'invalid_type' };
+
 function body(error: NormalisedError, request: FastifyRequest): OpenAIErrorBody {
   const { param, code, ...extra } = error.extra as { param?: string | null; code?: string | null } & Record<string, unknown>;
   const field = error.fields[0];
@@ -38,7 +41,7 @@ function body(error: NormalisedError, request: FastifyRequest): OpenAIErrorBody 
       message,
       type: errorTypeOf(error.status),
       param: param !== undefined ? param : fieldParam,
-      code: code !== undefined ? code : field ? 'invalid_value' : (CODES[error.code] ?? error.code),
+      code: code !== undefined ? code : field ? (RULE_CODES[field.rule?.keyword ?? ''] ?? 'invalid_value') : (CODES[error.code] ?? error.code),
       ...extra,
     },
   };
