@@ -235,6 +235,11 @@ describe('OpenAI dialect: unfinished and refused jobs', () => {
       const again = await as(alice).images.generate({ prompt: 'once', model: 'dall-e-2', size: '256x256' }, { headers: { 'Idempotency-Key': 'same-key-1' } }).withResponse();
       expect(again.response.headers.get('idempotent-replayed')).toBe('true');
       expect(again.data.data?.[0]?.url).toBe(first.data.data?.[0]?.url);
+      const other = await as(alice)
+        .images.generate({ prompt: 'another prompt', model: 'dall-e-2', size: '256x256' }, { headers: { 'Idempotency-Key': 'same-key-1' }, maxRetries: 0 })
+        .catch((caught: unknown) => caught);
+      expect((other as APIError).status).toBe(422);
+      expect((other as APIError).error).toMatchObject({ type: 'invalid_request_error', message: expect.any(String) });
       const jobId = first.response.headers.get('darkroom-job-id');
       const seen = await darkroom.api('GET', `/api/v1/jobs/${jobId}`, undefined, { authorization: `Bearer ${bob}` });
       expect(seen.status).toBe(404);
