@@ -326,3 +326,25 @@ describe('input URLs', () => {
     }
   });
 });
+
+describe('large inputs', () => {
+  it('a job with a 2 MB base64 image and an Idempotency-Key is taken once, and its repeat is replayed', async () => {
+    const dr = await startDarkroom();
+    try {
+      const noise = await sharp(Buffer.from(Array.from({ length: 1000 * 1000 * 3 }, (_, index) => (index * 7919) % 251)), { raw: { width: 1000, height: 1000, channels: 3 } })
+        .png({ compressionLevel: 0 })
+        .toBuffer();
+      expect(noise.length).toBeGreaterThan(2_000_000);
+      const body = { prompt: PROMPT, images: [{ role: 'init', data: noise.toString('base64') }] };
+      const first = await dr.api('POST', '/api/v1/jobs', body, { 'idempotency-key': 'big-1' });
+      expect(first.status, JSON.stringify(first.body).slice(0, 300)).toBe(202);
+      const again = await dr.api('POST', '/api/v1/jobs', body, { 'idempotency-key': 'big-1' });
+      expect(again.status).toBe(202);
+      expect(again.headers.get('idempotent-replayed')).toBe('true');
+      expect(again.body.id).toBe(first.body.id);
+      expect(first.body.inputs[0]).toMatchObject({ role: 'init', width: 1000, height: 1000, bytes: noise.length, sha256: sha256(noise) });
+    } finally {
+      await dr.close();
+    }
+  });
+});

@@ -76,6 +76,8 @@ export interface Config {
   bullBoard: boolean;
   /** The operator's key: an admin credential that needs no database row (Bearer, or Basic with any user name). */
   adminApiKey: string | undefined;
+  /** A Bearer token that reads /metrics (admin keys do too): for a Prometheus scraper that should hold nothing else. */
+  metricsToken: string | undefined;
   /**
    * off: no credentials, one shared space. optional: guests (one per client IP) or a valid key.
    * required: a valid key on every API route.
@@ -115,6 +117,8 @@ export interface Config {
     allowPrivate: boolean;
   };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** LOG_FILE: the same JSON lines in a rotated file as well as on stdout. */
+  logFile?: { path: string; rotate: string; keep: number };
 }
 
 export interface RateLimit {
@@ -185,6 +189,17 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     if (['false', '0', 'no'].includes(raw)) return false;
     problems.push(`${name}="${raw}" must be true or false`);
     return fallback;
+  };
+
+  /** LOG_FILE and how it rotates: LOG_FILE_ROTATE is daily, hourly or a size (`50m`, `500k`, `1g`). */
+  const logFile = (): Config['logFile'] => {
+    const path = read('LOG_FILE');
+    const rotate = read('LOG_FILE_ROTATE') ?? 'daily';
+    const keep = integer('LOG_FILE_KEEP', 14, 1, 1000);
+    if (!['daily', 'hourly'].includes(rotate) && !/^\d+[kmg]$/.test(rotate)) {
+      problems.push(`LOG_FILE_ROTATE="${rotate}" must be daily, hourly or a size such as 50m, 500k or 1g`);
+    }
+    return path === undefined ? undefined : { path, rotate, keep };
   };
 
   const url = (name: string, protocols: string[]): string | undefined => {
@@ -341,6 +356,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     openaiWaitMs: integer('OPENAI_WAIT_MS', 300_000, 100, 540_000),
     bullBoard: boolean('BULL_BOARD', false),
     adminApiKey: read('ADMIN_API_KEY'),
+    metricsToken: read('METRICS_TOKEN'),
     auth: oneOf('AUTH', ['off', 'optional', 'required'] as const, 'optional'),
     rateLimits: { generate: rateLimit('RATE_LIMIT_GENERATE'), read: rateLimit('RATE_LIMIT_READ') },
     maxActiveJobsPerKey: read('MAX_ACTIVE_JOBS_PER_KEY') === undefined ? undefined : integer('MAX_ACTIVE_JOBS_PER_KEY', 0, 1, 1_000_000),
@@ -362,6 +378,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
       allowPrivate: boolean('WEBHOOK_ALLOW_PRIVATE', false) || allowPrivateUrls,
     },
     logLevel: oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    logFile: logFile(),
   };
 
   if (config.signingSecret !== undefined && config.signingSecret.length < 32) {

@@ -3,6 +3,7 @@ import { ProviderError } from '../core/errors.ts';
 import { isTerminal, type Job, type JobError, type JobTimings } from '../core/job.ts';
 import type { JobStore, NewImage } from '../core/ports/job-store.ts';
 import type { Logger } from '../core/ports/logger.ts';
+import { errorClass, type Metrics } from '../core/ports/metrics.ts';
 import type { HandlerResult } from '../core/ports/queue.ts';
 import type { Provider, ProviderContext, ProviderOutput, ProviderRegistry } from '../core/ports/provider.ts';
 import { imageKeys, readObject, type ImagePreparer, type ObjectStorage } from '../core/ports/storage.ts';
@@ -25,6 +26,7 @@ export interface PipelineDeps {
    */
   leaseMs: number;
   logger: Logger;
+  metrics?: Metrics;
   random?: () => number;
 }
 
@@ -232,6 +234,7 @@ export function makePipeline(deps: PipelineDeps) {
   async function handleFailure(turn: Turn, error: unknown): Promise<HandlerResult> {
     const { job, provider, timings, lease } = turn;
     const failure = classify(error, job);
+    if (error instanceof ProviderError) deps.metrics?.providerError(job.provider, errorClass(failure));
     const jobError: JobError = { code: failure.code, message: failure.message, retryable: failure.retryable };
     if (failure.retryable && job.attempts < job.maxAttempts) {
       const delay = untilDeadline(job, Math.max(failure.retryAfterMs ?? 0, retryDelayMs(job.attempts, deps.retry, random)));
