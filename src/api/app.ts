@@ -132,7 +132,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (files) => {
     // A signed link is its own credential: it works in an <img> tag, with no header.
     markRoutesPublic(files);
-    await files.register(filesRoutes, { storage: deps.storage, signer: deps.signer });
+    await files.register(filesRoutes, {
+      storage: deps.storage,
+      signer: deps.signer,
+      removedAt: async (key) => {
+        const jobId = /^jobs\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\//.exec(key)?.[1];
+        return jobId ? deps.jobs.imagesExpiredAt(jobId) : null;
+      },
+    });
   });
   const context: DialectContext = {
     jobs: deps.jobs,

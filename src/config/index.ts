@@ -91,6 +91,8 @@ export interface Config {
   maxBatchSize: number;
   /** Fastify's trustProxy: whether X-Forwarded-For names the client (true, a hop count, or trusted addresses). */
   trustProxy: boolean | number | string[];
+  /** RETAIN_*: how long things are kept, in ms; undefined keeps them for ever. */
+  retention: { imagesMs?: number; jobsMs?: number; deliveriesMs?: number };
   inputs: {
     /** Largest input image, uploaded, fetched or inline (UPLOAD_MAX_BYTES). */
     maxBytes: number;
@@ -189,6 +191,19 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     if (['false', '0', 'no'].includes(raw)) return false;
     problems.push(`${name}="${raw}" must be true or false`);
     return fallback;
+  };
+
+  const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  /** A duration such as `90s`, `15m`, `12h` or `30d`; unset means for ever. */
+  const duration = (name: string): number | undefined => {
+    const raw = read(name);
+    if (raw === undefined) return undefined;
+    const match = /^(\d{1,6})([smhd])$/.exec(raw);
+    if (!match || Number(match[1]) === 0) {
+      problems.push(`${name}="${raw}" must be a duration such as 90s, 15m, 12h or 30d (unset keeps for ever)`);
+      return undefined;
+    }
+    return Number(match[1]) * (DURATION_UNITS[match[2] as string] as number);
   };
 
   /** LOG_FILE and how it rotates: LOG_FILE_ROTATE is daily, hourly or a size (`50m`, `500k`, `1g`). */
@@ -362,6 +377,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     maxActiveJobsPerKey: read('MAX_ACTIVE_JOBS_PER_KEY') === undefined ? undefined : integer('MAX_ACTIVE_JOBS_PER_KEY', 0, 1, 1_000_000),
     maxBatchSize: integer('MAX_BATCH_SIZE', 100, 1, 100),
     trustProxy: trustProxy(),
+    retention: { imagesMs: duration('RETAIN_IMAGES'), jobsMs: duration('RETAIN_JOBS'), deliveriesMs: duration('RETAIN_DELIVERIES') },
     inputs: {
       maxBytes: integer('UPLOAD_MAX_BYTES', 20 * 1_048_576, 1024, 100 * 1_048_576),
       uploadTtlSeconds: integer('UPLOAD_TTL', 24 * 3600, 1, 30 * 24 * 3600),

@@ -244,7 +244,8 @@ export function makeJobService(deps: JobServiceDeps) {
   }
 
   async function view(job: Job, images?: JobImage[]): Promise<JobView> {
-    const own = images ?? (await repo.listImages([job.id]));
+    // Images marked expired may already be gone from storage: never hand out a link to one.
+    const own = job.imagesExpiredAt ? [] : (images ?? (await repo.listImages([job.id])));
     const [imageViews, inputViews] = await Promise.all([Promise.all(own.map(imageView)), deps.inputs.views(job.request.inputs)]);
     return { ...job, images: imageViews, inputs: inputViews };
   }
@@ -380,7 +381,8 @@ export function makeJobService(deps: JobServiceDeps) {
 
     /** The stored bytes of one image of a succeeded job (for dialects that answer with base64). */
     async readImage(id: string, index: number, type: ImageType = 'original'): Promise<{ bytes: Buffer; contentType: string }> {
-      await getJob(caller, id);
+      const job = await getJob(caller, id);
+      if (job.imagesExpiredAt) throw imagesGone(job);
       const image = (await repo.listImages([id])).find((candidate) => candidate.index === index);
       if (!image) throw notFound('Image', `${index} of job ${id}`);
       const object = await readObject(storage, type === 'original' ? image.originalKey : image.thumbnailKey);
@@ -435,6 +437,7 @@ export function makeJobService(deps: JobServiceDeps) {
 
     async imageLink(id: string, index: number, type: ImageType) {
       const job = await getJob(caller, id);
+      if (job.imagesExpiredAt) throw imagesGone(job);
       if (job.status !== 'succeeded') {
         throw new DarkroomError(409, 'job_unfinished', `Job ${id} is ${job.status}; its images exist once it has succeeded`);
       }
@@ -492,6 +495,11 @@ export function makeJobService(deps: JobServiceDeps) {
     /** A job as it was at some moment (a webhook's snapshot), with freshly signed image links. */
     async viewAt(job: Job, images: JobImage[]): Promise<JobView> {
       return view(job, images);
+    },
+
+    /** When retention removed a job's images, or null (also for a job that does not exist). */
+    async imagesExpiredAt(jobId: string): Promise<Date | null> {
+      return (await repo.get(jobId))?.imagesExpiredAt ?? null;
     },
 
     /** Why webhooks may not go to `url`, or null: for dialects that answer the refusal in their own words. */
@@ -552,6 +560,10 @@ export function makeJobService(deps: JobServiceDeps) {
     },
   };
 }
+
+/** The answer for an image that retention removed. */
+export const imagesGone = (job: Pick<Job, 'id' | 'imagesExpiredAt'>) =>
+  new DarkroomError(410, 'images_expired', `The images of job ${job.id} were removed at ${job.imagesExpiredAt?.toISOString()} (RETAIN_IMAGES)`);
 
 export function encodeCursor(id: string): string {
   return Buffer.from(id).toString('base64url');

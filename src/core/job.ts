@@ -89,6 +89,8 @@ export interface Job {
   startedAt: Date | null;
   completedAt: Date | null;
   deadlineAt: Date | null;
+  /** When the job's images were removed by retention (RETAIN_IMAGES); null while they exist. */
+  imagesExpiredAt: Date | null;
 }
 
 export interface JobImage {

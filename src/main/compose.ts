@@ -31,6 +31,7 @@ import { makeLinkSigner, resolveSigningSecret } from '../storage/signing.ts';
 import { makePipeline } from '../worker/pipeline.ts';
 import { inspectImage, prepareImage } from '../storage/thumbnail.ts';
 import { makeInputService } from '../core/inputs.ts';
+import { makeRetention } from '../core/retention.ts';
 import { makePrometheusMetrics } from '../metrics/index.ts';
 import { makeUploadRepository } from '../db/uploads-repository.ts';
 import { makeInputFetcher } from '../webhooks/input-fetcher.ts';
@@ -151,8 +152,17 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   const storage = makeStorage(config, { signer, baseUrl });
   const webhookTargets = makeWebhookTargets({ allowPrivate: config.webhooks.allowPrivate });
 
+  const uploadRepo = makeUploadRepository(database.db);
+  const retention = makeRetention(config.retention, {
+    repo,
+    storage,
+    isKeyInUse: (key) => uploadRepo.isKeyInUse(key),
+    pruneDeliveries: (before, limit) => webhookRepo.prune(before, limit),
+    logger: logger.child({ component: 'retention' }),
+    onRemoved: (kind, count) => metrics.retentionRemoved(kind, count),
+  });
   const inputs = makeInputService({
-    uploads: makeUploadRepository(database.db),
+    uploads: uploadRepo,
     storage,
     inspect: inspectImage,
     fetcher: makeInputFetcher({ allowPrivate: config.inputs.allowPrivate }),
@@ -231,7 +241,13 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     logger: logger.child({ component: 'reconciler' }),
     intervalMs: config.reconcileIntervalMs,
     staleMs: config.reconcileStaleMs,
-    housekeeping: [{ name: 'expired uploads', run: () => inputs.sweep() }],
+    housekeeping: [
+      { name: 'expired uploads', run: () => inputs.sweep() },
+      {
+        name: 'what outlived its retention',
+        run: async () => Object.values(await retention.sweep()).reduce((sum, count) => sum + count, 0),
+      },
+    ],
   });
 
   const rateLimited = config.rateLimits.generate !== undefined || config.rateLimits.read !== undefined;

@@ -32,6 +32,7 @@ export function makePrometheusMetrics(options: { queueDepth: () => Promise<Recor
   const webhooks = new Counter({ name: 'darkroom_webhook_deliveries_total', help: 'Webhook delivery attempts by outcome', labelNames: ['outcome'], registers: [registry] });
   const requests = new Counter({ name: 'darkroom_http_requests_total', help: 'HTTP requests by dialect and status code', labelNames: ['dialect', 'status'], registers: [registry] });
   const requestSeconds = new Histogram({ name: 'darkroom_http_request_duration_seconds', help: 'HTTP request duration by dialect', labelNames: ['dialect'], buckets: HTTP_BUCKETS, registers: [registry] });
+  const removed = new Counter({ name: 'darkroom_retention_removed_total', help: 'What retention removed, by kind (images, jobs, deliveries)', labelNames: ['kind'], registers: [registry] });
   new Gauge({
     name: 'darkroom_queue_depth',
     help: 'Jobs per status in the shared store (the same in every process)',
@@ -59,6 +60,7 @@ export function makePrometheusMetrics(options: { queueDepth: () => Promise<Recor
     },
     providerError: (provider, kind) => providerErrors.inc({ provider, class: kind }),
     webhookAttempt: (outcome) => webhooks.inc({ outcome }),
+    retentionRemoved: (kind, count) => removed.inc({ kind }, count),
     httpRequest(dialect, status, seconds) {
       requests.inc({ dialect, status: String(status) });
       requestSeconds.observe({ dialect }, seconds);

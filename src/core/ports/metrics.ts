@@ -13,6 +13,8 @@ export interface Metrics {
   providerError(provider: string, kind: ProviderErrorClass): void;
   webhookAttempt(outcome: 'delivered' | 'failed' | 'retry'): void;
   httpRequest(dialect: string, status: number, seconds: number): void;
+  /** Retention removed `count` things of `kind`. */
+  retentionRemoved(kind: 'images' | 'jobs' | 'deliveries', count: number): void;
 }
 
 /** Counts nothing: for code paths built without monitoring (unit tests of one part). */
@@ -21,6 +23,7 @@ export const NO_METRICS: Metrics = {
   providerError: () => undefined,
   webhookAttempt: () => undefined,
   httpRequest: () => undefined,
+  retentionRemoved: () => undefined,
 };
 
 /** The class of a provider failure from its code and retry meaning. */

@@ -186,6 +186,7 @@ export const JobSchema = Type.Object(
     completedAt: Nullable(DateTime),
     deadlineAt: Nullable(DateTime),
     images: Type.Array(ImageSchema),
+    imagesExpiredAt: Nullable(DateTime),
     inputs: Type.Array(InputSchema),
   },
   { description: 'A job, its input images and its images' },
