@@ -318,7 +318,7 @@ function requestFor(operation: Operation): fc.Arbitrary<Request> {
   });
 }
 
-type Shape = 'problem' | 'civitai' | 'runpod' | 'fusionbrain' | 'tasks' | 'images';
+type Shape = 'problem' | 'civitai' | 'runpod' | 'fusionbrain' | 'tasks' | 'images' | 'openai';
 
 /** Whose error shape a documented path answers in. */
 function shapeOf(template: string): Shape {
@@ -327,6 +327,7 @@ function shapeOf(template: string): Shape {
   if (template.startsWith('/v2/')) return 'runpod';
   if (template.startsWith('/key/api/v1/')) return 'fusionbrain';
   if (template.startsWith('/image/')) return 'images';
+  if (template.startsWith('/v1/images/') || template.startsWith('/v1/models')) return 'openai';
   return 'problem';
 }
 
@@ -353,6 +354,13 @@ const SHAPES: Record<Shape, (answer: Answer) => boolean> = {
   runpod: (answer) => /^application\/json\b/.test(answer.contentType) && keysAre(answer.body, ['error']) && typeof answer.body.error === 'string',
   fusionbrain: (answer) => keysAre(answer.body, ['timestamp', 'status', 'error', 'message', 'path']) && answer.body.status === answer.status,
   tasks: (answer) => keysAre(answer.body, ['detail']),
+  openai: (answer) =>
+    /^application\/json\b/.test(answer.contentType) &&
+    keysAre(answer.body, ['error']) &&
+    typeof answer.body.error.message === 'string' &&
+    typeof answer.body.error.type === 'string' &&
+    'param' in answer.body.error &&
+    'code' in answer.body.error,
   images: (answer) =>
     answer.body?.statusCode === answer.status && typeof answer.body.error === 'string' && (typeof answer.body.message === 'string' || Array.isArray(answer.body.message)),
 };
@@ -411,7 +419,7 @@ async function call(operation: Operation, request: Request): Promise<Answer> {
 describe('every documented operation, under hostile input', () => {
   it('documents the operations of every dialect', () => {
     const shapes = new Set(operations.map((operation) => shapeOf(operation.template)));
-    expect([...shapes].sort()).toEqual(['civitai', 'fusionbrain', 'images', 'problem', 'runpod', 'tasks']);
+    expect([...shapes].sort()).toEqual(['civitai', 'fusionbrain', 'images', 'openai', 'problem', 'runpod', 'tasks']);
     expect(operations.length).toBeGreaterThan(50);
   });
 

@@ -53,6 +53,8 @@ export interface AppDeps {
   feed: EventFeed;
   /** How often an idle event stream gets a heartbeat (SSE_HEARTBEAT_MS). */
   sseHeartbeatMs: number;
+  /** How long the OpenAI dialect waits for a job before answering 504 (OPENAI_WAIT_MS). */
+  openaiWaitMs: number;
   /** What /metrics serves, and what each request adds to it. */
   metrics: Metrics & { render(): Promise<string>; readonly contentType: string };
   /** A Bearer token that may read /metrics besides admin keys (METRICS_TOKEN). */
@@ -143,6 +145,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     jobs: deps.jobs,
     feed: deps.feed,
     sseHeartbeatMs: deps.sseHeartbeatMs,
+    openaiWaitMs: deps.openaiWaitMs,
     providerChecks: deps.providerChecks,
     resources: deps.resources,
     keys: deps.auth.keys,

@@ -71,6 +71,8 @@ export interface Config {
   bodyLimitBytes: number;
   /** How often an idle server-sent event stream gets a heartbeat comment, so proxies keep it open. */
   sseHeartbeatMs: number;
+  /** How long the OpenAI dialect holds a request open for its job before answering 504 with the job id. */
+  openaiWaitMs: number;
   /** Bull Board at /admin/queues (BullMQ queues only); needs adminApiKey. */
   bullBoard: boolean;
   /** The operator's key: an admin credential that needs no database row (Bearer, or Basic with any user name). */
@@ -380,6 +382,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     jobLeaseMs: integer('JOB_LEASE_MS', 4000, 500, 600_000),
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 1_048_576, 1024, 100 * 1_048_576),
     sseHeartbeatMs: integer('SSE_HEARTBEAT_MS', 15_000, 10, 3_600_000),
+    openaiWaitMs: integer('OPENAI_WAIT_MS', 300_000, 100, 540_000),
     bullBoard: boolean('BULL_BOARD', false),
     adminApiKey: read('ADMIN_API_KEY'),
     metricsToken: read('METRICS_TOKEN'),

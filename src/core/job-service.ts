@@ -520,6 +520,24 @@ export function makeJobService(deps: JobServiceDeps) {
       return deps.webhooks.refusal(url);
     },
 
+    /** The models configured providers declare, each with the provider that runs it (first claimant wins). */
+    models(): { model: string; provider: string }[] {
+      const seen = new Map<string, string>();
+      for (const provider of deps.providers.all()) for (const model of provider.models ?? []) if (!seen.has(model)) seen.set(model, provider.name);
+      return [...seen].map(([model, provider]) => ({ model, provider }));
+    },
+
+    /** The provider a request naming `model` (and no provider) is routed to, when one claims it; undefined: the default provider. */
+    claimantOf(model: string): string | undefined {
+      const request = normaliseRequest({ prompt: '', model });
+      return deps.providers.all().find((provider) => provider.claims?.(request))?.name;
+    },
+
+    /** The provider a request naming no provider and no claimed model goes to. */
+    get defaultProvider(): string {
+      return deps.defaultProvider;
+    },
+
     /** Every configured provider with the result of its health check. */
     async providers() {
       return Promise.all(deps.providers.names().map((name) => this.testProvider(name)));

@@ -293,6 +293,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     idempotency: makeIdempotencyRepository(database.db, { ttlMs: IDEMPOTENCY_TTL_MS, abandonedAfterMs: IDEMPOTENCY_ABANDONED_MS }),
     feed: makeEventFeed({ repo, events }),
     sseHeartbeatMs: config.sseHeartbeatMs,
+    openaiWaitMs: config.openaiWaitMs,
     metrics,
     metricsToken: config.metricsToken,
   });

@@ -38,6 +38,24 @@ export interface ProviderContractSpec {
    * into an alpha channel) needs its own comparison.
    */
   inputs?: { imageToImage?: boolean; inpainting?: boolean };
+  /**
+   * For a service whose answers carry no job id (OpenAI's synchronous calls): finds the upstream
+   * darkroom's native job id for the job darkroom saved as `providerJobId`.
+   */
+  findUpstreamJob?: (providerJobId: string, upstream: TestDarkroom) => Promise<string>;
+  /** How the service refuses a prompt on content grounds; the job must fail at once with `content_filtered`. */
+  contentRefusal?: { status: number; body: string };
+  /** Whether the provider takes an init image and a mask: then the upstream must receive both, and keep the image where the mask is black. */
+  inpainting?: boolean;
+}
+
+/** An init image (a solid colour) and darkroom's mask for it: white (change) on the left half, black (keep) on the right. */
+async function inpaintingInputs(width: number, height: number) {
+  const init = await sharp({ create: { width, height, channels: 3, background: '#c81e1e' } }).png().toBuffer();
+  const pixels = Buffer.alloc(width * height);
+  for (let y = 0; y < height; y += 1) pixels.fill(255, y * width, y * width + width / 2);
+  const mask = await sharp(pixels, { raw: { width, height, channels: 1 } }).png().toBuffer();
+  return { init, mask, maskPixels: pixels };
 }
 
 interface StoredInput {
@@ -98,8 +116,10 @@ export function providerContract(spec: ProviderContractSpec): void {
       expect(body.provider).toBe(spec.provider);
       return body.id as string;
     };
-    const upstreamJob = async (providerJobId: string) =>
-      (await upstream.api('GET', `/api/v1/jobs/${spec.upstreamJobId ? spec.upstreamJobId(providerJobId) : providerJobId}`)).body;
+    const upstreamJob = async (providerJobId: string) => {
+      const id = spec.findUpstreamJob ? await spec.findUpstreamJob(providerJobId, upstream) : spec.upstreamJobId ? spec.upstreamJobId(providerJobId) : providerJobId;
+      return (await upstream.api('GET', `/api/v1/jobs/${id}`)).body;
+    };
 
     it('stores exactly the bytes the mock renders for the same prompt, seed and size', async () => {
       const before = submits();
@@ -158,6 +178,42 @@ export function providerContract(spec: ProviderContractSpec): void {
       expect(job.error).toMatchObject({ retryable: false });
       expect((job.error as { message: string }).message).toContain('bad things');
       expect(submits() - before).toBe(1);
+    });
+
+    it.runIf(spec.contentRefusal !== undefined)('fails at once with content_filtered when the service refuses the content', async () => {
+      const before = submits();
+      const refusal = spec.contentRefusal as { status: number; body: string };
+      proxy.inject({ match: spec.isSubmit, times: 1, respond: refusal });
+      const job = await darkroom.waitForJob(await create());
+      expect(job.status).toBe('failed');
+      expect(job.attempts).toBe(1);
+      expect(job.error).toMatchObject({ code: 'content_filtered', retryable: false });
+      expect(submits() - before).toBe(1);
+    });
+
+    it.runIf(spec.inpainting === true)('sends an init image and its mask: the upstream receives both and keeps the image where the mask is black', async () => {
+      const { width, height } = spec.request;
+      const { init, mask, maskPixels } = await inpaintingInputs(width, height);
+      const id = await create({
+        images: [
+          { role: 'init', data: init.toString('base64') },
+          { role: 'mask', data: `data:image/png;base64,${mask.toString('base64')}` },
+        ],
+      });
+      const job = await darkroom.waitForJob(id);
+      expect(job.status).toBe('succeeded');
+      const far = await upstreamJob(job.providerJobId as string);
+      expect(far.inputs.map((input: { role: string }) => input.role)).toEqual(['init', 'mask']);
+      // The init image arrives byte for byte; the mask may travel in the service's own convention, but means the same pixels.
+      expect(far.inputs[0].sha256).toBe(createHash('sha256').update(init).digest('hex'));
+      const farMask = Buffer.from(await (await fetch(far.inputs[1].url)).arrayBuffer());
+      const farPixels = await sharp(farMask).toColourspace('b-w').raw().toBuffer();
+      expect(farPixels.equals(maskPixels)).toBe(true);
+      const result = Buffer.from(await (await fetch((job.images as { url: string }[])[0]!.url)).arrayBuffer());
+      const { data } = await sharp(result).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      const at = (x: number, y: number) => [...data.subarray((y * width + x) * 3, (y * width + x) * 3 + 3)];
+      expect(at(width - 10, height / 2)).toEqual([200, 30, 30]);
+      expect(at(10, height / 2)).not.toEqual([200, 30, 30]);
     });
 
     it('cancels mid-run, upstream too where the service can', async () => {
