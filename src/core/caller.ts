@@ -1,3 +1,5 @@
+import type { Budget } from './ports/stores.ts';
+
 /**
  * Who a use case runs for: whose jobs it creates and which it may see. Built by the API from the
  * request's credential; the core knows nothing of keys or IPs.
@@ -15,6 +17,8 @@ export interface Caller {
   maxActiveJobs: number | null;
   /** The most jobs one batch of this caller may hold. */
   maxBatchSize: number;
+  /** What this caller's jobs may cost per period; absent: no budget. */
+  budget?: Budget | null;
 }
 
 /** darkroom's own work (webhook payloads, resumes): unscoped and uncapped. */

@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from 'uuid';
-import { ActiveCapExceeded, type CountFilter, type NewJob, type JobStore } from './ports/job-store.ts';
+import { ActiveCapExceeded, BudgetExceeded, type BudgetCharge, type CountFilter, type NewJob, type JobStore } from './ports/job-store.ts';
 import { readObject, THUMBNAIL_SIZE, type ObjectStorage } from './ports/storage.ts';
 import type { Caller } from './caller.ts';
 import type { Logger } from './ports/logger.ts';
@@ -230,12 +230,30 @@ export function makeJobService(deps: JobServiceDeps) {
     }
   }
 
+  /** What the rows are estimated to cost against the caller's budget, or undefined when it has none (unpriced jobs count nothing). */
+  function budgetCharge(caller: Caller, rows: NewJob[]): BudgetCharge | undefined {
+    if (!caller.budget || caller.owner === null) return undefined;
+    const cost = Math.round(rows.reduce((sum, row) => sum + (row.cost?.estimated ?? 0), 0) * 1e6) / 1e6;
+    const today = new Date().toISOString();
+    return { owner: caller.owner, period: caller.budget.period === 'day' ? today.slice(0, 10) : today.slice(0, 7), amount: caller.budget.amount, cost };
+  }
+
   /** Stores the rows unless they would take the caller over its active-jobs cap (then nothing is stored: 429). */
   async function insert(caller: Caller, rows: NewJob[]): Promise<Job[]> {
     const cap = caller.maxActiveJobs === null ? undefined : { owner: caller.owner, max: caller.maxActiveJobs };
+    const charge = budgetCharge(caller, rows);
     try {
-      return await repo.insertJobs(rows, cap);
+      return await repo.insertJobs(rows, cap, charge);
     } catch (error) {
+      if (error instanceof BudgetExceeded && caller.budget) {
+        const { currency } = deps.pricing;
+        const left = Math.max(0, Math.round((error.amount - error.spent) * 1e6) / 1e6);
+        throw new DarkroomError(
+          402,
+          'budget_exceeded',
+          `This key's budget is ${error.amount} ${currency} a ${caller.budget.period} and ${left} ${currency} of it is left; ${rows.length === 1 ? 'this job is' : 'these jobs are'} estimated at ${error.cost} ${currency}`,
+        );
+      }
       if (!(error instanceof ActiveCapExceeded)) throw error;
       const asked = rows.length === 1 ? 'one more' : `${rows.length} more`;
       throw new DarkroomError(

@@ -2,7 +2,9 @@ import { and, asc, count, desc, eq, gt, gte, inArray, lt, max, sql } from 'drizz
 import { assertTransition, isTerminal, TERMINAL_STATUSES, type Job, type JobEvent, type JobImage, type JobStatus } from '../core/job.ts';
 import {
   ActiveCapExceeded,
+  BudgetExceeded,
   type ActiveCap,
+  type BudgetCharge,
   type CountFilter,
   type EventInput,
   type JobPatch,
@@ -15,7 +17,7 @@ import {
   type WorkerInfo,
 } from '../core/ports/job-store.ts';
 import type { Db } from './client.ts';
-import { images, jobEvents, jobs, workers } from './schema.ts';
+import { images, jobEvents, jobs, spend, workers } from './schema.ts';
 
 const ownerIs = (owner: string | null) => (owner === null ? sql`${jobs.owner} is null` : eq(jobs.owner, owner));
 const millis = (ms: number) => sql`(${ms} * interval '1 millisecond')`;
@@ -58,8 +60,19 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
   const toOutbox = async (tx: Db, events: JobEvent[], job: Job): Promise<boolean> =>
     events.length > 0 && options.outbox ? options.outbox(tx, events.map((event) => ({ event, job }))) : false;
 
-  async function insertJobs(rows: NewJob[], cap?: ActiveCap): Promise<Job[]> {
+  async function insertJobs(rows: NewJob[], cap?: ActiveCap, budget?: BudgetCharge): Promise<Job[]> {
     const { inserted, events } = await db.transaction(async (tx) => {
+      if (budget) {
+        await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`darkroom:spend:${budget.owner}`}, 0))`);
+        const [current] = await tx.select({ amount: spend.amount }).from(spend).where(and(eq(spend.owner, budget.owner), eq(spend.period, budget.period)));
+        const spent = current?.amount ?? 0;
+        // Micro-units: the sum of many estimates must not drift past an amount it exactly reaches.
+        if (Math.round((spent + budget.cost) * 1e6) > Math.round(budget.amount * 1e6)) throw new BudgetExceeded(spent, budget.amount, budget.cost);
+        await tx
+          .insert(spend)
+          .values({ owner: budget.owner, period: budget.period, amount: budget.cost })
+          .onConflictDoUpdate({ target: [spend.owner, spend.period], set: { amount: sql`${spend.amount} + ${budget.cost}` } });
+      }
       if (cap) {
         // Serialises one owner's inserts, so two concurrent requests cannot both pass the count.
         await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`darkroom:active:${cap.owner ?? ''}`}, 0))`);

@@ -18,6 +18,7 @@ function toKey(row: typeof apiKeys.$inferSelect): ApiKey {
     scopes: row.scopes.filter((scope): scope is KeyScope => (KEY_SCOPES as readonly string[]).includes(scope)),
     maxActiveJobs: row.maxActiveJobs,
     maxBatchSize: row.maxBatchSize,
+    budget: row.budget ?? null,
     createdAt: row.createdAt,
     revokedAt: row.revokedAt,
   };
@@ -38,6 +39,7 @@ export function makeKeyRepository(db: Db): KeyStore {
           scopes: [...new Set(input.scopes ?? [])],
           maxActiveJobs: input.maxActiveJobs ?? null,
           maxBatchSize: input.maxBatchSize ?? null,
+          budget: input.budget ?? null,
         })
         .returning();
       if (!row) throw new Error('insert returned no row');

@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -17,6 +18,7 @@ import {
 import type { JobError, JobEventType, JobStage, JobStatus, JobTimings } from '../core/job.ts';
 import type { GenerationRequest } from '../core/request.ts';
 import type { JobCost } from '../core/pricing.ts';
+import type { Budget } from '../core/ports/stores.ts';
 import type { WebhookDeliveryStatus, WebhookEventType, WebhookFormat, WebhookSnapshot } from '../core/ports/webhooks.ts';
 
 const timestamps = {
@@ -229,6 +231,7 @@ export const apiKeys = pgTable(
     /** Caps of this key over the configured defaults; null keeps the default. */
     maxActiveJobs: integer('max_active_jobs'),
     maxBatchSize: integer('max_batch_size'),
+    budget: jsonb('budget').$type<Budget>(),
     ...timestamps,
     revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }),
   },
@@ -257,6 +260,17 @@ export const providerChecks = pgTable(
   (t) => [index('provider_checks_created_idx').on(t.createdAt)],
 );
 
+/** What each owner's jobs are estimated to cost per budget period (`2026-12-06`, `2026-12`). */
+export const spend = pgTable(
+  'spend',
+  {
+    owner: text('owner').notNull(),
+    period: text('period').notNull(),
+    amount: doublePrecision('amount').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.owner, t.period] })],
+);
+
 /**
  * Input images uploaded for later jobs. The bytes live in storage under a key derived from their
  * SHA-256 (shared with every job that uses them); the row goes when the upload expires, the bytes
@@ -279,4 +293,4 @@ export const uploads = pgTable(
   (t) => [index('uploads_expires_idx').on(t.expiresAt), index('uploads_key_idx').on(t.key)],
 );
 
-export const schema = { jobs, images, jobEvents, workers, resources, webhookDeliveries, webhookAttempts, idempotencyKeys, apiKeys, providerChecks, uploads };
+export const schema = { jobs, images, jobEvents, workers, resources, webhookDeliveries, webhookAttempts, idempotencyKeys, apiKeys, providerChecks, uploads, spend };

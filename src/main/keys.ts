@@ -24,6 +24,7 @@ ${formatOptions([
   ['--admin', 'the admin scope: key management, queue-wide stats, /admin/queues'],
   ['--max-active-jobs N', 'queued plus running jobs at once (default MAX_ACTIVE_JOBS_PER_KEY)'],
   ['--max-batch-size N', 'jobs per batch, at most MAX_BATCH_SIZE (the default)'],
+  ['--budget AMOUNT/day|month', 'the most its jobs may be estimated to cost per UTC day or month, in PRICE_CURRENCY (e.g. 10/day)'],
   SERVER_ROW,
   JSON_ROW,
   HELP_ROW,
@@ -217,6 +218,7 @@ const create: Command = {
       admin: { type: 'boolean' },
       'max-active-jobs': { type: 'string' },
       'max-batch-size': { type: 'string' },
+      budget: { type: 'string' },
       ...SERVER_OPTION,
       json: { type: 'boolean' },
     } as const;
@@ -229,7 +231,10 @@ const create: Command = {
     const { MAX_BATCH_SIZE } = await import('../core/job-service.ts');
     if (maxBatchSize !== undefined && maxBatchSize > MAX_BATCH_SIZE) throw new UsageError(`--max-batch-size must be at most ${MAX_BATCH_SIZE}`, CREATE_HELP);
     const scopes: KeyScope[] = values.admin ? ['admin'] : [];
-    const { key, secret } = await withKeys(values, CREATE_HELP, (keys) => keys.create({ name, scopes, maxActiveJobs, maxBatchSize }));
+    const budgetMatch = values.budget === undefined ? undefined : /^(\d+(?:\.\d+)?)\/(day|month)$/.exec(values.budget.trim());
+    if (values.budget !== undefined && (!budgetMatch || Number(budgetMatch[1]) <= 0)) throw new UsageError('--budget must be an amount per day or month, such as 10/day or 250/month', CREATE_HELP);
+    const budget = budgetMatch ? { amount: Number(budgetMatch[1]), period: budgetMatch[2] as 'day' | 'month' } : undefined;
+    const { key, secret } = await withKeys(values, CREATE_HELP, (keys) => keys.create({ name, scopes, maxActiveJobs, maxBatchSize, budget }));
     console.log(
       values.json
         ? JSON.stringify({ ...key, key: secret }, null, 2)

@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
-import { BOOTSTRAP_ADMIN_ID, KEY_PREFIX, type KeyScope, type KeyStore } from '../../core/ports/stores.ts';
+import { BOOTSTRAP_ADMIN_ID, KEY_PREFIX, type Budget, type KeyScope, type KeyStore } from '../../core/ports/stores.ts';
 import { sameSecret } from './secrets.ts';
 import type { RateLimit } from '../../config/index.ts';
 import type { Caller } from '../../core/caller.ts';
@@ -13,7 +13,7 @@ export type AuthMode = 'off' | 'optional' | 'required';
 export type Principal =
   | { kind: 'open' }
   | { kind: 'guest'; ip: string }
-  | { kind: 'key'; id: string; name: string; scopes: KeyScope[]; maxActiveJobs: number | null; maxBatchSize: number | null };
+  | { kind: 'key'; id: string; name: string; scopes: KeyScope[]; maxActiveJobs: number | null; maxBatchSize: number | null; budget?: Budget | null };
 
 /** How requests are limited: `generate` is every job-creating route of every dialect, `read` the rest. */
 export type RouteGroup = 'generate' | 'read';
@@ -153,7 +153,7 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
     }
     const key = await keys.verify(token);
     if (!key) throw unauthorized('The API key is not valid (unknown or revoked)');
-    return { kind: 'key', id: key.id, name: key.name, scopes: key.scopes, maxActiveJobs: key.maxActiveJobs, maxBatchSize: key.maxBatchSize };
+    return { kind: 'key', id: key.id, name: key.name, scopes: key.scopes, maxActiveJobs: key.maxActiveJobs, maxBatchSize: key.maxBatchSize, budget: key.budget };
   }
 
   function callerOf(principal: Principal): Caller {
@@ -163,6 +163,7 @@ export async function registerAuth(app: FastifyInstance, options: AuthOptions): 
       admin: isAdmin(principal),
       maxActiveJobs: own?.maxActiveJobs ?? options.maxActiveJobsPerKey ?? null,
       maxBatchSize: Math.min(own?.maxBatchSize ?? options.maxBatchSize, options.maxBatchSize),
+      budget: own?.budget ?? null,
     };
   }
 

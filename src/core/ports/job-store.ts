@@ -72,6 +72,26 @@ export interface ActiveCap {
 }
 
 /** Raised by insertJobs when the rows would take their owner over its active-jobs cap; nothing is stored. */
+/** The spend of one owner in one period (`2026-12-06` for a day, `2026-12` for a month), and its limit. */
+export interface BudgetCharge {
+  owner: string;
+  period: string;
+  amount: number;
+  /** What the rows being inserted are estimated to cost together. */
+  cost: number;
+}
+
+export class BudgetExceeded extends Error {
+  constructor(
+    readonly spent: number,
+    readonly amount: number,
+    readonly cost: number,
+  ) {
+    super(`spent ${spent} of ${amount}; ${cost} more would exceed it`);
+    this.name = 'BudgetExceeded';
+  }
+}
+
 export class ActiveCapExceeded extends Error {
   constructor(
     readonly active: number,
@@ -103,8 +123,13 @@ export interface WorkerInfo {
 }
 
 export interface JobStore {
-  /** Stores the jobs and their `created` events in one transaction; with `cap`, refuses (ActiveCapExceeded) rather than exceed it. */
-  insertJobs(rows: NewJob[], cap?: ActiveCap): Promise<Job[]>;
+  /**
+   * Stores the jobs and their `created` events in one transaction; with `cap`, refuses
+   * (ActiveCapExceeded) rather than exceed it; with `budget`, adds its cost to the owner's spend of
+   * the period in the same transaction, or refuses (BudgetExceeded) when that would pass the amount.
+   * Exact across processes: one owner's inserts are serialised.
+   */
+  insertJobs(rows: NewJob[], cap?: ActiveCap, budget?: BudgetCharge): Promise<Job[]>;
   get(id: string): Promise<Job | null>;
   /** The jobs that exist among `ids`, in id order. */
   getMany(ids: string[]): Promise<Job[]>;

@@ -20,8 +20,15 @@ export interface ApiKey {
   scopes: KeyScope[];
   maxActiveJobs: number | null;
   maxBatchSize: number | null;
+  /** The most the key's jobs may cost per day or month (estimated costs, PROVIDER_PRICES); null: no budget. */
+  budget: Budget | null;
   createdAt: Date;
   revokedAt: Date | null;
+}
+
+export interface Budget {
+  amount: number;
+  period: 'day' | 'month';
 }
 
 export interface NewKey {
@@ -29,6 +36,7 @@ export interface NewKey {
   scopes?: KeyScope[];
   maxActiveJobs?: number | null;
   maxBatchSize?: number | null;
+  budget?: Budget | null;
 }
 
 /** API keys. Only a hash of each secret is kept: `create` answers the secret once, nothing reads it again. */

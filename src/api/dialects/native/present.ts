@@ -89,6 +89,7 @@ export function presentKey(key: ApiKey): Static<typeof KeySchema> {
     scopes: key.scopes,
     maxActiveJobs: key.maxActiveJobs,
     maxBatchSize: key.maxBatchSize,
+    budget: key.budget,
     createdAt: key.createdAt.toISOString(),
     revokedAt: key.revokedAt?.toISOString() ?? null,
   };

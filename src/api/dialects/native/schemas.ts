@@ -10,12 +10,21 @@ import { MAX_BATCH_SIZE } from '../../../core/job-service.ts';
 
 const DateTime = Type.String({ format: 'date-time' });
 
+const BudgetSchema = Type.Object(
+  {
+    amount: Type.Number({ exclusiveMinimum: 0, maximum: 1e9, description: 'In PRICE_CURRENCY' }),
+    period: Type.Enum(['day', 'month'], { description: 'UTC days or months' }),
+  },
+  { additionalProperties: false, description: "The most the key's jobs may be estimated to cost per period; a job past it is refused with 402" },
+);
+
 export const NewKeyBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 100, pattern: '\\S', description: 'What the key is for, shown in lists' }),
     scopes: Type.Optional(Type.Array(Type.Enum([...KEY_SCOPES]), { maxItems: KEY_SCOPES.length, description: '`admin`: keys, queue-wide stats, the admin UI' })),
     maxActiveJobs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, description: 'Queued plus running jobs at once; default MAX_ACTIVE_JOBS_PER_KEY' })),
     maxBatchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_BATCH_SIZE, description: 'Jobs per batch; default MAX_BATCH_SIZE, never above it' })),
+    budget: Type.Optional(BudgetSchema),
   },
   { additionalProperties: false },
 );
@@ -27,6 +36,7 @@ export const KeySchema = Type.Object({
   scopes: Type.Array(Type.String()),
   maxActiveJobs: Type.Union([Type.Integer(), Type.Null()]),
   maxBatchSize: Type.Union([Type.Integer(), Type.Null()]),
+  budget: Type.Union([BudgetSchema, Type.Null()]),
   createdAt: DateTime,
   revokedAt: Type.Union([DateTime, Type.Null()]),
 });
