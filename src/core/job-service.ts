@@ -501,12 +501,13 @@ export function makeJobService(deps: JobServiceDeps) {
      * anyone else their own jobs and how much work is waiting overall (not who does it).
      */
     async queueStats() {
-      const [jobs, pending, workers] = await Promise.all([
+      const [jobs, pending, workers, costs] = await Promise.all([
         repo.countByStatus(caller.admin ? {} : { owner: ownerFilter(caller) }),
         queue.stats(),
         caller.admin ? repo.listWorkers(new Date(Date.now() - WORKER_STALE_MS)) : Promise.resolve(undefined),
+        repo.costsByOwner(caller.admin ? undefined : ownerFilter(caller)),
       ]);
-      return { queue: queue.kind, jobs, pending, workers };
+      return { queue: queue.kind, jobs, pending, workers, costs };
     },
 
     /** Of the jobs queueStats counts as queued, those waiting out a retry backoff (not due yet). */

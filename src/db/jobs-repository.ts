@@ -5,6 +5,7 @@ import {
   BudgetExceeded,
   type ActiveCap,
   type BudgetCharge,
+  type OwnerCosts,
   type CountFilter,
   type EventInput,
   type JobPatch,
@@ -358,6 +359,23 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
   }
 
   /** `dialectData` narrows to jobs whose dialect data contains it (jsonb @>), e.g. one RunPod endpoint's jobs. */
+  async function costsByOwner(owner?: string | null): Promise<OwnerCosts[]> {
+    const rows = await db
+      .select({
+        owner: jobs.owner,
+        currency: sql<string>`${jobs.cost} ->> 'currency'`,
+        jobs: count(),
+        estimated: sql<number>`coalesce(sum((${jobs.cost} ->> 'estimated')::float8), 0)`,
+        actual: sql<number>`coalesce(sum((${jobs.cost} ->> 'actual')::float8), 0)`,
+      })
+      .from(jobs)
+      .where(and(sql`${jobs.cost} is not null`, owner === undefined ? undefined : ownerIs(owner)))
+      .groupBy(jobs.owner, sql`${jobs.cost} ->> 'currency'`)
+      .orderBy(asc(jobs.owner));
+    const micro = (value: number) => Math.round(Number(value) * 1e6) / 1e6;
+    return rows.map((row) => ({ ...row, estimated: micro(row.estimated), actual: micro(row.actual) }));
+  }
+
   async function countByStatus(filter: CountFilter = {}): Promise<Record<JobStatus, number>> {
     const conditions = [];
     if (filter.owner !== undefined) conditions.push(ownerIs(filter.owner));
@@ -457,6 +475,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     listEventsAfter,
     lastEventId,
     countByStatus,
+    costsByOwner,
     acquireLease,
     renewLease,
     releaseLease,

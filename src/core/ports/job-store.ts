@@ -81,6 +81,15 @@ export interface BudgetCharge {
   cost: number;
 }
 
+/** What one owner's priced jobs cost so far, in one currency. */
+export interface OwnerCosts {
+  owner: string | null;
+  currency: string;
+  jobs: number;
+  estimated: number;
+  actual: number;
+}
+
 export class BudgetExceeded extends Error {
   constructor(
     readonly spent: number,
@@ -130,6 +139,8 @@ export interface JobStore {
    * Exact across processes: one owner's inserts are serialised.
    */
   insertJobs(rows: NewJob[], cap?: ActiveCap, budget?: BudgetCharge): Promise<Job[]>;
+  /** The costs of priced jobs per owner (only `owner`'s when given). */
+  costsByOwner(owner?: string | null): Promise<OwnerCosts[]>;
   get(id: string): Promise<Job | null>;
   /** The jobs that exist among `ids`, in id order. */
   getMany(ids: string[]): Promise<Job[]>;

@@ -291,6 +291,16 @@ export const QueueStatsResponse = Type.Object({
     }),
     { description: 'Live workers; only with the admin scope' },
   )),
+  costs: Type.Array(
+    Type.Object({
+      owner: Nullable(Type.String({ description: '`key:<id>`, `guest:<ip>`, or null for jobs without an owner' })),
+      currency: Type.String(),
+      jobs: Type.Integer({ description: 'Priced jobs' }),
+      estimated: Type.Number(),
+      actual: Type.Number({ description: 'Of the jobs that ended' }),
+    }),
+    { description: "What priced jobs cost per key: the caller's own, or with the admin scope every key's" },
+  ),
 });
 
 export const problemResponses = (...statuses: number[]) =>
