@@ -6,6 +6,7 @@ import { makeRetention } from '../src/core/retention.ts';
 import type { ObjectStorage } from '../src/core/ports/storage.ts';
 import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 import { startReceiver } from './helpers/receiver.ts';
+import { startS3rver } from './helpers/s3rver.ts';
 
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, child: () => silent } as never;
 
@@ -68,6 +69,23 @@ describe('retention', () => {
     } finally {
       await dr.close();
       await receiver.close();
+    }
+  });
+
+  it('RETAIN_IMAGES on S3: the objects are deleted from the bucket and darkroom answers 410 for them', async () => {
+    const s3 = await startS3rver();
+    const dr = await startDarkroom({ ...s3.env('retention'), RETAIN_IMAGES: '2s', RECONCILE_INTERVAL_MS: '100' });
+    try {
+      const job = await succeeded(dr);
+      const keys = (await dr.darkroom.repo.listImages([job.id])).flatMap((image) => [image.originalKey, image.thumbnailKey]);
+      expect(await Promise.all(keys.map(async (key) => (await dr.darkroom.storage.get(key)) !== null))).toEqual([true, true]);
+      await expect.poll(async () => (await dr.api('GET', `/api/v1/jobs/${job.id}`)).body.imagesExpiredAt, { timeout: 10_000 }).not.toBeNull();
+      await expect.poll(async () => Promise.all(keys.map(async (key) => (await dr.darkroom.storage.get(key)) !== null))).toEqual([false, false]);
+      expect((await dr.api('GET', `/api/v1/jobs/${job.id}/images/0?type=thumbnail`)).status).toBe(410);
+      expect((await fetch(job.images[0].url as string)).status).toBe(404);
+    } finally {
+      await dr.close();
+      await s3.close();
     }
   });
 
