@@ -259,7 +259,8 @@ describe('registerIdempotency', () => {
   });
 
   it('keeps keys apart per caller (scope)', async () => {
-    const app = Fastify();
+    // As in darkroom's app: the server's body limit is the one idempotency remembers bodies up to.
+    const app = Fastify({ bodyLimit: 1024 });
     registerProblemHandlers(app);
     registerIdempotency(app, {
       store: makeIdempotencyRepository(dr.darkroom.database.db, { ttlMs: 86_400_000, abandonedAfterMs: 600_000 }),
