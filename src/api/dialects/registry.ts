@@ -5,6 +5,7 @@ import { imagesDialect } from './images/index.ts';
 import { nativeDialect } from './native/index.ts';
 import { runpodDialect } from './runpod/index.ts';
 import { tasksDialect } from './tasks/index.ts';
+import { a1111Dialect } from './a1111/index.ts';
 
 /** Every API darkroom serves. Adding a dialect is its folder and one line here. */
-export const DIALECTS: readonly Dialect[] = [nativeDialect, civitaiDialect, fusionbrainDialect, runpodDialect, tasksDialect, imagesDialect];
+export const DIALECTS: readonly Dialect[] = [nativeDialect, civitaiDialect, fusionbrainDialect, runpodDialect, tasksDialect, imagesDialect, a1111Dialect];
