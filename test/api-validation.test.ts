@@ -224,8 +224,8 @@ describe('POST /api/v1/jobs', () => {
     expectProblem(blank, 400, 'validation_failed');
   });
 
-  it('refuses a 10 MB body with 413', async () => {
-    const response = await refused('POST', '/api/v1/jobs', JSON.stringify({ prompt: 'x'.repeat(10 * 1024 * 1024) }));
+  it('refuses a body larger than one base64 input image and the request (28 MiB by default) with 413', async () => {
+    const response = await refused('POST', '/api/v1/jobs', JSON.stringify({ prompt: 'x'.repeat(29 * 1024 * 1024) }));
     expectProblem(response, 413, 'body_too_large');
   });
 
@@ -391,12 +391,12 @@ describe('POST /api/v1/jobs/batch', () => {
     expect(fieldsOf(sharedProvider)).toEqual(['provider']);
   });
 
-  it('refuses malformed JSON, a non-JSON body and a 10 MB body', async () => {
+  it('refuses malformed JSON, a non-JSON body and a body over the limit', async () => {
     expectProblem(await refusedBatch('{"prompts":["a"'), 400, 'malformed_json');
     const before = await allJobIds(dr);
     const plain = await refused('POST', '/api/v1/jobs/batch', JSON.stringify({ prompts: ['a'] }), { 'content-type': 'text/plain' });
     expectProblem(plain, 415, 'unsupported_media_type');
-    expectProblem(await refusedBatch(JSON.stringify({ prompts: ['x'.repeat(10 * 1024 * 1024)] })), 413, 'body_too_large');
+    expectProblem(await refusedBatch(JSON.stringify({ prompts: ['x'.repeat(29 * 1024 * 1024)] })), 413, 'body_too_large');
     expect(await allJobIds(dr)).toEqual(before);
   });
 });

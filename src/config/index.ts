@@ -87,6 +87,16 @@ export interface Config {
   maxBatchSize: number;
   /** Fastify's trustProxy: whether X-Forwarded-For names the client (true, a hop count, or trusted addresses). */
   trustProxy: boolean | number | string[];
+  inputs: {
+    /** Largest input image, uploaded, fetched or inline (UPLOAD_MAX_BYTES). */
+    maxBytes: number;
+    /** How long an upload lives unless a job uses it. */
+    uploadTtlSeconds: number;
+    /** Longest fetch of an input image's URL. */
+    fetchTimeoutMs: number;
+    /** Lets input URLs (and webhooks) reach loopback, private and link-local addresses. */
+    allowPrivate: boolean;
+  };
   webhooks: {
     /** Standard Webhooks signing secret (`whsec_…`); unset means one generated once and kept in `dataDir`. */
     secret: string | undefined;
@@ -287,6 +297,8 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     return limits;
   };
 
+  // One switch for every URL a client gives darkroom to call or fetch: input images and webhooks.
+  const allowPrivateUrls = boolean('ALLOW_PRIVATE_URLS', false);
   const config: Config = {
     port: integer('PORT', 3000, 0, 65535),
     host: read('HOST') ?? '127.0.0.1',
@@ -331,6 +343,12 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     maxActiveJobsPerKey: read('MAX_ACTIVE_JOBS_PER_KEY') === undefined ? undefined : integer('MAX_ACTIVE_JOBS_PER_KEY', 0, 1, 1_000_000),
     maxBatchSize: integer('MAX_BATCH_SIZE', 100, 1, 100),
     trustProxy: trustProxy(),
+    inputs: {
+      maxBytes: integer('UPLOAD_MAX_BYTES', 20 * 1_048_576, 1024, 100 * 1_048_576),
+      uploadTtlSeconds: integer('UPLOAD_TTL', 24 * 3600, 1, 30 * 24 * 3600),
+      fetchTimeoutMs: integer('INPUT_FETCH_TIMEOUT_MS', 15_000, 100, 300_000),
+      allowPrivate: allowPrivateUrls,
+    },
     webhooks: {
       secret: read('WEBHOOK_SECRET'),
       retryHours: integer('WEBHOOK_RETRY_HOURS', 24, 0, 24 * 30),
@@ -338,7 +356,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
       retryMaxDelayMs: integer('WEBHOOK_RETRY_MAX_DELAY_MS', 3_600_000, 1, 24 * 3_600_000),
       timeoutMs: integer('WEBHOOK_TIMEOUT_MS', 10_000, 100, 300_000),
       concurrency: integer('WEBHOOK_CONCURRENCY', 8, 1, 1000),
-      allowPrivate: boolean('WEBHOOK_ALLOW_PRIVATE', false),
+      allowPrivate: boolean('WEBHOOK_ALLOW_PRIVATE', false) || allowPrivateUrls,
     },
     logLevel: oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
   };

@@ -5,10 +5,11 @@ import type { Caller } from './caller.ts';
 import type { Logger } from './ports/logger.ts';
 import type { EventBus } from './ports/events.ts';
 import type { JobQueue } from './ports/queue.ts';
-import type { ProviderRegistry } from './ports/provider.ts';
+import { CAPABILITY_NAMES, neededCapabilities, type ProviderRegistry } from './ports/provider.ts';
 import { badRequest, conflict, DarkroomError, notFound } from './errors.ts';
 import { ACTIVE_STATUSES, isTerminal, JOB_STATUSES, type Job, type JobImage, type JobStatus } from './job.ts';
-import { routeProvider } from './routing.ts';
+import { canDo, routeProvider } from './routing.ts';
+import type { InputService, InputView } from './inputs.ts';
 import { METADATA_MAX_BYTES, normaliseRequest, type CreateJobInput, type GenerationRequest } from './request.ts';
 import { findUnstorable, pointerOf } from './storable.ts';
 import type { DeliveryLogEntry } from './ports/webhooks.ts';
@@ -24,6 +25,7 @@ export interface JobServiceDeps {
   signedUrlTtlSeconds: number;
   logger: Logger;
   webhooks: WebhookPort;
+  inputs: InputService;
 }
 
 /** What the core needs of webhooks: the check of a submitted URL, and the delivery log. */
@@ -49,6 +51,8 @@ export interface ImageView {
 
 export interface JobView extends Job {
   images: ImageView[];
+  /** The job's input images, with signed links. */
+  inputs: InputView[];
 }
 
 export interface CreateContext {
@@ -76,12 +80,26 @@ export function makeJobService(deps: JobServiceDeps) {
 
   function prepare(input: CreateJobInput, field: string, batched: boolean): { request: GenerationRequest; deadlineAt: Date | null } {
     const request = normaliseRequest(input);
-    const provider = routeProvider(request, deps.providers.all(), deps.defaultProvider);
-    if (!deps.providers.get(provider)) {
+    const needed = neededCapabilities({ inputs: input.images });
+    const provider = routeProvider(request, deps.providers.all(), deps.defaultProvider, needed);
+    const chosen = deps.providers.get(provider);
+    if (!chosen) {
       const available = deps.providers.names().join(', ');
       throw badRequest(`Provider "${provider}" is not configured (available: ${available})`, [
         { field: `${field}/provider`, message: `"${provider}" is not a configured provider; available: ${available}` },
       ]);
+    }
+    if (!canDo(chosen, needed)) {
+      const missing = needed.filter((capability) => !chosen.capabilities[capability]).map((capability) => CAPABILITY_NAMES[capability]).join(' and ');
+      const able = deps.providers.all().filter((candidate) => canDo(candidate, needed)).map((candidate) => candidate.name);
+      const others = able.length > 0 ? `configured providers that can: ${able.join(', ')}` : `no configured provider can (configured: ${deps.providers.names().join(', ')})`;
+      throw badRequest(`Provider "${provider}" cannot do ${missing}; ${others}`, [
+        { field: `${field}/${input.provider === undefined ? 'images' : 'provider'}`, message: `"${provider}" cannot do ${missing}; ${others}` },
+      ]);
+    }
+    const most = chosen.capabilities.maxInputs;
+    if (most !== undefined && (input.images?.length ?? 0) > most) {
+      throw badRequest(`Provider "${provider}" takes at most ${most} input images`, [{ field: `${field}/images`, message: `"${provider}" takes at most ${most} images` }]);
     }
     request.provider = provider;
     if (request.metadata && Buffer.byteLength(JSON.stringify(request.metadata)) > METADATA_MAX_BYTES) {
@@ -133,8 +151,34 @@ export function makeJobService(deps: JobServiceDeps) {
    * check for every dialect; each answers the refusal in its own error format.
    */
   function checkStorable(inputs: CreateJobInput[], context: CreateContext, fieldOf: (index: number) => string): void {
+    // Base64 image data is decoded, never stored as text.
+    const storedPart = (input: CreateJobInput) => ({ ...input, images: input.images?.map(({ data: _data, ...source }) => source) });
     refuseUnstorable(
-      inputs.flatMap((input, index) => [...unstorable(input, fieldOf(index)), ...unstorable(dialectDataOf(context, index), `${fieldOf(index)}/dialectData`)]),
+      inputs.flatMap((input, index) => [
+        ...unstorable(storedPart(input), fieldOf(index)),
+        ...unstorable(dialectDataOf(context, index), `${fieldOf(index)}/dialectData`),
+      ]),
+    );
+  }
+
+  /**
+   * Fetches, checks and stores every input image of the jobs before any job is stored, so a job
+   * never exists with an input it cannot read; a batch that repeats a source fetches it once.
+   */
+  async function attachInputs(caller: Caller, inputs: CreateJobInput[], rows: NewJob[], fieldOf: (index: number) => string): Promise<void> {
+    for (const [index, input] of inputs.entries()) {
+      if (input.images?.length || input.strength !== undefined) await deps.inputs.precheck(input.images ?? [], input.strength, fieldOf(index));
+    }
+    const cache: Parameters<InputService['resolve']>[3] = new Map();
+    await Promise.all(
+      rows.map(async (row, index) => {
+        const sources = inputs[index]?.images;
+        if (!sources?.length) return;
+        row.request.inputs = await deps.inputs.resolve(caller, sources, fieldOf(index), cache);
+        const strength = deps.inputs.strengthOf(sources, inputs[index]?.strength);
+        if (strength === undefined) delete row.request.strength;
+        else row.request.strength = strength;
+      }),
     );
   }
 
@@ -201,7 +245,8 @@ export function makeJobService(deps: JobServiceDeps) {
 
   async function view(job: Job, images?: JobImage[]): Promise<JobView> {
     const own = images ?? (await repo.listImages([job.id]));
-    return { ...job, images: await Promise.all(own.map(imageView)) };
+    const [imageViews, inputViews] = await Promise.all([Promise.all(own.map(imageView)), deps.inputs.views(job.request.inputs)]);
+    return { ...job, images: imageViews, inputs: inputViews };
   }
 
   async function imageView(image: JobImage): Promise<ImageView> {
@@ -245,6 +290,7 @@ export function makeJobService(deps: JobServiceDeps) {
       checkStorable([input], context, () => '');
       const stored = row(caller, input, context, null, '');
       await checkWebhooks([stored], () => '');
+      await attachInputs(caller, [input], [stored], () => '');
       const [job] = await insert(caller, [stored]);
       if (!job) throw new Error('insert returned no row');
       await enqueueAll([job]);
@@ -268,13 +314,23 @@ export function makeJobService(deps: JobServiceDeps) {
       const batchId = uuidv7();
       const rows = inputs.map((input, index) => row(caller, input, context, batchId, fieldOf(index), index));
       await checkWebhooks(rows, fieldOf);
+      await attachInputs(caller, inputs, rows, fieldOf);
       const jobs = await insert(caller, rows);
       await enqueueAll(jobs);
-      return { batchId, jobs: jobs.map((job) => ({ ...job, images: [] })) };
+      return { batchId, jobs: await Promise.all(jobs.map((job) => view(job, []))) };
     },
 
     async get(id: string): Promise<JobView> {
       return view(await getJob(caller, id));
+    },
+
+    /** Stores one input image for later jobs; `declared` is the type the client claimed, checked against the bytes. */
+    async upload(bytes: Buffer, declared?: string) {
+      return deps.inputs.upload(caller, bytes, declared);
+    },
+
+    async getUpload(id: string) {
+      return deps.inputs.getUpload(caller, id);
     },
 
     async webhookDeliveries(id: string): Promise<DeliveryLogEntry[]> {
@@ -429,6 +485,9 @@ export function makeJobService(deps: JobServiceDeps) {
   return {
     /** The job use cases as `caller` may run them. */
     for: scoped,
+
+    /** Largest input image in bytes, however it arrives: dialects size their body limits from it. */
+    inputLimits: deps.inputs.limits,
 
     /** A job as it was at some moment (a webhook's snapshot), with freshly signed image links. */
     async viewAt(job: Job, images: JobImage[]): Promise<JobView> {

@@ -249,4 +249,26 @@ export const providerChecks = pgTable(
   (t) => [index('provider_checks_created_idx').on(t.createdAt)],
 );
 
-export const schema = { jobs, images, jobEvents, workers, resources, webhookDeliveries, webhookAttempts, idempotencyKeys, apiKeys, providerChecks };
+/**
+ * Input images uploaded for later jobs. The bytes live in storage under a key derived from their
+ * SHA-256 (shared with every job that uses them); the row goes when the upload expires, the bytes
+ * only when no upload and no job refers to them any more.
+ */
+export const uploads = pgTable(
+  'uploads',
+  {
+    id: uuid('id').primaryKey(),
+    owner: text('owner'),
+    key: text('key').notNull(),
+    contentType: text('content_type').notNull(),
+    width: integer('width').notNull(),
+    height: integer('height').notNull(),
+    bytes: integer('bytes').notNull(),
+    sha256: text('sha256').notNull(),
+    ...timestamps,
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [index('uploads_expires_idx').on(t.expiresAt), index('uploads_key_idx').on(t.key)],
+);
+
+export const schema = { jobs, images, jobEvents, workers, resources, webhookDeliveries, webhookAttempts, idempotencyKeys, apiKeys, providerChecks, uploads };

@@ -28,7 +28,10 @@ import { makeStorage } from '../storage/index.ts';
 import type { ObjectStorage } from '../core/ports/storage.ts';
 import { makeLinkSigner, resolveSigningSecret } from '../storage/signing.ts';
 import { makePipeline } from '../worker/pipeline.ts';
-import { prepareImage } from '../storage/thumbnail.ts';
+import { inspectImage, prepareImage } from '../storage/thumbnail.ts';
+import { makeInputService } from '../core/inputs.ts';
+import { makeUploadRepository } from '../db/uploads-repository.ts';
+import { makeInputFetcher } from '../webhooks/input-fetcher.ts';
 import { makeReconciler } from '../worker/reconciler.ts';
 import { makeWorker, type Worker } from '../worker/worker.ts';
 import { makeWebhookDispatcher } from '../webhooks/dispatcher.ts';
@@ -141,6 +144,18 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   const storage = makeStorage(config, { signer, baseUrl });
   const webhookTargets = makeWebhookTargets({ allowPrivate: config.webhooks.allowPrivate });
 
+  const inputs = makeInputService({
+    uploads: makeUploadRepository(database.db),
+    storage,
+    inspect: inspectImage,
+    fetcher: makeInputFetcher({ allowPrivate: config.inputs.allowPrivate }),
+    maxBytes: config.inputs.maxBytes,
+    uploadTtlSeconds: config.inputs.uploadTtlSeconds,
+    fetchTimeoutMs: config.inputs.fetchTimeoutMs,
+    signedUrlTtlSeconds: config.signedUrlTtlSeconds,
+    logger,
+  });
+
   const jobs = makeJobService({
     repo,
     events,
@@ -152,6 +167,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     signedUrlTtlSeconds: config.signedUrlTtlSeconds,
     logger,
     webhooks: { refusal: webhookTargets.refusal, deliveriesOf: (job) => webhookRepo.listForJob(job.id, job.batchId) },
+    inputs,
   });
 
   const providerChecks = makeProviderChecks({
@@ -206,6 +222,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     logger: logger.child({ component: 'reconciler' }),
     intervalMs: config.reconcileIntervalMs,
     staleMs: config.reconcileStaleMs,
+    housekeeping: [{ name: 'expired uploads', run: () => inputs.sweep() }],
   });
 
   const rateLimited = config.rateLimits.generate !== undefined || config.rateLimits.read !== undefined;

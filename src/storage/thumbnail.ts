@@ -1,5 +1,21 @@
 import sharp from 'sharp';
+import type { ImageFacts } from '../core/ports/inputs.ts';
 import { THUMBNAIL_SIZE, type PreparedImage } from '../core/ports/storage.ts';
+
+const INPUT_TYPES: Record<string, ImageFacts['contentType']> = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' };
+
+/** An input image's type and size from its header (nothing is decoded), or null when it is not a PNG, JPEG or WebP. */
+export async function inspectImage(bytes: Buffer): Promise<ImageFacts | null> {
+  try {
+    const { format, width, height, pages } = await sharp(bytes, { failOn: 'error' }).metadata();
+    const contentType = INPUT_TYPES[format ?? ''];
+    // An animated WebP is not one picture to start from.
+    if (!contentType || !width || !height || (pages ?? 1) > 1) return null;
+    return { contentType, width, height };
+  } catch {
+    return null;
+  }
+}
 
 /** Reads an original's real dimensions and makes its 128×128 WebP thumbnail (cover: cropped, never stretched). */
 export async function prepareImage(original: Buffer): Promise<PreparedImage> {

@@ -35,7 +35,6 @@ const RANGE_NAMES: Record<string, string> = {
   multicast: 'a multicast address',
 };
 
-const ALLOW_HINT = 'which darkroom does not call unless WEBHOOK_ALLOW_PRIVATE=true';
 
 /**
  * What kind of address `address` is when webhooks may not go there ("a loopback address"), or null
@@ -80,6 +79,8 @@ const isLoopbackName = (host: string) => {
 
 export interface WebhookTargetsOptions {
   allowPrivate: boolean;
+  /** The setting that lifts the guard, named in refusals (default WEBHOOK_ALLOW_PRIVATE). */
+  allowSetting?: string;
   resolve?: Resolver;
   /** How long a submission waits for DNS before letting the delivery-time check decide. */
   submitLookupTimeoutMs?: number;
@@ -96,6 +97,7 @@ export type WebhookTargets = ReturnType<typeof makeWebhookTargets>;
 export function makeWebhookTargets(options: WebhookTargetsOptions) {
   const resolve = options.resolve ?? systemResolver;
   const submitTimeoutMs = options.submitLookupTimeoutMs ?? 2000;
+  const ALLOW_HINT = `which darkroom does not call unless ${options.allowSetting ?? 'WEBHOOK_ALLOW_PRIVATE'}=true`;
 
   function literalOrNameRefusal(host: string): string | null {
     if (options.allowPrivate) return null;

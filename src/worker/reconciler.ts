@@ -12,6 +12,8 @@ export interface ReconcilerDeps {
    * touched at every poll (at most every few seconds), so this must be well above the longest poll delay.
    */
   staleMs: number;
+  /** Chores run on every pass after the jobs (deleting what has expired); a failing one does not stop the others. */
+  housekeeping?: { name: string; run: () => Promise<number> }[];
 }
 
 export interface Reconciler {
@@ -42,6 +44,13 @@ export function makeReconciler(deps: ReconcilerDeps): Reconciler {
       });
     }
     if (stale.length > 0) deps.logger.info({ count: stale.length }, 'reconciler enqueued stale jobs again');
+    for (const chore of deps.housekeeping ?? []) {
+      const count = await chore.run().catch((error: unknown) => {
+        deps.logger.warn({ err: error }, `could not remove ${chore.name}`);
+        return 0;
+      });
+      if (count > 0) deps.logger.info({ count }, `removed ${chore.name}`);
+    }
     return stale.length;
   }
 

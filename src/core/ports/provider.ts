@@ -82,13 +82,21 @@ export interface ProviderCapabilities {
   maxInputs?: number;
 }
 
+/** What a capability is called in messages. */
+export const CAPABILITY_NAMES: Record<Capability, string> = {
+  textToImage: 'text-to-image',
+  imageToImage: 'image-to-image',
+  inpainting: 'inpainting (an init image with a mask)',
+  references: 'reference images',
+};
+
 /** A provider that takes text only. */
 export const TEXT_ONLY: ProviderCapabilities = { textToImage: true, imageToImage: false, inpainting: false, references: false };
 
 export type Capability = 'textToImage' | 'imageToImage' | 'inpainting' | 'references';
 
 /** The capabilities `request` needs of its provider. */
-export function neededCapabilities(request: Pick<GenerationRequest, 'inputs'>): Capability[] {
+export function neededCapabilities(request: { inputs?: readonly { role: JobInput['role'] }[] }): Capability[] {
   const roles = new Set(request.inputs?.map((input) => input.role));
   const needed: Capability[] = [];
   if (roles.has('mask')) needed.push('inpainting');

@@ -9,3 +9,9 @@ export const JOB_STAGES = ['submitting', 'waiting_upstream', 'storing'] as const
 export const MAX_BATCH_SIZE = 100;
 /** Largest page of a job list. */
 export const MAX_PAGE_SIZE = 100;
+/** What an input image is for. */
+export const INPUT_ROLES = ['init', 'mask', 'reference'] as const;
+/** Input images one job may have. */
+export const MAX_INPUTS = 8;
+/** How much the init image may change when a request does not say. */
+export const DEFAULT_STRENGTH = 0.75;

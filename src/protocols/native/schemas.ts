@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { JOB_STAGES, JOB_STATUSES, MAX_BATCH_SIZE, MAX_PAGE_SIZE } from './jobs.ts';
+import { DEFAULT_STRENGTH, INPUT_ROLES, JOB_STAGES, JOB_STATUSES, MAX_BATCH_SIZE, MAX_INPUTS, MAX_PAGE_SIZE } from './jobs.ts';
 
 /**
  * darkroom's own HTTP API (`/api/v1`) on the wire: every request and response schema, from which
@@ -20,6 +20,16 @@ export const NetworkSchema = Type.Object(
 export const WEBHOOK_EVENT_FILTERS = ['completed', 'status', 'image', 'batch.completed'] as const;
 export type WebhookEventFilter = (typeof WEBHOOK_EVENT_FILTERS)[number];
 export const WEBHOOK_URL_MAX_LENGTH = 2000;
+
+export const InputSourceSchema = Type.Object(
+  {
+    role: Type.Enum(INPUT_ROLES, { description: '`init`: the picture to start from; `mask`: which of its pixels may change (white) and which stay (black); `reference`: a picture to take after.' }),
+    uploadId: Type.Optional(Type.String({ format: 'uuid', description: 'An upload of this caller (POST /uploads).' })),
+    url: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: 'An http(s) URL darkroom fetches once, at submission.' })),
+    data: Type.Optional(Type.String({ minLength: 1, description: 'The image as base64, or a base64 data URI.' })),
+  },
+  { additionalProperties: false, description: 'One input image: exactly one of uploadId, url or data.' },
+);
 
 const dimension = (description: string) =>
   Type.Integer({ minimum: 64, maximum: 2048, multipleOf: 8, default: 512, description });
@@ -42,6 +52,15 @@ export const GenerationOptionsSchema = Type.Object(
       Type.Record(Type.String({ minLength: 1, maxLength: 500 }), NetworkSchema, { maxProperties: 20 }),
     ),
     numImages: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, default: 1 })),
+    images: Type.Optional(
+      Type.Array(InputSourceSchema, {
+        maxItems: MAX_INPUTS,
+        description: 'Input images: at most one init, at most one mask (it needs an init of the same size), references.',
+      }),
+    ),
+    strength: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 1, description: `How much the init image may change: 0 keeps it, 1 ignores it (default ${DEFAULT_STRENGTH} with an init image).` }),
+    ),
     provider: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     priority: Type.Optional(
       Type.Integer({ minimum: -100, maximum: 100, default: 0, description: 'Higher runs first.' }),
@@ -118,6 +137,32 @@ export const ImageSchema = Type.Object({
   expiresAt: DateTime,
 });
 
+export const InputSchema = Type.Object({
+  role: Type.Enum(INPUT_ROLES),
+  contentType: Type.String(),
+  width: Type.Integer(),
+  height: Type.Integer(),
+  bytes: Type.Integer(),
+  sha256: Type.String(),
+  url: Type.String({ description: 'Signed link to the stored input image' }),
+});
+
+export const UploadSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    contentType: Type.String(),
+    width: Type.Integer(),
+    height: Type.Integer(),
+    bytes: Type.Integer(),
+    sha256: Type.String(),
+    expiresAt: DateTime,
+    url: Type.Optional(Type.String({ description: 'Signed link to the image (GET only)' })),
+  },
+  { description: 'An uploaded input image, usable by the jobs of its owner until it expires' },
+);
+
+export const UploadIdParams = Type.Object({ id: Type.String({ format: 'uuid', description: 'Upload id (UUID)' }) });
+
 export const JobErrorSchema = Type.Object({ code: Type.String(), message: Type.String(), retryable: Type.Boolean() });
 
 export const JobSchema = Type.Object(
@@ -141,8 +186,9 @@ export const JobSchema = Type.Object(
     completedAt: Nullable(DateTime),
     deadlineAt: Nullable(DateTime),
     images: Type.Array(ImageSchema),
+    inputs: Type.Array(InputSchema),
   },
-  { description: 'A job and its images' },
+  { description: 'A job, its input images and its images' },
 );
 
 export const CreateJobBody = CreateJobSchema;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 
 /** mulberry32: a tiny seeded PRNG, enough to lay out shapes reproducibly. */
 function prng(seed: number): () => number {
@@ -49,4 +49,32 @@ export async function renderMockImage(prompt: string, seed: number, width: numbe
 </linearGradient></defs>
 <rect width="100%" height="100%" fill="url(#bg)"/>${shapes.join('')}</svg>`;
   return sharp(Buffer.from(svg)).png().toBuffer();
+}
+
+async function rawRgb(image: Sharp): Promise<Buffer> {
+  return image.removeAlpha().toColourspace('srgb').raw().toBuffer();
+}
+
+/**
+ * The mock's image-to-image: its own picture laid over the init image (resized to the output's
+ * size). With a mask, each pixel takes the init image where the mask is black and the own picture
+ * where it is white (grey mixes them); without one, the two mix by `strength` everywhere, so 0 gives
+ * the init image back and 1 ignores it.
+ */
+export async function blendWithInit(own: Buffer, init: Buffer, mask: Buffer | undefined, strength: number, width: number, height: number): Promise<Buffer> {
+  const [ownPixels, initPixels, maskPixels] = await Promise.all([
+    rawRgb(sharp(own)),
+    rawRgb(sharp(init).resize(width, height, { fit: 'fill' })),
+    mask ? sharp(mask).resize(width, height, { fit: 'fill' }).removeAlpha().toColourspace('b-w').raw().toBuffer() : undefined,
+  ]);
+  const out = Buffer.alloc(width * height * 3);
+  for (let pixel = 0; pixel < width * height; pixel += 1) {
+    const weight = maskPixels ? (maskPixels[pixel] ?? 0) / 255 : strength;
+    for (let channel = 0; channel < 3; channel += 1) {
+      const at = pixel * 3 + channel;
+      const from = initPixels[at] ?? 0;
+      out[at] = Math.round(from + ((ownPixels[at] ?? 0) - from) * weight);
+    }
+  }
+  return sharp(out, { raw: { width, height, channels: 3 } }).png().toBuffer();
 }

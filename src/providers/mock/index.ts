@@ -1,6 +1,7 @@
 import { ProviderError } from '../../core/errors.ts';
 import type { PollResult, Provider, ProviderJobRef, ProviderModule, SettingsReader } from '../../core/ports/provider.ts';
-import { renderMockImage } from './image.ts';
+import { DEFAULT_STRENGTH, inputOf, referencesOf } from '../../core/request.ts';
+import { blendWithInit, renderMockImage } from './image.ts';
 
 export interface MockProviderOptions {
   latencyMs: { min: number; max: number };
@@ -79,7 +80,7 @@ export function makeMockProvider(options: MockProviderOptions): Provider {
       return { providerJobId: encodeTicket(ticketFor(request.seed, 0)) };
     },
 
-    async poll(job: ProviderJobRef): Promise<PollResult> {
+    async poll(job: ProviderJobRef, context): Promise<PollResult> {
       const ticket = decodeTicket(job.providerJobId);
       if (cancelled.has(job.providerJobId)) return { state: 'cancelled' };
       const elapsed = now() - ticket.t;
@@ -93,11 +94,18 @@ export function makeMockProvider(options: MockProviderOptions): Provider {
           resubmit: true,
         });
       }
-      const { prompt, width, height, numImages } = job.request;
+      const { prompt, width, height, numImages, strength = DEFAULT_STRENGTH } = job.request;
+      const init = inputOf(job.request, 'init');
+      const mask = inputOf(job.request, 'mask');
+      const [initBytes, maskBytes] = await Promise.all([init && context.readInput(init), mask && context.readInput(mask)]);
+      // References change the picture as a prompt would: different references, different compositions.
+      const references = referencesOf(job.request).map((reference) => reference.sha256);
+      const subject = references.length > 0 ? `${prompt}\u0000${references.join(',')}` : prompt;
       const outputs = await Promise.all(
         Array.from({ length: numImages }, async (_, index) => {
           const seed = (ticket.s + index) % (MAX_SEED + 1);
-          const bytes = await renderMockImage(prompt, seed, width, height);
+          const own = await renderMockImage(subject, seed, width, height);
+          const bytes = initBytes ? await blendWithInit(own, initBytes, maskBytes, strength, width, height) : own;
           return { bytes, contentType: 'image/png', seed };
         }),
       );

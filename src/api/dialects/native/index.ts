@@ -3,6 +3,7 @@ import { nativeErrors } from './errors.ts';
 import { keyRoutes } from './keys.ts';
 import { presentWebhook } from './present.ts';
 import { nativeRoutes } from './routes.ts';
+import { uploadRoutes } from './uploads.ts';
 import { webhookRoutes } from './webhooks.ts';
 
 /** darkroom's own API (`/api/v1`): jobs, batches, events, keys and webhook logs, errors as RFC 9457 problem details. */
@@ -17,6 +18,7 @@ export const nativeDialect: Dialect = {
     await scope.register(keyRoutes, { keys: context.keys });
     await scope.register(nativeRoutes, { jobs: context.jobs, feed: context.feed, sseHeartbeatMs: context.sseHeartbeatMs });
     await scope.register(webhookRoutes, { jobs: context.jobs });
+    await scope.register(uploadRoutes, { jobs: context.jobs });
   },
   webhookPayload: presentWebhook,
 };

@@ -36,6 +36,7 @@ export function presentJob(job: JobView): Static<typeof JobSchema> {
     completedAt: iso(job.completedAt),
     deadlineAt: iso(job.deadlineAt),
     images: job.images.map(presentImage),
+    inputs: job.inputs,
   };
 }
 

@@ -21,14 +21,17 @@ const tags = ['jobs'];
 /** darkroom's own API under /api/v1. */
 export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = async (app, { jobs, feed, sseHeartbeatMs }) => {
   const context = { dialect: 'native' };
+  // Room for one input image as base64 (4 bytes per 3) besides the rest of the request.
+  const bodyLimit = Math.max(app.initialConfig.bodyLimit ?? 0, Math.ceil((jobs.inputLimits.maxBytes * 4) / 3) + 1_048_576);
 
   app.post(
     '/jobs',
     {
       config: { idempotent: true, group: 'generate' },
+      bodyLimit,
       schema: {
         tags,
-        summary: 'Create a text-to-image job',
+        summary: 'Create a job: text-to-image, or from input images (image-to-image, inpainting, references)',
         body: CreateJobBody,
         response: { 202: JobSchema, ...problemResponses(400, 413, 415) },
       },
@@ -40,6 +43,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
     '/jobs/batch',
     {
       config: { idempotent: true, group: 'generate' },
+      bodyLimit,
       schema: {
         tags,
         summary: 'Create several jobs at once (all or nothing)',
