@@ -1,4 +1,6 @@
+import sharp from 'sharp';
 import { SYSTEM_CALLER } from '../src/core/caller.ts';
+import { renderMockImage } from '../src/providers/mock/image.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 import { providerContract } from './helpers/provider-contract.ts';
@@ -75,6 +77,47 @@ describe('a1111 provider: a fleet of two servers', () => {
     const next = await Promise.all(['after one', 'after two'].map(create));
     for (const each of next) expect(await darkroom.waitForJob(each)).toMatchObject({ status: 'succeeded', attempts: 1 });
     await outage;
+  });
+
+  it('sends image-to-image and inpainting jobs to img2img with their pictures, and stores what comes back', async () => {
+    const solid = (r: number, g: number, b: number, width = 128, height = 128) =>
+      sharp({ create: { width, height, channels: 3, background: { r, g, b } } }).png().toBuffer();
+    const init = (await solid(250, 120, 0)).toString('base64');
+    const mask = (
+      await sharp({ create: { width: 128, height: 128, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+        .composite([{ input: await solid(255, 255, 255, 64, 128), left: 0, top: 0 }])
+        .png()
+        .toBuffer()
+    ).toString('base64');
+    const pixel = async (url: string, x: number, y: number) => {
+      const png = Buffer.from(await (await fetch(url)).arrayBuffer());
+      const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      const at = (y * info.width + x) * 3;
+      return [data[at], data[at + 1], data[at + 2]];
+    };
+    const run = async (images: { role: string; data: string }[], strength: number) => {
+      const created = await darkroom.api('POST', '/api/v1/jobs', { prompt: 'over the init', width: 128, height: 128, seed: 3, images, strength });
+      expect(created.status).toBe(202);
+      return darkroom.waitForJob(created.body.id);
+    };
+
+    const kept = await run([{ role: 'init', data: init }], 0);
+    expect(kept.status).toBe('succeeded');
+    expect(await pixel((kept.images as { url: string }[])[0]!.url, 64, 64)).toEqual([250, 120, 0]);
+
+    const inpainted = await run([{ role: 'init', data: init }, { role: 'mask', data: mask }], 0.75);
+    expect(inpainted.status).toBe('succeeded');
+    const own = await renderMockImage('over the init', 3, 128, 128);
+    const { data: ownPixels } = await sharp(own).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const url = (inpainted.images as { url: string }[])[0]!.url;
+    expect(await pixel(url, 100, 64)).toEqual([250, 120, 0]);
+    const at = (64 * 128 + 20) * 3;
+    expect(await pixel(url, 20, 64)).toEqual([ownPixels[at], ownPixels[at + 1], ownPixels[at + 2]]);
+
+    // The upstream got an img2img request carrying both pictures.
+    const upstream = (await Promise.all(servers.map(upstreamJobs))).flat().find((job) => job.request.inputs?.length === 2);
+    expect(upstream?.request.inputs?.map((input) => input.role)).toEqual(['init', 'mask']);
+    expect(upstream?.request.strength).toBe(0.75);
   });
 
   it('reports each server in its check', async () => {

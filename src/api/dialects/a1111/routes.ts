@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import sharp from 'sharp';
 import type { JobService, JobView, ScopedJobs } from '../../../core/job-service.ts';
+import { DarkroomError } from '../../../core/errors.ts';
 import { isTerminal } from '../../../core/job.ts';
 import type { ResourceStore } from '../../../core/ports/stores.ts';
 import type { CreateJobInput, InputSource } from '../../../core/request.ts';
@@ -38,6 +39,15 @@ type GenerationBody = Txt2ImgBody & Partial<Img2ImgBody>;
 
 const unprocessable = (message: string, field?: string) =>
   new DialectError(422, message, field === undefined ? {} : { fields: [{ field, message }] });
+
+/** The core names input images by their place in `images` (init first, then the mask): the client sent init_images and mask. */
+function inWebuiTerms(error: unknown): unknown {
+  if (!(error instanceof DarkroomError) || error.fieldErrors.length === 0) return error;
+  const rename = (field: string) => field.replace(/^\/?images\/(\d+)(?:\/\w+)?/, (_, index: string) => (index === '0' ? 'init_images/0' : 'mask'));
+  const renamed = error.fieldErrors.map((problem) => ({ ...problem, field: rename(problem.field) }));
+  const message = error.message.replace(/images\.(\d+)(?:\.\w+)?/g, (_, index: string) => (index === '0' ? 'init_images.0' : 'mask'));
+  return new DialectError(error.status === 400 ? 422 : error.status, message, { code: error.code, fields: renamed });
+}
 
 /** A data URI's payload, or the text itself (the webui takes both). */
 const base64Of = (picture: string) => (picture.startsWith('data:') ? picture.slice(picture.indexOf(',') + 1) : picture);
@@ -117,7 +127,9 @@ export const a1111Routes: FastifyPluginAsyncTypebox<A1111RoutesOptions> = async 
   async function answer(request: FastifyRequest, body: GenerationBody, img2img: boolean): Promise<A1111GenerationResponse> {
     const jobs = scoped(request);
     const { input, data } = await translate(body, img2img);
-    const created = await jobs.create(input, { dialect: DIALECT, dialectData: { ...data } });
+    const created = await jobs.create(input, { dialect: DIALECT, dialectData: { ...data } }).catch((error: unknown) => {
+      throw inWebuiTerms(error);
+    });
     request.log.info({ jobId: created.id, provider: created.provider }, img2img ? 'img2img job created' : 'txt2img job created');
     const job = await settle(jobs, created.id);
     if (job.status === 'failed' || job.status === 'expired') {
