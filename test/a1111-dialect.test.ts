@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderMockImage } from '../src/providers/mock/image.ts';
@@ -220,5 +221,17 @@ describe('a1111 dialect: img2img and inpainting', () => {
     const mask = await dr.api('POST', '/sdapi/v1/img2img', { prompt: 'x', init_images: [(await solid(1, 2, 3)).toString('base64')], mask: '!!!' });
     expect(mask.status).toBe(422);
     expect(mask.body.detail[0].loc).toEqual(['body', 'mask']);
+  });
+});
+
+describe('a1111 dialect: large pictures', () => {
+  it('takes an img2img body larger than BODY_LIMIT_BYTES when the pictures are within the input limit', async () => {
+    // Noise does not compress: a 700×700 PNG of it is about 1.5 MB, 2 MB as base64.
+    const noise = randomBytes(700 * 700 * 3);
+    const init = (await sharp(noise, { raw: { width: 700, height: 700, channels: 3 } }).png().toBuffer()).toString('base64');
+    expect(init.length).toBeGreaterThan(1_048_576);
+    const { status, body } = await dr.api('POST', '/sdapi/v1/img2img', { prompt: 'x', init_images: [init], width: 64, height: 64 });
+    expect(status).toBe(200);
+    expect(body.images).toHaveLength(1);
   });
 });

@@ -70,6 +70,8 @@ async function invertedMask(mask: string): Promise<string> {
  */
 export const a1111Routes: FastifyPluginAsyncTypebox<A1111RoutesOptions> = async (app, { jobs: service, resources }) => {
   const scoped = (request: FastifyRequest) => service.for(request.caller);
+  // Room for an init image and a mask as base64 (4 bytes per 3) besides the rest of the request.
+  const img2imgBodyLimit = Math.max(app.initialConfig.bodyLimit ?? 0, 2 * Math.ceil((service.inputLimits.maxBytes * 4) / 3) + 1_048_576);
 
   /** Checkpoints (and LoRAs) named in the AIR catalogue. */
   async function catalogue(type: 'checkpoint' | 'lora'): Promise<string[]> {
@@ -150,8 +152,9 @@ export const a1111Routes: FastifyPluginAsyncTypebox<A1111RoutesOptions> = async 
     return { images, parameters, info: JSON.stringify(presentInfo(job, data, body.styles ?? [])) };
   }
 
-  const generation = (summary: string, body: typeof Txt2ImgBody | typeof Img2ImgBody) => ({
+  const generation = (summary: string, body: typeof Txt2ImgBody | typeof Img2ImgBody, bodyLimit?: number) => ({
     config: { group: 'generate' as const, idempotent: true },
+    ...(bodyLimit === undefined ? {} : { bodyLimit }),
     schema: {
       tags,
       summary,
@@ -165,7 +168,7 @@ export const a1111Routes: FastifyPluginAsyncTypebox<A1111RoutesOptions> = async 
 
   app.post('/sdapi/v1/txt2img', generation('Text to image', Txt2ImgBody), async (request) => answer(request, request.body, false));
 
-  app.post('/sdapi/v1/img2img', generation('Image to image and inpainting', Img2ImgBody), async (request) => answer(request, request.body, true));
+  app.post('/sdapi/v1/img2img', generation('Image to image and inpainting', Img2ImgBody, img2imgBodyLimit), async (request) => answer(request, request.body, true));
 
   /** The caller's running job (the oldest: the one the webui would be on), if any, and how many it has waiting. */
   async function current(jobs: ScopedJobs): Promise<{ running: JobView | undefined; queued: number }> {
