@@ -81,6 +81,37 @@ describe('comfyui provider: a fleet of two instances', () => {
     await outage;
   });
 
+  it('sends a workflow job’s graph on unchanged, and the mock runs one through the native API too', async () => {
+    const graph = {
+      '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'dreamshaper_8.safetensors' } },
+      '5': { class_type: 'EmptyLatentImage', inputs: { width: 192, height: 128, batch_size: 1 } },
+      '6': { class_type: 'CLIPTextEncode', inputs: { text: 'a lantern in fog', clip: ['4', 1] } },
+      '7': { class_type: 'CLIPTextEncode', inputs: { text: '', clip: ['4', 1] } },
+      '3': { class_type: 'KSamplerAdvanced', inputs: { add_noise: 'enable', noise_seed: 99, steps: 12, cfg: 5.5, sampler_name: 'euler_ancestral', scheduler: 'simple', start_at_step: 0, end_at_step: 10000, return_with_leftover_noise: 'disable', model: ['4', 0], positive: ['6', 0], negative: ['7', 0], latent_image: ['5', 0] } },
+      '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
+      '9': { class_type: 'SaveImage', inputs: { filename_prefix: 'lantern', images: ['8', 0] } },
+    };
+    const job = await darkroom.waitForJob(await create({ prompt: 'a lantern in fog', workflow: graph, width: undefined, height: undefined }));
+    expect(job.status).toBe('succeeded');
+    expect(job.request).toMatchObject({ provider: 'comfyui', width: 192, height: 128, seed: 99, steps: 12, cfgScale: 5.5, scheduler: 'euler_ancestral simple', model: 'dreamshaper_8.safetensors' });
+    const [upstream] = (await Promise.all(servers.map(async (server) => (await upstreamJobs(server)).filter((each) => each.request.prompt === 'a lantern in fog')))).flat();
+    expect((await Promise.all(servers.map((server) => server.darkroom.repo.get(upstream!.id)))).find(Boolean)?.request.workflow).toEqual(graph);
+
+    const mock = await startDarkroom({ AUTH: 'off' });
+    try {
+      const created = await mock.api('POST', '/api/v1/jobs', { prompt: 'a lantern in fog', workflow: graph });
+      expect(created.status).toBe(202);
+      const done = await mock.waitForJob(created.body.id);
+      expect(done).toMatchObject({ status: 'succeeded', provider: 'mock', images: [{ width: 192, height: 128, seed: 99 }] });
+      const broken = await mock.api('POST', '/api/v1/jobs', { prompt: 'x', workflow: { ...graph, '3': { class_type: 'KSampler', inputs: {} } } });
+      expect(broken.status).toBe(400);
+      expect(broken.body.errors[0]).toMatchObject({ field: 'workflow' });
+      expect(broken.body.detail).toContain('node 3 (KSampler): Required input is missing');
+    } finally {
+      await mock.close({ removeData: true });
+    }
+  });
+
   it('runs image-to-image and inpainting jobs on its graphs, with the pictures uploaded', async () => {
     const solid = (r: number, g: number, b: number, width = 128, height = 128) =>
       sharp({ create: { width, height, channels: 3, background: { r, g, b } } }).png().toBuffer();

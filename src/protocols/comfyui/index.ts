@@ -274,6 +274,35 @@ export function readWorkflow(graph: unknown): ReadResult {
   return { ok: true, parameters };
 }
 
+/**
+ * A darkroom job's parameters read from a graph, in the native API's terms: what a workflow job
+ * without its own says (its own win), or ComfyUI's validation errors as one sentence each.
+ */
+export function workflowFields(graph: unknown): { ok: true; fields: Record<string, unknown> } | { ok: false; problems: string[] } {
+  const read = readWorkflow(graph);
+  if (!read.ok) {
+    const nodes = Array.isArray(read.error.node_errors) ? [] : Object.entries(read.error.node_errors);
+    const problems = nodes.flatMap(([id, entry]) => entry.errors.map((error) => `node ${id} (${entry.class_type}): ${error.message}${error.details ? ` (${error.details})` : ''}`));
+    return { ok: false, problems: problems.length > 0 ? problems : [`${read.error.error.message}${read.error.error.details ? ` (${read.error.error.details})` : ''}`] };
+  }
+  const p = read.parameters;
+  const side = (value: number | undefined) => (value === undefined ? undefined : Math.min(2048, Math.max(64, Math.floor(value / 8) * 8)));
+  const fields: Record<string, unknown> = {
+    prompt: p.prompt,
+    negativePrompt: p.negativePrompt || undefined,
+    width: side(p.width),
+    height: side(p.height),
+    numImages: Math.min(10, p.batchSize),
+    steps: Math.min(150, p.steps),
+    cfgScale: Math.min(30, Math.max(1, p.cfg)),
+    seed: p.seed % 4294967296,
+    scheduler: darkroomSchedulerOf(p.sampler, p.scheduler),
+    model: p.checkpoint,
+    strength: p.initImage ? p.denoise : undefined,
+  };
+  return { ok: true, fields: Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined && value !== '')) };
+}
+
 /** The image file names a graph's LoadImage and LoadImageMask nodes load, in node id order, each once. */
 export function loadImageNames(graph: Workflow): string[] {
   const names: string[] = [];
