@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SYSTEM_CALLER } from '../src/core/caller.ts';
@@ -141,5 +144,62 @@ describe('comfyui provider: a fleet of two instances', () => {
     expect(upstream?.request.inputs?.map((input) => input.role)).toEqual(['init', 'mask']);
     const graph = (await Promise.all(servers.map((server) => server.darkroom.repo.get(upstream!.id)))).find(Boolean)?.request.workflow as Record<string, { class_type: string }>;
     expect(Object.values(graph).map((node) => node.class_type)).toEqual(expect.arrayContaining(['LoadImage', 'LoadImageMask', 'SetLatentNoiseMask', 'VAEEncode']));
+  });
+});
+
+describe('comfyui provider: the operator’s own templates', () => {
+  const template = {
+    workflow: {
+      ckpt: { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'placeholder' } },
+      latent: { class_type: 'EmptyLatentImage', inputs: { width: 0, height: 0, batch_size: 1 } },
+      pos: { class_type: 'CLIPTextEncode', inputs: { text: '', clip: ['ckpt', 1] } },
+      neg: { class_type: 'CLIPTextEncode', inputs: { text: 'watermark, text', clip: ['ckpt', 1] } },
+      sample: {
+        class_type: 'KSamplerAdvanced',
+        inputs: { add_noise: 'enable', noise_seed: 0, steps: 30, cfg: 4, sampler_name: 'dpmpp_2m', scheduler: 'karras', start_at_step: 0, end_at_step: 10000, return_with_leftover_noise: 'disable', model: ['ckpt', 0], positive: ['pos', 0], negative: ['neg', 0], latent_image: ['latent', 0] },
+      },
+      decode: { class_type: 'VAEDecode', inputs: { samples: ['sample', 0], vae: ['ckpt', 2] } },
+      save: { class_type: 'SaveImage', inputs: { filename_prefix: 'house-style', images: ['decode', 0] } },
+    },
+    map: { prompt: 'pos.inputs.text', seed: 'sample.inputs.noise_seed', width: 'latent.inputs.width', height: 'latent.inputs.height', batch: 'latent.inputs.batch_size', checkpoint: 'ckpt.inputs.ckpt_name' },
+  };
+  let dir: string;
+  let upstream: TestDarkroom;
+  let darkroom: TestDarkroom;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'comfyui-templates-'));
+    writeFileSync(join(dir, 'txt2img.json'), JSON.stringify(template));
+    upstream = await startDarkroom({ AUTH: 'off' });
+    darkroom = await startDarkroom({ DEFAULT_PROVIDER: 'comfyui', COMFYUI_URLS: upstream.url, COMFYUI_TEMPLATES_DIR: dir, COMFYUI_CHECKPOINT: 'house.safetensors' });
+  });
+  afterAll(async () => {
+    await darkroom?.close({ removeData: true });
+    await upstream?.close({ removeData: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('fills the template where its map says, and keeps the rest of it', async () => {
+    const created = await darkroom.api('POST', '/api/v1/jobs', { prompt: 'a red barn', width: 320, height: 192, seed: 5, numImages: 2 });
+    const job = await darkroom.waitForJob(created.body.id);
+    expect(job.status).toBe('succeeded');
+    expect((job.images as unknown[]).length).toBe(2);
+    const [sent] = (await upstreamJobs(upstream)).filter((each) => each.request.prompt === 'a red barn');
+    const graph = (await upstream.darkroom.repo.get(sent!.id))?.request.workflow as typeof template.workflow;
+    expect(graph.pos.inputs.text).toBe('a red barn');
+    expect(graph.sample.inputs).toMatchObject({ noise_seed: 5, steps: 30, cfg: 4, sampler_name: 'dpmpp_2m' });
+    expect(graph.latent.inputs).toEqual({ width: 320, height: 192, batch_size: 2 });
+    expect(graph.ckpt.inputs.ckpt_name).toBe('house.safetensors');
+    expect(graph.neg.inputs.text).toBe('watermark, text');
+  });
+
+  it('refuses to start on a template that maps to a node it does not have', async () => {
+    const bad = mkdtempSync(join(tmpdir(), 'comfyui-templates-'));
+    writeFileSync(join(bad, 'txt2img.json'), JSON.stringify({ ...template, map: { ...template.map, prompt: 'nowhere.inputs.text' } }));
+    try {
+      await expect(startDarkroom({ COMFYUI_URLS: upstream.url, COMFYUI_TEMPLATES_DIR: bad })).rejects.toThrow(/txt2img\.json maps prompt to "nowhere\.inputs\.text"/);
+    } finally {
+      rmSync(bad, { recursive: true, force: true });
+    }
   });
 });

@@ -405,3 +405,84 @@ export function promptErrorMessage(body: string): string {
   }
   return body.trim().replace(/\s+/g, ' ').slice(0, 300);
 }
+
+/** The graphs an operator may give for parameter jobs, one file each in COMFYUI_TEMPLATES_DIR (`txt2img.json`, …). */
+export const TEMPLATE_KINDS = ['txt2img', 'img2img', 'inpaint'] as const;
+export type TemplateKind = (typeof TEMPLATE_KINDS)[number];
+
+/** What a template's map may place, and where a job's value for it comes from. */
+export const TEMPLATE_FIELDS = ['prompt', 'negativePrompt', 'seed', 'steps', 'cfg', 'sampler', 'scheduler', 'width', 'height', 'batch', 'checkpoint', 'init', 'mask', 'denoise', 'filenamePrefix'] as const;
+export type TemplateField = (typeof TEMPLATE_FIELDS)[number];
+
+/**
+ * An operator's graph and where each value goes: `{"workflow": {…API format…}, "map": {"prompt":
+ * "6.inputs.text", "seed": "3.inputs.noise_seed", …}}`. A field may go to several places (a list).
+ */
+export interface OperatorTemplate {
+  workflow: Workflow;
+  map: Partial<Record<TemplateField, string[]>>;
+}
+
+const REQUIRED_FIELDS: Record<TemplateKind, TemplateField[]> = {
+  txt2img: ['prompt', 'seed'],
+  img2img: ['prompt', 'seed', 'init'],
+  inpaint: ['prompt', 'seed', 'init', 'mask'],
+};
+
+/** Reads one template file's text; the problem, in words for an operator, when it is not one. */
+export function parseOperatorTemplate(kind: TemplateKind, text: string): { ok: true; template: OperatorTemplate } | { ok: false; problem: string } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, problem: `is not JSON (${error instanceof Error ? error.message : 'unreadable'})` };
+  }
+  if (!isRecord(parsed) || !isRecord(parsed.workflow) || !isRecord(parsed.map)) return { ok: false, problem: 'must be {"workflow": {…}, "map": {…}}' };
+  const read = readWorkflow(parsed.workflow);
+  if (!read.ok && read.error.error.type === 'invalid_prompt') return { ok: false, problem: `has a workflow that is not a graph: ${read.error.error.message}` };
+  const workflow = parsed.workflow as unknown as Workflow;
+  const map: Partial<Record<TemplateField, string[]>> = {};
+  for (const [field, where] of Object.entries(parsed.map)) {
+    if (!(TEMPLATE_FIELDS as readonly string[]).includes(field)) return { ok: false, problem: `maps "${field}", which is none of ${TEMPLATE_FIELDS.join(', ')}` };
+    const paths = Array.isArray(where) ? where : [where];
+    for (const path of paths) {
+      const match = typeof path === 'string' ? /^([^.]+)\.inputs\.([^.]+)$/.exec(path) : null;
+      if (!match || !workflow[match[1] as string]) return { ok: false, problem: `maps ${field} to ${JSON.stringify(path)}, which is not "<node id>.inputs.<name>" of a node in its workflow` };
+    }
+    map[field as TemplateField] = paths as string[];
+  }
+  const missing = REQUIRED_FIELDS[kind].filter((field) => !map[field]);
+  if (missing.length > 0) return { ok: false, problem: `does not map ${missing.join(', ')}` };
+  return { ok: true, template: { workflow, map } };
+}
+
+/** The template's graph with a job's values put where its map says. */
+export function fillTemplate(template: OperatorTemplate, p: TemplateParameters): Workflow {
+  const graph = structuredClone(template.workflow);
+  const values: Record<TemplateField, unknown> = {
+    prompt: p.prompt,
+    negativePrompt: p.negativePrompt,
+    seed: p.seed,
+    steps: p.steps,
+    cfg: p.cfg,
+    sampler: p.sampler,
+    scheduler: p.scheduler,
+    width: p.width,
+    height: p.height,
+    batch: p.batchSize,
+    checkpoint: p.checkpoint,
+    init: p.init?.image,
+    mask: p.mask,
+    denoise: p.init?.denoise ?? 1,
+    filenamePrefix: p.filenamePrefix,
+  };
+  for (const [field, paths] of Object.entries(template.map) as [TemplateField, string[]][]) {
+    const value = values[field];
+    if (value === undefined) continue;
+    for (const path of paths) {
+      const [id, , name] = path.split('.') as [string, string, string];
+      (graph[id] as WorkflowNode).inputs[name] = value;
+    }
+  }
+  return graph;
+}

@@ -4,7 +4,22 @@ import { ProviderError } from '../../core/errors.ts';
 import { fleetMemberOf, makeFleet, type FleetMember } from '../../core/fleet.ts';
 import type { PollResult, Provider, ProviderCapabilities, ProviderContext, ProviderModule, ProviderOutput } from '../../core/ports/provider.ts';
 import { inputOf, type GenerationRequest, type JobInput } from '../../core/request.ts';
-import { comfySampler, loadImageNames, promptErrorMessage, templateWorkflow, type HistoryEntry, type QueueItem, type Workflow } from '../../protocols/comfyui/index.ts';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  comfySampler,
+  fillTemplate,
+  loadImageNames,
+  parseOperatorTemplate,
+  promptErrorMessage,
+  TEMPLATE_KINDS,
+  templateWorkflow,
+  type HistoryEntry,
+  type OperatorTemplate,
+  type QueueItem,
+  type TemplateKind,
+  type Workflow,
+} from '../../protocols/comfyui/index.ts';
 import { parseRetryAfter, sniffImageType } from '../../protocols/http/index.ts';
 
 export interface ComfyuiProviderOptions {
@@ -14,6 +29,8 @@ export interface ComfyuiProviderOptions {
   checkpoint: string;
   /** How long an instance that could not be reached is left out before jobs go to it again. */
   downMs: number;
+  /** The operator's graphs for parameter jobs, by kind (darkroom's own for the kinds not given). */
+  templates?: Partial<Record<TemplateKind, OperatorTemplate>>;
   timeoutMs: number;
   maxImageBytes: number;
   fetch?: typeof fetch;
@@ -166,7 +183,9 @@ export function makeComfyuiProvider(options: ComfyuiProviderOptions): Provider {
     const initName = init ? await upload(member, init, `darkroom-${context.jobId}-init.png`, context) : undefined;
     const maskName = mask ? await upload(member, mask, `darkroom-${context.jobId}-mask.png`, context) : undefined;
     const { sampler, scheduler } = comfySampler(request.scheduler);
-    return templateWorkflow({
+    const kind: TemplateKind = maskName ? 'inpaint' : initName ? 'img2img' : 'txt2img';
+    const own = options.templates?.[kind];
+    return (own ? (parameters: Parameters<typeof templateWorkflow>[0]) => fillTemplate(own, parameters) : templateWorkflow)({
       checkpoint: checkpointOf(request.model, options.checkpoint),
       prompt: request.prompt,
       negativePrompt: request.negativePrompt ?? '',
@@ -327,7 +346,27 @@ export function makeComfyuiProvider(options: ComfyuiProviderOptions): Provider {
   };
 }
 
-type ComfyuiSettings = Pick<ComfyuiProviderOptions, 'urls' | 'checkpoint' | 'downMs'>;
+type ComfyuiSettings = Pick<ComfyuiProviderOptions, 'urls' | 'checkpoint' | 'downMs' | 'templates'>;
+
+/** The templates in `dir` (`txt2img.json`, `img2img.json`, `inpaint.json`), each checked; problems are reported through `problem`. */
+function readTemplates(dir: string, problem: (message: string) => void): Partial<Record<TemplateKind, OperatorTemplate>> {
+  const templates: Partial<Record<TemplateKind, OperatorTemplate>> = {};
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch (error) {
+    problem(`COMFYUI_TEMPLATES_DIR cannot be read: ${error instanceof Error ? error.message : 'unknown error'}`);
+    return templates;
+  }
+  for (const kind of TEMPLATE_KINDS) {
+    if (!files.includes(`${kind}.json`)) continue;
+    const parsed = parseOperatorTemplate(kind, readFileSync(join(dir, `${kind}.json`), 'utf8'));
+    if (parsed.ok) templates[kind] = parsed.template;
+    else problem(`COMFYUI_TEMPLATES_DIR/${kind}.json ${parsed.problem}`);
+  }
+  if (!TEMPLATE_KINDS.some((kind) => files.includes(`${kind}.json`))) problem(`COMFYUI_TEMPLATES_DIR holds none of ${TEMPLATE_KINDS.map((kind) => `${kind}.json`).join(', ')}`);
+  return templates;
+}
 
 /** Configured by COMFYUI_URLS. */
 export const comfyuiProviderModule: ProviderModule<ComfyuiSettings> = {
@@ -336,7 +375,9 @@ export const comfyuiProviderModule: ProviderModule<ComfyuiSettings> = {
     const list = read.text('COMFYUI_URLS');
     const checkpoint = read.text('COMFYUI_CHECKPOINT', 'sd_xl_base_1.0.safetensors');
     const downMs = read.integer('COMFYUI_DOWN_MS', 30_000, 0, 3_600_000);
+    const templatesDir = read.text('COMFYUI_TEMPLATES_DIR');
     if (list === undefined) return undefined;
+    const templates = templatesDir === undefined ? {} : readTemplates(templatesDir, (message) => read.problem(message));
     const urls = list.split(',').map((entry) => entry.trim()).filter(Boolean);
     urls.forEach((url, index) => {
       let protocol: string | undefined;
@@ -349,7 +390,7 @@ export const comfyuiProviderModule: ProviderModule<ComfyuiSettings> = {
       if (protocol !== 'http:' && protocol !== 'https:') read.problem(`COMFYUI_URLS entry ${index + 1} is not an http(s) URL`);
     });
     if (urls.length === 0) read.problem('COMFYUI_URLS is set but names no instance');
-    return { urls, checkpoint, downMs };
+    return { urls, checkpoint, downMs, templates };
   },
   create: (settings, shared) => makeComfyuiProvider({ ...settings, timeoutMs: shared.timeoutMs, maxImageBytes: shared.maxImageBytes, random: shared.random }),
 };
