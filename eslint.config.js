@@ -17,7 +17,7 @@ const elements = [
   { type: 'provider', pattern: 'src/providers/*', capture: ['provider'] },
   // The rest of src/providers: the provider registry.
   { type: 'providers', pattern: 'src/providers' },
-  ...['db', 'queue', 'storage', 'events', 'webhooks', 'worker', 'config', 'main', 'client'].map((folder) => ({
+  ...['db', 'queue', 'storage', 'events', 'webhooks', 'worker', 'metrics', 'config', 'main', 'client'].map((folder) => ({
     type: folder,
     pattern: `src/${folder}`,
   })),
@@ -38,6 +38,7 @@ const layerPolicies = [
   may('events', 'core'),
   may('webhooks', 'core', 'db', 'config'),
   may('worker', 'core'),
+  may('metrics', 'core'),
   may('config', 'core', 'providers'),
   may(
     'main',
@@ -48,7 +49,7 @@ const layerPolicies = [
 ];
 
 /** Packages of adapters: the core and the protocols are pure, so loading them costs neither sharp, a database driver nor an HTTP stack. */
-const ADAPTER_PACKAGES = ['sharp', 'drizzle-orm', 'drizzle-orm/*', 'pg', '@electric-sql/*', 'fastify', '@fastify/*', 'bullmq', 'ioredis', '@aws-sdk/*', 'pino', 'dotenv'];
+const ADAPTER_PACKAGES = ['prom-client', 'sharp', 'drizzle-orm', 'drizzle-orm/*', 'pg', '@electric-sql/*', 'fastify', '@fastify/*', 'bullmq', 'ioredis', '@aws-sdk/*', 'pino', 'dotenv'];
 
 export default tseslint.config(
   { ignores: ['node_modules', 'data', 'dist', 'drizzle', 'coverage', 'test-artifacts', 'scratch'] },

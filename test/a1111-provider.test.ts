@@ -20,8 +20,9 @@ describe('a1111 provider', () =>
     maxImages: 4,
     request: { width: 512, height: 512 },
     cancelsUpstream: true,
+    inputs: { imageToImage: true, inpainting: true },
     // The provider job id starts with the task id the upstream job was created under.
-    async upstreamJobId(providerJobId, upstream) {
+    async findUpstreamJob(providerJobId, upstream) {
       const task = providerJobId.split(' ')[0];
       for (;;) {
         const job = (await upstreamJobs(upstream)).find((item) => (item.dialectData as { taskId?: string }).taskId === task);

@@ -281,6 +281,11 @@ const REFUSALS: Record<string, { method: string; path: string; shape: (status: n
   runpod: { method: 'GET', path: '/v2/ep/health', shape: () => ({ error: expect.any(String) }) },
   tasks: { method: 'GET', path: '/api/v1/runpod/queue/stats', shape: () => ({ detail: expect.any(String) }) },
   images: { method: 'GET', path: '/image/get-all', shape: (status, title) => ({ statusCode: status, message: expect.any(String), error: title }) },
+  openai: {
+    method: 'GET',
+    path: '/v1/models',
+    shape: (status) => ({ error: { message: expect.any(String), type: status === 401 ? 'authentication_error' : 'permission_error', param: null, code: expect.any(String) } }),
+  },
   a1111: { method: 'GET', path: '/sdapi/v1/samplers', shape: () => ({ error: 'HTTPException', detail: expect.any(String), body: '', errors: expect.any(String) }) },
   comfyui: { method: 'GET', path: '/queue', shape: () => ({ error: { type: 'unauthorized', message: expect.any(String), details: '', extra_info: {} }, node_errors: [] }) },
 };

@@ -204,6 +204,22 @@ describe('v1 consumer jobs over fetch', () => {
     expect(expectProblem(await dr.api('POST', '/v1/consumer/jobs?wait=maybe', valid), 400)).toHaveProperty(['wait']);
   });
 
+  it('refuses input images, which Civitai’s textToImage jobs do not take, naming each field', async () => {
+    const png = (await sharp({ create: { width: 8, height: 8, channels: 3, background: '#fff' } }).png().toBuffer()).toString('base64');
+    const errors = expectProblem(
+      await dr.api('POST', '/v1/consumer/jobs', {
+        ...valid,
+        sourceImage: `data:image/png;base64,${png}`,
+        params: { ...valid.params, image: png, strength: 0.5 },
+        controlNets: [{ preprocessor: 'canny', imageUrl: 'https://example.com/edges.png', weight: 1 }],
+      }),
+      400,
+    );
+    expect(Object.keys(errors).sort()).toEqual(['controlNets', 'params.image', 'params.strength', 'sourceImage']);
+    expect(errors.sourceImage?.[0]).toMatch(/take no input image/);
+    expect(errors.controlNets?.[0]).toMatch(/does not run ControlNets/);
+  });
+
   it('answers unknown ids and garbage tokens with problems', async () => {
     expectProblem(await dr.api('GET', `/v1/consumer/jobs/${randomUUID()}`), 404);
     expectProblem(await dr.api('GET', '/v1/consumer/jobs/not-a-job'), 404);

@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -318,6 +318,141 @@ function hasScript(): boolean {
     return false;
   }
 }
+
+/** Raw RGB pixels of an image file, at its own size. */
+async function pixelsOf(bytes: Buffer): Promise<{ data: Buffer; width: number; height: number }> {
+  const { data, info } = await sharp(bytes).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height };
+}
+
+/** The largest difference of one channel between `a` and `b` over the columns [from, to) of every row. */
+function largestDifference(a: { data: Buffer; width: number; height: number }, b: { data: Buffer }, from: number, to: number): number {
+  let largest = 0;
+  for (let y = 0; y < a.height; y += 1) {
+    for (let x = from; x < to; x += 1) {
+      for (let channel = 0; channel < 3; channel += 1) {
+        const offset = (y * a.width + x) * 3 + channel;
+        largest = Math.max(largest, Math.abs((a.data[offset] ?? 0) - (b.data[offset] ?? 0)));
+      }
+    }
+  }
+  return largest;
+}
+
+describe('darkroom generate --image, --mask and --strength', () => {
+  const SIZE = 128;
+  let dir: string;
+  let initPath: string;
+  let maskPath: string;
+  let initBytes: Buffer;
+  let maskBytes: Buffer;
+
+  beforeAll(async () => {
+    dir = outDir();
+    // A gradient (unlike anything the mock draws) and a mask: black on the left half (kept), white on the right (repainted).
+    const gradient = Buffer.alloc(SIZE * SIZE * 3);
+    for (let y = 0; y < SIZE; y += 1) {
+      for (let x = 0; x < SIZE; x += 1) gradient.set([x * 2, y * 2, 255 - x - y / 2], (y * SIZE + x) * 3);
+    }
+    initBytes = await sharp(gradient, { raw: { width: SIZE, height: SIZE, channels: 3 } }).png().toBuffer();
+    const half = Buffer.alloc(SIZE * SIZE);
+    for (let y = 0; y < SIZE; y += 1) half.fill(255, y * SIZE + SIZE / 2, (y + 1) * SIZE);
+    maskBytes = await sharp(half, { raw: { width: SIZE, height: SIZE, channels: 1 } }).png().toBuffer();
+    initPath = join(dir, 'init.png');
+    maskPath = join(dir, 'mask.png');
+    writeFileSync(initPath, initBytes);
+    writeFileSync(maskPath, maskBytes);
+  });
+
+  const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+  it('uploads the init image and the mask, and the job keeps them: black keeps the init image, white is repainted', async () => {
+    const out = outDir();
+    const run = await cli(['generate', '--server', dr.url, '--out', out, '--json', '--image', initPath, '--mask', maskPath, '--strength', '0.6', '--width', String(SIZE), '--height', String(SIZE), '--seed', '3', 'a lighthouse']);
+    expect(run.stderr).not.toMatch(/error|refused/i);
+    expect(run.code).toBe(0);
+    const printed = JSON.parse(run.stdout);
+    const { body: job } = await dr.api('GET', `/api/v1/jobs/${printed.id}`);
+    expect(job.status).toBe('succeeded');
+    expect(job.request.strength).toBe(0.6);
+    expect(job.inputs.map(({ url, ...input }: Record<string, unknown>) => input)).toEqual([
+      { role: 'init', contentType: 'image/png', width: SIZE, height: SIZE, bytes: initBytes.length, sha256: sha256(initBytes) },
+      { role: 'mask', contentType: 'image/png', width: SIZE, height: SIZE, bytes: maskBytes.length, sha256: sha256(maskBytes) },
+    ]);
+    // The inputs' links serve the very bytes of the files.
+    for (const [index, bytes] of [initBytes, maskBytes].entries()) {
+      expect(Buffer.from(await (await fetch(job.inputs[index].url)).arrayBuffer()).equals(bytes)).toBe(true);
+    }
+
+    const output = await pixelsOf(readFileSync(printed.images[0].path));
+    const init = await pixelsOf(initBytes);
+    expect([output.width, output.height]).toEqual([SIZE, SIZE]);
+    expect(largestDifference(output, init, 0, SIZE / 2)).toBeLessThanOrEqual(2);
+    expect(largestDifference(output, init, SIZE / 2, SIZE)).toBeGreaterThan(32);
+  });
+
+  it('--strength 0 gives the init image back; 1 ignores it', async () => {
+    const runs = await cliAll(['0', '1'].map((strength) => ({ args: ['generate', '--server', dr.url, '--out', outDir(), '--image', initPath, '--strength', strength, '--width', String(SIZE), '--height', String(SIZE), '--seed', '5', 'a lighthouse'] })));
+    const plain = await cli(['generate', '--server', dr.url, '--out', outDir(), '--width', String(SIZE), '--height', String(SIZE), '--seed', '5', 'a lighthouse']);
+    for (const run of [...runs, plain]) expect(run.code, run.stderr).toBe(0);
+    const saved = (run: Run) => pixelsOf(readFileSync(run.stdout.trim()));
+    const [kept, ignored, textOnly, init] = await Promise.all([saved(runs[0] as Run), saved(runs[1] as Run), saved(plain), pixelsOf(initBytes)]);
+    expect(largestDifference(kept, init, 0, SIZE)).toBeLessThanOrEqual(2);
+    expect(largestDifference(ignored, textOnly, 0, SIZE)).toBeLessThanOrEqual(2);
+    expect(largestDifference(ignored, init, 0, SIZE)).toBeGreaterThan(32);
+  });
+
+  it("a file that is not an image: the server's refusal names the flag and the file, exit 1", async () => {
+    const notImage = join(dir, 'notes.png');
+    writeFileSync(notImage, 'just some text, whatever the name says');
+    const before = await jobCount(dr);
+    const run = await cli(['generate', '--server', dr.url, '--image', notImage, 'x']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(new RegExp(`^darkroom refused --image ${notImage} \\(400 [^)]+\\): .+\n$`));
+    expect(await jobCount(dr)).toBe(before);
+  });
+
+  it('with --idempotency-key, a retried command sends the same images and gets the same job', async () => {
+    const args = ['generate', '--server', dr.url, '--json', '--image', initPath, '--mask', maskPath, '--idempotency-key', 'cli-images-1', '--width', String(SIZE), '--height', String(SIZE), 'twice'];
+    const first = await cli([...args, '--out', outDir()]);
+    const second = await cli([...args, '--out', outDir()]);
+    expect([first.code, second.code], second.stderr).toEqual([0, 0]);
+    const [one, two] = [JSON.parse(first.stdout), JSON.parse(second.stdout)];
+    expect(two.id).toBe(one.id);
+    expect(two.inputs.map((input: { role: string; sha256: string }) => [input.role, input.sha256])).toEqual([
+      ['init', sha256(initBytes)],
+      ['mask', sha256(maskBytes)],
+    ]);
+
+    // Sent within the request, a file the server will not take is named by its flag.
+    const notImage = join(dir, 'mask.txt');
+    writeFileSync(notImage, 'not a mask');
+    const refused = await cli(['generate', '--server', dr.url, '--image', initPath, '--mask', notImage, '--idempotency-key', 'cli-images-2', 'x']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^darkroom refused the request \(400 Bad Request\):\n {2}images\.1\S* \(--mask\): .+\n$/);
+  });
+
+  it('a missing or unreadable file, a mask without an image and a strength outside 0–1 exit 2 before anything is sent', async () => {
+    const before = await jobCount(dr);
+    const cases: [string[], RegExp][] = [
+      [['--image', join(dir, 'missing.png')], new RegExp(`^darkroom: --image: cannot read ${join(dir, 'missing.png')}: no such file\n\nUsage: darkroom generate `)],
+      [['--image', initPath, '--mask', join(dir, 'missing.png')], /^darkroom: --mask: cannot read .*missing\.png: no such file\n/],
+      [['--image', dir], new RegExp(`^darkroom: --image: cannot read ${dir}: it is a directory\n`)],
+      [['--mask', maskPath], /^darkroom: --mask needs --image: a mask marks which pixels of the init image may change\n\nUsage: darkroom generate /],
+      [['--strength', '0.5'], /^darkroom: --strength needs --image: it says how much the init image may change\n/],
+      [['--image', initPath, '--strength', '1.5'], /^darkroom: --strength must be from 0 to 1, not 1\.5\n/],
+      [['--image', initPath, '--strength=-0.1'], /^darkroom: --strength must be from 0 to 1, not -0\.1\n/],
+      [['--image', initPath, '--strength', 'half'], /^darkroom: --strength must be a number, not "half"\n/],
+    ];
+    const runs = await cliAll(cases.map(([args]) => ({ args: ['generate', ...args, 'x'], env: { DARKROOM_URL: dr.url } })));
+    for (const [index, run] of runs.entries()) {
+      const [args, message] = cases[index] as [string[], RegExp];
+      expect(run.stderr, args.join(' ')).toMatch(message);
+      expect(run.code, args.join(' ')).toBe(2);
+    }
+    expect(await jobCount(dr)).toBe(before);
+  });
+});
 
 describe('darkroom jobs', () => {
   it('list: a table of the newest jobs, with a hint for the next page', async () => {

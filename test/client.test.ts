@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // Through the package's own exports, as a consumer imports it (the built dist/, see build:client).
 import { Darkroom, DarkroomApiError, type CreateJobInput, type JobProgress, type JobStreamEvent } from 'darkroom/client';
@@ -27,6 +29,46 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
     (error: unknown) => error,
   );
 }
+
+describe('Darkroom client: uploads and input images', () => {
+  const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+  it('uploads.create takes bytes (type read from them) or a Blob; uploads.get links to the same bytes', async () => {
+    const jpeg = new Uint8Array(await sharp({ create: { width: 96, height: 64, channels: 3, background: '#c03020' } }).jpeg().toBuffer());
+    const upload = await client.uploads.create(jpeg);
+    expect(upload).toMatchObject({ contentType: 'image/jpeg', width: 96, height: 64, bytes: jpeg.byteLength, sha256: sha256(jpeg) });
+    expect(Date.parse(upload.expiresAt)).toBeGreaterThan(Date.now());
+
+    const read = await client.uploads.get(upload.id);
+    expect(read).toMatchObject({ ...upload, url: expect.stringMatching(/^http/) });
+    expect(new Uint8Array(await (await fetch(read.url)).arrayBuffer())).toEqual(jpeg);
+
+    // A Blob whose own type is wrong (an extension's guess) is sent as what its bytes are.
+    const webp = new Uint8Array(await sharp({ create: { width: 80, height: 64, channels: 3, background: '#203080' } }).webp().toBuffer());
+    expect(await client.uploads.create(new Blob([webp], { type: 'image/png' }))).toMatchObject({ contentType: 'image/webp', width: 80, height: 64 });
+  });
+
+  it('refusals are DarkroomApiErrors: not an image, a type that lies, an unknown upload', async () => {
+    const text = await rejection(client.uploads.create(new TextEncoder().encode('not an image at all')));
+    expect(text).toBeInstanceOf(DarkroomApiError);
+    expect((text as DarkroomApiError).status).toBe(400);
+    const png = new Uint8Array(await sharp({ create: { width: 64, height: 64, channels: 3, background: '#000' } }).png().toBuffer());
+    const lying = await rejection(client.uploads.create(png, 'image/jpeg'));
+    expect((lying as DarkroomApiError).status).toBe(400);
+    const unknown = await rejection(client.uploads.get(UNKNOWN_ID));
+    expect((unknown as DarkroomApiError).status).toBe(404);
+  });
+
+  it('create takes the uploads as images with a strength; the job lists its inputs', async () => {
+    const png = new Uint8Array(await sharp({ create: { width: 128, height: 128, channels: 3, background: '#808000' } }).png().toBuffer());
+    const upload = await client.uploads.create(png);
+    const job = await client.create({ prompt: 'from an upload', width: 128, height: 128, images: [{ role: 'init', uploadId: upload.id }], strength: 0.3 });
+    const done = await client.wait(job.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.request.strength).toBe(0.3);
+    expect(done.inputs).toEqual([{ role: 'init', contentType: 'image/png', width: 128, height: 128, bytes: png.byteLength, sha256: sha256(png), url: expect.stringMatching(/^http/) }]);
+  });
+});
 
 describe('Darkroom client against a live server', () => {
   it('create → wait (with progress) → download gives the stored PNG and its thumbnail', async () => {

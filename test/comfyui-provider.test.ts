@@ -20,8 +20,9 @@ describe('comfyui provider', () =>
     maxImages: 4,
     request: { width: 512, height: 512 },
     cancelsUpstream: true,
+    inputs: { imageToImage: true, inpainting: true },
     // The prompt id is the first part of the provider job id; the upstream darkroom keeps it with its job.
-    async upstreamJobId(providerJobId, upstream) {
+    async findUpstreamJob(providerJobId, upstream) {
       const promptId = providerJobId.split(' ')[0] as string;
       for (;;) {
         const [job] = (await upstream.darkroom.jobs.for(SYSTEM_CALLER).list({ dialect: 'comfyui', dialectData: { promptId }, limit: 1 })).items;

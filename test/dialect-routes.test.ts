@@ -19,9 +19,8 @@ async function routesOf(dialect: Dialect): Promise<Route[]> {
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) routes.push({ dialect: dialect.name, method, url: route.url ?? route.path });
   });
-  // Registering routes reads only the input limits (routes that take pictures size their body limit
-  // by them); handlers, which would read more, never run here.
-  const context = { jobs: { inputLimits: { maxBytes: 1 } } } as unknown as DialectContext;
+  // Registering routes reads only the input-image limit of the context (routes size their bodies by it); handlers, which read more, never run here.
+  const context = { jobs: { inputLimits: { maxBytes: 1_048_576 } } } as unknown as DialectContext;
   await app.register(async (scope) => dialect.routes(scope, context), { prefix: dialect.prefix });
   await app.ready();
   await app.close();

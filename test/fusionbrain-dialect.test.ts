@@ -210,6 +210,16 @@ describe('Fusion Brain dialect: refusals, in the service’s own error shape', (
     expectError(await run({ ...valid, ...change }), 400, message);
   });
 
+  it('refuses input images, in params or as a part of their own, without creating a job', async () => {
+    const before = await jobCount(dr);
+    const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#fff' } }).png().toBuffer();
+    expectError(await run({ ...valid, image: png.toString('base64') }), 400, /image is not supported: Fusion Brain generates from text only/);
+    const form = runForm(valid);
+    form.append('image', new Blob([png], { type: 'image/png' }), 'init.png');
+    expectError(await call(dr, 'POST', 'pipeline/run', { body: form }), 400, /The image part is an image, but Fusion Brain generates from text only/);
+    expect(await jobCount(dr)).toBe(before);
+  });
+
   it('lists every bad param in one answer, and refuses params that are not an object', async () => {
     const answer = await run({ type: 'GENERATE', width: 100, height: 4096, generateParams: {} });
     expectError(answer, 400);

@@ -247,6 +247,8 @@ describe('jobs with input images (mock provider)', () => {
     expect((await refused({ images: [{ role: 'init', data: init }, { role: 'init', data: init }] })).errors[0].message).toMatch(/more than one init/);
     expect((await refused({ images: [{ role: 'init', data: 'not base64 at all!' }] })).errors[0].field).toBe('images.0.data');
     expect((await refused({ images: [{ role: 'init', data: Buffer.from('plain text').toString('base64') }] })).detail).toMatch(/images\[0\]\.data is not a PNG, JPEG or WebP image/);
+    const truncated = Buffer.from(init, 'base64').subarray(0, 150).toString('base64');
+    expect((await refused({ images: [{ role: 'init', data: truncated }] })).detail).toMatch(/images\[0\]\.data is not a PNG, JPEG or WebP image/);
     expect((await refused({ images: [{ role: 'init', data: init, url: 'https://example.com/a.png' }] })).errors[0].message).toMatch(/exactly one of uploadId, url or data/);
     expect((await refused({ strength: 0.5 })).errors[0].field).toBe('strength');
     expect((await refused({ images: [{ role: 'init', data: dataUri(await pattern(64, 64), 'image/jpeg') }] })).detail).toMatch(/declared image\/jpeg but its bytes are image\/png/);
@@ -323,6 +325,28 @@ describe('input URLs', () => {
       expect(missing.body.detail).toBe('images[0].url could not be fetched: the server answered 404');
     } finally {
       await second.close();
+    }
+  });
+});
+
+describe('large inputs', () => {
+  it('a job with a 2 MB base64 image and an Idempotency-Key is taken once, and its repeat is replayed', async () => {
+    const dr = await startDarkroom();
+    try {
+      const noise = await sharp(Buffer.from(Array.from({ length: 1000 * 1000 * 3 }, (_, index) => (index * 7919) % 251)), { raw: { width: 1000, height: 1000, channels: 3 } })
+        .png({ compressionLevel: 0 })
+        .toBuffer();
+      expect(noise.length).toBeGreaterThan(2_000_000);
+      const body = { prompt: PROMPT, images: [{ role: 'init', data: noise.toString('base64') }] };
+      const first = await dr.api('POST', '/api/v1/jobs', body, { 'idempotency-key': 'big-1' });
+      expect(first.status, JSON.stringify(first.body).slice(0, 300)).toBe(202);
+      const again = await dr.api('POST', '/api/v1/jobs', body, { 'idempotency-key': 'big-1' });
+      expect(again.status).toBe(202);
+      expect(again.headers.get('idempotent-replayed')).toBe('true');
+      expect(again.body.id).toBe(first.body.id);
+      expect(first.body.inputs[0]).toMatchObject({ role: 'init', width: 1000, height: 1000, bytes: noise.length, sha256: sha256(noise) });
+    } finally {
+      await dr.close();
     }
   });
 });

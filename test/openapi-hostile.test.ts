@@ -318,7 +318,7 @@ function requestFor(operation: Operation): fc.Arbitrary<Request> {
   });
 }
 
-type Shape = 'problem' | 'civitai' | 'runpod' | 'fusionbrain' | 'tasks' | 'images' | 'a1111' | 'comfyui';
+type Shape = 'problem' | 'civitai' | 'runpod' | 'fusionbrain' | 'tasks' | 'images' | 'openai' | 'a1111' | 'comfyui';
 
 /** Whose error shape a documented path answers in. */
 function shapeOf(template: string): Shape {
@@ -327,6 +327,7 @@ function shapeOf(template: string): Shape {
   if (template.startsWith('/v2/')) return 'runpod';
   if (template.startsWith('/key/api/v1/')) return 'fusionbrain';
   if (template.startsWith('/image/')) return 'images';
+  if (template.startsWith('/v1/images/') || template.startsWith('/v1/models')) return 'openai';
   if (template.startsWith('/sdapi/v1/') || template === '/internal/progress') return 'a1111';
   if (/^\/(?:api\/)?(?:prompt|queue|history|interrupt|view|upload|object_info|system_stats|features|ws)\b/.test(template)) return 'comfyui';
   return 'problem';
@@ -355,6 +356,13 @@ const SHAPES: Record<Shape, (answer: Answer) => boolean> = {
   runpod: (answer) => /^application\/json\b/.test(answer.contentType) && keysAre(answer.body, ['error']) && typeof answer.body.error === 'string',
   fusionbrain: (answer) => keysAre(answer.body, ['timestamp', 'status', 'error', 'message', 'path']) && answer.body.status === answer.status,
   tasks: (answer) => keysAre(answer.body, ['detail']),
+  openai: (answer) =>
+    /^application\/json\b/.test(answer.contentType) &&
+    keysAre(answer.body, ['error']) &&
+    typeof answer.body.error.message === 'string' &&
+    typeof answer.body.error.type === 'string' &&
+    'param' in answer.body.error &&
+    'code' in answer.body.error,
   a1111: (answer) =>
     (keysAre(answer.body, ['detail']) && (typeof answer.body.detail === 'string' || Array.isArray(answer.body.detail))) ||
     (keysAre(answer.body, ['error', 'detail', 'body', 'errors']) && typeof answer.body.detail === 'string'),
@@ -417,7 +425,7 @@ async function call(operation: Operation, request: Request): Promise<Answer> {
 describe('every documented operation, under hostile input', () => {
   it('documents the operations of every dialect', () => {
     const shapes = new Set(operations.map((operation) => shapeOf(operation.template)));
-    expect([...shapes].sort()).toEqual(['a1111', 'civitai', 'comfyui', 'fusionbrain', 'images', 'problem', 'runpod', 'tasks']);
+    expect([...shapes].sort()).toEqual(['a1111', 'civitai', 'comfyui', 'fusionbrain', 'images', 'openai', 'problem', 'runpod', 'tasks']);
     expect(operations.length).toBeGreaterThan(50);
   });
 

@@ -13,12 +13,14 @@ const configured = loadConfig({
   FUSIONBRAIN_SECRET_KEY: 'secret',
   RUNPOD_API_KEY: 'key',
   RUNPOD_ENDPOINT_ID: 'endpoint',
+  OPENAI_API_KEY: 'key',
+  OPENAI_MODELS: 'dall-e-3,house-model',
   A1111_URLS: 'http://127.0.0.1:7860',
   COMFYUI_URLS: 'http://127.0.0.1:8188',
 });
 const built = PROVIDER_MODULES.map((module) => module.create(configured.providers[module.name], { timeoutMs: 1000, maxImageBytes: 1024 }));
 const only = (...names: string[]) => built.filter((provider) => names.includes(provider.name));
-const all = only('mock', 'civitai', 'fusionbrain', 'runpod');
+const all = only('mock', 'civitai', 'fusionbrain', 'runpod', 'openai');
 
 describe('provider routing', () => {
   it('uses the provider the job names, configured or not (the caller reports a missing one)', () => {
@@ -46,5 +48,12 @@ describe('provider routing', () => {
     expect(routeProvider(request({ style: 'uhd' }), all, 'runpod')).toBe('fusionbrain');
     expect(routeProvider(request({ style: 'ANIME' }), only('mock'), 'mock')).toBe('mock');
     expect(routeProvider(request({ style: 'watercolour' }), all, 'runpod')).toBe('runpod');
+  });
+
+  it('sends a model the openai provider claims to it when it is configured', () => {
+    expect(routeProvider(request({ model: 'dall-e-3' }), all, 'mock')).toBe('openai');
+    expect(routeProvider(request({ model: 'house-model' }), all, 'mock')).toBe('openai');
+    expect(routeProvider(request({ model: 'gpt-image-1' }), all, 'mock')).toBe('mock');
+    expect(routeProvider(request({ model: 'dall-e-3' }), only('mock'), 'mock')).toBe('mock');
   });
 });

@@ -162,7 +162,7 @@ describe('runpod dialect bad input', () => {
     ['too many images', { input: { prompt: PROMPT, num_images: 11 } }, 400, /num_images/],
     ['a negative seed', { input: { prompt: PROMPT, seed: -5 } }, 400, /seed/],
     ['every bad field at once', { input: { prompt: 3, width: 1, steps: 0, cfg_scale: 99 } }, 400, /prompt.*width.*steps.*cfg_scale/],
-    ['image-to-image', { input: { prompt: PROMPT, init_images: ['AAAA'], steps: 10 } }, 400, /text-to-image/],
+    ['an init image that is not an image', { input: { prompt: PROMPT, init_images: ['AAAA'], steps: 10 } }, 400, /input\.init_images\[0\] is not a PNG, JPEG or WebP image/],
     ['a workflow without KSampler', { input: { workflow: { '1': { class_type: 'SaveImage', inputs: {} } } } }, 400, /KSampler/],
     ['a workflow that is not a graph', { input: { workflow: [1, 2] } }, 400, /workflow/],
     ['a webhook to a loopback address', { input: { prompt: PROMPT }, webhook: 'http://127.0.0.1/hook' }, 400, /^webhook points to a loopback address/],

@@ -1,7 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
+import sharp from 'sharp';
 import type { Browser, BrowserContext, BrowserContextOptions, Locator, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { registerProblemHandlers } from '../src/api/http/problem.ts';
@@ -336,9 +338,133 @@ describe.skipIf(!hasChromium)('web UI in Chromium', () => {
     expect(await tiles.evaluateAll((items) => items.map((item) => item.getAttribute('data-job-id')))).toEqual(listed);
   });
 
-  it('fits a phone (390×844) without sideways scrolling, with the form, cards and the lightbox', async () => {
+  it('image to image: picks an init image, moves the strength, and the job shows its input beside its output', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'darkroom-ui-inputs-'));
+    try {
+      const gradient = Buffer.alloc(256 * 192 * 3);
+      for (let y = 0; y < 192; y += 1) for (let x = 0; x < 256; x += 1) gradient.set([x, y, 255 - x], (y * 256 + x) * 3);
+      const initPath = join(dir, 'harbour.png');
+      writeFileSync(initPath, await sharp(gradient, { raw: { width: 256, height: 192, channels: 3 } }).png().toBuffer());
+      const notAnImage = join(dir, 'notes.png');
+      writeFileSync(notAnImage, 'only text, whatever the name says');
+
+      const page = await openUi();
+      await prompt(page).fill('the harbour at night');
+      await page.locator('details.image-inputs summary').click();
+      await page.getByLabel('Init image', { exact: true }).setInputFiles(initPath);
+      const initSlot = page.locator('.drop-zone[data-role="init"]');
+      // The size is the server's reading of the upload; the preview is the file itself.
+      await initSlot.getByText('256×192 px').waitFor();
+      expect(await imageSize(initSlot.getByRole('img', { name: 'Init image preview' }))).toMatchObject({ naturalWidth: 256, naturalHeight: 192 });
+
+      // Strength: 0.75 by default, moved to 0.40 with the keyboard (seven steps of 0.05).
+      const slider = page.getByRole('slider', { name: 'Strength' });
+      expect(await slider.inputValue()).toBe('0.75');
+      await slider.focus();
+      for (let step = 0; step < 7; step += 1) await slider.press('ArrowLeft');
+      expect(await page.locator('output[for="field-strength"]').textContent()).toBe('0.40');
+
+      // A file that is not an image is refused by the server, said at the picker, and blocks Generate until removed.
+      await page.getByLabel('Mask', { exact: true }).setInputFiles(notAnImage);
+      await page.locator('.drop-zone[data-role="mask"] .picked-error').waitFor();
+      await page.getByRole('button', { name: 'Generate' }).click();
+      expect(await page.locator('#form-errors').textContent()).toMatch(/The mask was not uploaded \(.+\)/);
+      await page.getByRole('button', { name: 'Remove the mask' }).click();
+
+      await initSlot.getByRole('button', { name: 'Use its size' }).click();
+      expect([await page.getByLabel('Width', { exact: true }).inputValue(), await page.getByLabel('Height', { exact: true }).inputValue()]).toEqual(['256', '192']);
+
+      const [id] = (await generate(page)) as [string];
+      await cardWithStatus(page, id, 'succeeded').waitFor();
+      const { body: job } = await dr.api('GET', `/api/v1/jobs/${id}`);
+      expect(job.request).toMatchObject({ prompt: 'the harbour at night', width: 256, height: 192, strength: 0.4 });
+      expect(job.inputs).toHaveLength(1);
+      expect(job.inputs[0]).toMatchObject({ role: 'init', contentType: 'image/png', width: 256, height: 192, sha256: createHash('sha256').update(readFileSync(initPath)).digest('hex') });
+
+      // The card shows the init image, named by its role, beside the finished output.
+      const input = card(page, id).locator('.job-inputs li[data-role="init"]');
+      expect(await input.textContent()).toBe('Init image');
+      expect(await imageSize(input.getByRole('img', { name: 'Init image (256×192)' }))).toMatchObject({ naturalWidth: 256, naturalHeight: 192, cssWidth: 56, cssHeight: 56 });
+      expect(await card(page, id).locator('.card-meta').textContent()).toContain('strength 0.4');
+      const output = card(page, id).getByRole('button', { name: 'the harbour at night' });
+      expect(await imageSize(output.locator('img'))).toMatchObject({ naturalWidth: 128, naturalHeight: 128 });
+      await page.screenshot({ path: `${SCREENSHOTS}/image-to-image.png`, fullPage: true });
+
+      // The lightbox tells it too.
+      await output.click();
+      const dialog = page.getByRole('dialog');
+      await dialog.waitFor();
+      expect(await imageSize(dialog.locator('.lightbox-image img'))).toMatchObject({ naturalWidth: 256, naturalHeight: 192 });
+      expect(await dialog.locator('.job-inputs li[data-role="init"]').textContent()).toBe('Init image · 256×192');
+      expect(await dialog.locator('.lightbox-facts').textContent()).toContain('Strength0.4');
+      await page.screenshot({ path: `${SCREENSHOTS}/image-to-image-lightbox.png` });
+
+      // Reuse brings the init image back (fetched from its link, uploaded again) with the strength.
+      await dialog.getByRole('button', { name: 'Reuse these settings' }).click();
+      await dialog.waitFor({ state: 'hidden' });
+      await initSlot.getByText('256×192 px').waitFor();
+      expect(await slider.inputValue()).toBe('0.4');
+      const [again] = (await generate(page)) as [string];
+      const { body: second } = await dr.api('GET', `/api/v1/jobs/${again}`);
+      expect(second.request.strength).toBe(0.4);
+      expect(second.inputs.map((item: { sha256: string }) => item.sha256)).toEqual([job.inputs[0].sha256]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an image dropped on the form is the init image; one dropped on the mask zone is the mask', async () => {
+    const solid = (background: string) => sharp({ create: { width: 128, height: 128, channels: 3, background } }).png().toBuffer();
+    const [init, mask] = await Promise.all([solid('#3060c0'), solid('#ffffff')]);
+    const page = await openUi();
+    /** Drops `bytes` as a PNG file named `name` on `target`, as a file dragged from the desktop would. */
+    const drop = async (target: Locator, name: string, bytes: Buffer) => {
+      const dataTransfer = await page.evaluateHandle(`(() => {
+        const bytes = Uint8Array.from(atob(${JSON.stringify(bytes.toString('base64'))}), (char) => char.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], ${JSON.stringify(name)}, { type: 'image/png' }));
+        return transfer;
+      })()`);
+      await target.dispatchEvent('dragover', { dataTransfer });
+      await target.dispatchEvent('drop', { dataTransfer });
+    };
+
+    await prompt(page).fill('a dropped picture');
+    // The section is closed: a drop on the prompt opens it.
+    await drop(prompt(page), 'blue.png', init);
+    const initSlot = page.locator('.drop-zone[data-role="init"]');
+    await initSlot.getByText('128×128 px').waitFor();
+    expect(await initSlot.locator('.picked-name').textContent()).toBe('blue.png');
+    const maskSlot = page.locator('.drop-zone[data-role="mask"]');
+    await drop(maskSlot, 'white.png', mask);
+    await maskSlot.getByText('128×128 px').waitFor();
+    expect(await initSlot.locator('.picked-name').textContent()).toBe('blue.png');
+
+    await openAdvanced(page);
+    await page.getByLabel('Width', { exact: true }).fill('128');
+    await page.getByLabel('Height', { exact: true }).fill('128');
+    const [id] = (await generate(page)) as [string];
+    await cardWithStatus(page, id, 'succeeded').waitFor();
+    const { body: job } = await dr.api('GET', `/api/v1/jobs/${id}`);
+    expect(job.inputs.map((input: { role: string; sha256: string }) => [input.role, input.sha256])).toEqual([
+      ['init', createHash('sha256').update(init).digest('hex')],
+      ['mask', createHash('sha256').update(mask).digest('hex')],
+    ]);
+    expect(await card(page, id).locator('.job-inputs li').evaluateAll((items) => items.map((item) => item.textContent))).toEqual(['Init image', 'Mask']);
+
+    // Removing the init image removes the mask too: a mask needs one.
+    await page.getByRole('button', { name: 'Remove the init image' }).click();
+    expect(await page.locator('.drop-zone').count()).toBe(1);
+    expect(await initSlot.locator('.picked').count()).toBe(0);
+  });
+
+  it('fits a phone (390×844) without sideways scrolling, with the form, an init image, cards and the lightbox', async () => {
     const page = await openUi({ viewport: { width: 390, height: 844 }, hasTouch: true });
     await prompt(page).fill(`a very long prompt without spaces ${'x'.repeat(300)}`);
+    await page.locator('details.image-inputs summary').click();
+    const wide = await sharp({ create: { width: 2048, height: 256, channels: 3, background: '#406080' } }).png().toBuffer();
+    await page.getByLabel('Init image', { exact: true }).setInputFiles({ name: `a-long-file-name-${'y'.repeat(80)}.png`, mimeType: 'image/png', buffer: wide });
+    await page.getByText('2048×256 px').waitFor();
     const [id] = (await generate(page)) as [string];
     await cardWithStatus(page, id, 'succeeded').waitFor();
     await openAdvanced(page);
@@ -352,7 +478,7 @@ describe.skipIf(!hasChromium)('web UI in Chromium', () => {
     const box = await dialog.boundingBox();
     expect(box && box.x >= 0 && box.x + box.width <= 390).toBe(true);
     // The original is shrunk to fit the screen, in proportion.
-    const shown = await imageSize(dialog.locator('img'));
+    const shown = await imageSize(dialog.locator('.lightbox-image img'));
     expect(shown.cssWidth).toBeLessThan(shown.naturalWidth);
     expect(shown.cssWidth / shown.cssHeight).toBeCloseTo(shown.naturalWidth / shown.naturalHeight, 2);
     await page.screenshot({ path: `${SCREENSHOTS}/phone-lightbox.png` });
@@ -408,7 +534,7 @@ describe.skipIf(!hasChromium)('web UI in Chromium', () => {
       names.push(name ?? '');
       expect(outline).not.toBe('none');
     }
-    expect(names).toEqual(['Dark theme', 'API docs', 'Settings', 'Prompt', 'Batch mode: one job per line', 'Generate', 'Advanced options']);
+    expect(names).toEqual(['Dark theme', 'API docs', 'Settings', 'Prompt', 'Batch mode: one job per line', 'Generate', 'Start from an image', 'Advanced options']);
   });
 });
 

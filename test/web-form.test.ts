@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Job } from 'darkroom/client';
-import { batchPrompts, DEFAULT_VALUES, hasAdvancedValues, presetOf, randomSeed, toBatchInput, toJobInput, valuesFromJob } from '../web/src/form.ts';
+import { batchPrompts, DEFAULT_VALUES, hasAdvancedValues, outputSizeFor, presetOf, randomSeed, toBatchInput, toJobInput, valuesFromJob } from '../web/src/form.ts';
 
 // The web UI's form ↔ request translation, without a browser (test/ui.test.ts covers it in one).
 describe('web UI form values', () => {
@@ -54,6 +54,32 @@ describe('web UI form values', () => {
     expect(presetOf({ width: '776', height: '512' })).toBeUndefined();
     expect(hasAdvancedValues(values)).toBe(true);
     expect(hasAdvancedValues({ ...DEFAULT_VALUES, prompt: 'only a prompt', batch: true })).toBe(false);
+  });
+
+  it('sends the input images with the strength, which goes only with an init image', () => {
+    const init = { role: 'init' as const, uploadId: 'up-1' };
+    const mask = { role: 'mask' as const, uploadId: 'up-2' };
+    expect(toJobInput({ ...DEFAULT_VALUES, prompt: 'a teapot', strength: '0.4' }, [init, mask])).toEqual({ prompt: 'a teapot', width: 512, height: 512, numImages: 1, images: [init, mask], strength: 0.4 });
+    expect(toJobInput({ ...DEFAULT_VALUES, prompt: 'a teapot', strength: '0.4' })).toEqual({ prompt: 'a teapot', width: 512, height: 512, numImages: 1 });
+    expect(toJobInput({ ...DEFAULT_VALUES, prompt: 'x' }, [{ role: 'reference', uploadId: 'up-3' }])).not.toHaveProperty('strength');
+    // A batch's shared options take no images: each line becomes a job with them.
+    expect(toBatchInput({ ...DEFAULT_VALUES, batch: true, prompt: 'a\nb', strength: '0' }, [init])).toEqual({
+      jobs: [
+        { prompt: 'a', images: [init], strength: 0 },
+        { prompt: 'b', images: [init], strength: 0 },
+      ],
+      width: 512,
+      height: 512,
+      numImages: 1,
+    });
+    expect(valuesFromJob({ prompt: 'koi', width: 512, height: 512, numImages: 1, priority: 0, strength: 0.3 }, 1).strength).toBe('0.3');
+    expect(hasAdvancedValues({ ...DEFAULT_VALUES, strength: '0.2' })).toBe(false);
+  });
+
+  it("makes an input image's size one the API accepts", () => {
+    expect(outputSizeFor(640, 480)).toEqual({ width: '640', height: '480' });
+    expect(outputSizeFor(1001, 3000)).toEqual({ width: '1000', height: '2048' });
+    expect(outputSizeFor(20, 67)).toEqual({ width: '64', height: '64' });
   });
 
   it('rolls seeds in the API’s range', () => {

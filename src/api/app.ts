@@ -7,10 +7,12 @@ import type { JobService } from '../core/job-service.ts';
 import type { ProviderChecks } from '../core/provider-checks.ts';
 import type { ResourceStore, IdempotencyStore } from '../core/ports/stores.ts';
 import type { EventFeed } from '../core/event-feed.ts';
+import type { Metrics } from '../core/ports/metrics.ts';
 import type { LinkSigner, ObjectStorage } from '../core/ports/storage.ts';
 import type { Queue } from 'bullmq';
 import { registerAdminQueues } from './http/admin-queues.ts';
 import { adminCheck, markRoutesPublic, ownerOf, registerAuth, useCredentialRules, type AuthOptions } from './http/auth.ts';
+import { sameSecret } from './http/secrets.ts';
 import { registerDocs } from './http/docs.ts';
 import { filesRoutes } from './http/files.ts';
 import { registerIdempotency } from './http/idempotency.ts';
@@ -51,6 +53,12 @@ export interface AppDeps {
   feed: EventFeed;
   /** How often an idle event stream gets a heartbeat (SSE_HEARTBEAT_MS). */
   sseHeartbeatMs: number;
+  /** How long the OpenAI dialect waits for a job before answering 504 (OPENAI_WAIT_MS). */
+  openaiWaitMs: number;
+  /** What /metrics serves, and what each request adds to it. */
+  metrics: Metrics & { render(): Promise<string>; readonly contentType: string };
+  /** A Bearer token that may read /metrics besides admin keys (METRICS_TOKEN). */
+  metricsToken?: string;
 }
 
 /** The whole HTTP surface as one Fastify instance that never listens: the process entry owns that. */
@@ -86,7 +94,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // Which dialect's scope answered a request, for the HTTP metrics ('none': health, files, docs, 404s outside every dialect).
+  const dialectOf = new WeakMap<object, string>();
   app.addHook('onResponse', async (request, reply) => {
+    deps.metrics.httpRequest(dialectOf.get(request) ?? 'none', reply.statusCode, reply.elapsedTime / 1000);
     request.log.info(
       { method: request.method, url: request.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
       'request',
@@ -121,12 +132,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(async (files) => {
     // A signed link is its own credential: it works in an <img> tag, with no header.
     markRoutesPublic(files);
-    await files.register(filesRoutes, { storage: deps.storage, signer: deps.signer });
+    await files.register(filesRoutes, {
+      storage: deps.storage,
+      signer: deps.signer,
+      removedAt: async (key) => {
+        const jobId = /^jobs\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\//.exec(key)?.[1];
+        return jobId ? deps.jobs.imagesExpiredAt(jobId) : null;
+      },
+    });
   });
   const context: DialectContext = {
     jobs: deps.jobs,
     feed: deps.feed,
     sseHeartbeatMs: deps.sseHeartbeatMs,
+    openaiWaitMs: deps.openaiWaitMs,
     providerChecks: deps.providerChecks,
     resources: deps.resources,
     keys: deps.auth.keys,
@@ -139,6 +158,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         useCredentialRules(scope, { read: dialect.credential?.bind(dialect), foreignTokens: dialect.foreignTokens });
         installErrorFormat(scope, dialect.errors, logComponent(scope, dialect.logComponent));
         scope.addHook('onRoute', (route) => owners.addRoute(route.url, dialect.errors));
+        scope.addHook('onRequest', async (request) => void dialectOf.set(request, dialect.name));
         if (dialect.errors.ownNotFound) owners.addPrefix(dialect.prefix, dialect.errors);
         await dialect.routes(scope, context);
       },
@@ -146,6 +166,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     );
   }
   await app.register(webUiRoutes, { root: WEB_UI_ROOT });
+
+  const isAdmin = adminCheck(deps.auth);
+  app.get('/metrics', { config: { public: true }, schema: { tags: ['operations'], summary: 'Prometheus metrics (Bearer METRICS_TOKEN or an admin key)' } }, async (request, reply) => {
+    const secret = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1]?.trim();
+    const allowed = secret !== undefined && ((deps.metricsToken !== undefined && sameSecret(secret, deps.metricsToken)) || (await isAdmin(secret)));
+    if (!allowed) {
+      reply.header('www-authenticate', 'Bearer realm="darkroom metrics"');
+      return sendProblem(reply, problem(secret === undefined ? 401 : 403, secret === undefined ? 'unauthorized' : 'forbidden', 'Metrics need METRICS_TOKEN or an admin key as a Bearer token'));
+    }
+    return reply.type(deps.metrics.contentType).send(await deps.metrics.render());
+  });
 
   app.get('/health', { config: { public: true }, schema: { tags: ['operations'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
   app.get('/ready', { config: { public: true }, schema: { tags: ['operations'], summary: 'Readiness: database, queue and storage checked' } }, async (_request, reply) => {

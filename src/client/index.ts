@@ -1,6 +1,6 @@
 import type { Static } from 'typebox';
 import { TERMINAL_STATUSES } from '../protocols/native/jobs.ts';
-import type { BatchBody, BatchResponse, CreateJobSchema, ImageLinkResponse, JobSchema, JobStreamEventSchema, ListQuery, ListResponse, ProblemSchema } from '../protocols/native/schemas.ts';
+import type { BatchBody, BatchResponse, CreateJobSchema, ImageLinkResponse, InputSchema, InputSourceSchema, JobSchema, JobStreamEventSchema, ListQuery, ListResponse, ProblemSchema, UploadSchema } from '../protocols/native/schemas.ts';
 import { parseEventStream } from './sse.ts';
 
 /**
@@ -12,8 +12,19 @@ import { parseEventStream } from './sse.ts';
 /** A job as the API answers it, with signed links to its images once it has succeeded. */
 export type Job = Static<typeof JobSchema>;
 export type JobStatus = Job['status'];
-/** What `create` takes: a prompt and the generation options. */
+/** What `create` takes: a prompt and the generation options, and input images with their `strength`. */
 export type CreateJobInput = Static<typeof CreateJobSchema>;
+/** One input image of a request: its role and an `uploadId`, a `url` or base64 `data`. */
+export type InputSource = Static<typeof InputSourceSchema>;
+export type InputRole = InputSource['role'];
+/** An input image stored with a job, with a signed link. */
+export type JobInput = Static<typeof InputSchema>;
+/** An uploaded image, as `uploads.create` answers it. */
+export type Upload = Omit<Static<typeof UploadSchema>, 'url'>;
+/** An uploaded image with a signed link, as `uploads.get` answers it. */
+export type UploadWithLink = Upload & { url: string };
+/** The image types darkroom takes as input. */
+export type ImageContentType = 'image/png' | 'image/jpeg' | 'image/webp';
 /** What `batch` takes: `prompts` (one job each) or `jobs`, plus options shared by every job. */
 export type BatchInput = Static<typeof BatchBody>;
 export type BatchResult = Static<typeof BatchResponse>;
@@ -90,6 +101,47 @@ const LONG_POLL_SECONDS = 30;
 
 const isTerminal = (status: JobStatus) => TERMINAL_STATUSES.includes(status);
 
+const IMAGE_SIGNATURES: readonly { type: ImageContentType; matches(head: Uint8Array): boolean }[] = [
+  { type: 'image/png', matches: (head) => [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a].every((byte, index) => head[index] === byte) },
+  { type: 'image/jpeg', matches: (head) => head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff },
+  { type: 'image/webp', matches: (head) => ascii(head, 0, 4) === 'RIFF' && ascii(head, 8, 12) === 'WEBP' },
+];
+
+function ascii(bytes: Uint8Array, start: number, end: number): string {
+  return String.fromCharCode(...bytes.subarray(start, end));
+}
+
+/**
+ * The image type of `bytes` by its signature, for an upload whose type was not given. The server
+ * sniffs again and has the last word; this only picks the Content-Type to declare.
+ */
+async function sniffImageType(bytes: Uint8Array | Blob): Promise<ImageContentType | undefined> {
+  const head = bytes instanceof Blob ? new Uint8Array(await bytes.slice(0, 12).arrayBuffer()) : bytes.subarray(0, 12);
+  return IMAGE_SIGNATURES.find((signature) => signature.matches(head))?.type;
+}
+
+/** A multipart form whose part `file` holds `bytes`, declaring no type (the server reads it from the bytes). */
+function formWithFile(bytes: Uint8Array | Blob): FormData {
+  const form = new FormData();
+  form.append('file', bytes instanceof Blob ? bytes.slice(0, bytes.size, '') : new Blob([bytes]), 'image');
+  return form;
+}
+
+/** Images uploaded for use as job inputs (`images: [{role, uploadId}]`). */
+export interface Uploads {
+  /**
+   * Uploads one PNG, JPEG or WebP image. Its type is `contentType`, else read from its first bytes
+   * (a Blob's own type is a guess from a file name, and is not used); the server checks it either way.
+   * @throws DarkroomApiError 400 for bytes that are not such an image (or a type that lies about them), 413 for one too large.
+   */
+  create(bytes: Uint8Array | Blob, contentType?: ImageContentType, options?: RequestOptions): Promise<Upload>;
+  /**
+   * An upload with a fresh signed link to its bytes.
+   * @throws DarkroomApiError 404 for an unknown, expired or another caller's upload.
+   */
+  get(id: string, options?: RequestOptions): Promise<UploadWithLink>;
+}
+
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
@@ -110,6 +162,20 @@ export class Darkroom {
   readonly #apiKey: string | undefined;
   readonly #fetch: typeof fetch;
 
+  /** Images to use as job inputs: upload one, read one back. */
+  readonly uploads: Uploads = {
+    create: async (bytes, contentType, options = {}) => {
+      const declared = contentType ?? (await sniffImageType(bytes));
+      // Bytes of no known image type go as a form's file part without a type of its own: the server
+      // reads them and says what is wrong with them, rather than refusing the declared type.
+      const response = declared
+        ? await this.#send('POST', '/api/v1/uploads', { raw: bytes, headers: { 'content-type': declared }, signal: options.signal })
+        : await this.#send('POST', '/api/v1/uploads', { raw: formWithFile(bytes), signal: options.signal });
+      return (await response.json()) as Upload;
+    },
+    get: (id, options = {}) => this.#json<UploadWithLink>('GET', `/api/v1/uploads/${encodeURIComponent(id)}`, options),
+  };
+
   /**
    * @param options `baseUrl` of the darkroom server; optionally an `apiKey` and a `fetch` to use.
    * @example const darkroom = new Darkroom({ baseUrl: 'http://127.0.0.1:3000' });
@@ -121,7 +187,8 @@ export class Darkroom {
   }
 
   /**
-   * Creates one text-to-image job. It is queued at once; use `wait` for its result.
+   * Creates one job: text-to-image, or from input images (`images`, e.g. `[{ role: 'init', uploadId }]`,
+   * with `strength`). It is queued at once; use `wait` for its result.
    * @throws DarkroomApiError 400 for invalid input, 422 for an idempotency key reused with other input.
    */
   create(input: CreateJobInput, options: CreateOptions = {}): Promise<Job> {
@@ -267,7 +334,12 @@ export class Darkroom {
   }
 
   /** Sends one request with the client's headers; an error answer is thrown as DarkroomApiError. */
-  async #send(method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal; idempotencyKey?: string }): Promise<Response> {
+  /** `body` is sent as JSON, `raw` as it is (with the content type `headers` give it, or a form's own). */
+  async #send(
+    method: string,
+    path: string,
+    init: { body?: unknown; raw?: Uint8Array | Blob | FormData; headers?: Record<string, string>; signal?: AbortSignal; idempotencyKey?: string },
+  ): Promise<Response> {
     const headers: Record<string, string> = { accept: 'application/json', ...init.headers };
     if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
     if (init.idempotencyKey !== undefined) headers['idempotency-key'] = init.idempotencyKey;
@@ -275,7 +347,7 @@ export class Darkroom {
     const response = await this.#fetch(`${this.#baseUrl}${path}`, {
       method,
       headers,
-      body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      body: init.raw ?? (init.body === undefined ? undefined : JSON.stringify(init.body)),
       signal: init.signal,
     });
     if (!response.ok) throw await apiError(response);

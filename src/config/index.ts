@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { parsePrices, type Pricing } from '../core/pricing.ts';
 import { parse as parseDotenv } from 'dotenv';
 import type { SettingsReader } from '../core/ports/provider.ts';
 import { PROVIDER_MODULES } from '../providers/registry.ts';
@@ -70,10 +71,14 @@ export interface Config {
   bodyLimitBytes: number;
   /** How often an idle server-sent event stream gets a heartbeat comment, so proxies keep it open. */
   sseHeartbeatMs: number;
+  /** How long the OpenAI dialect holds a request open for its job before answering 504 with the job id. */
+  openaiWaitMs: number;
   /** Bull Board at /admin/queues (BullMQ queues only); needs adminApiKey. */
   bullBoard: boolean;
   /** The operator's key: an admin credential that needs no database row (Bearer, or Basic with any user name). */
   adminApiKey: string | undefined;
+  /** A Bearer token that reads /metrics (admin keys do too): for a Prometheus scraper that should hold nothing else. */
+  metricsToken: string | undefined;
   /**
    * off: no credentials, one shared space. optional: guests (one per client IP) or a valid key.
    * required: a valid key on every API route.
@@ -87,6 +92,10 @@ export interface Config {
   maxBatchSize: number;
   /** Fastify's trustProxy: whether X-Forwarded-For names the client (true, a hop count, or trusted addresses). */
   trustProxy: boolean | number | string[];
+  /** PROVIDER_PRICES and PRICE_CURRENCY: what jobs cost on each provider. */
+  pricing: Pricing;
+  /** RETAIN_*: how long things are kept, in ms; undefined keeps them for ever. */
+  retention: { imagesMs?: number; jobsMs?: number; deliveriesMs?: number };
   inputs: {
     /** Largest input image, uploaded, fetched or inline (UPLOAD_MAX_BYTES). */
     maxBytes: number;
@@ -113,6 +122,8 @@ export interface Config {
     allowPrivate: boolean;
   };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** LOG_FILE: the same JSON lines in a rotated file as well as on stdout. */
+  logFile?: { path: string; rotate: string; keep: number };
 }
 
 export interface RateLimit {
@@ -183,6 +194,41 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     if (['false', '0', 'no'].includes(raw)) return false;
     problems.push(`${name}="${raw}" must be true or false`);
     return fallback;
+  };
+
+  const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  /** A duration such as `90s`, `15m`, `12h` or `30d`; unset means for ever. */
+  const duration = (name: string): number | undefined => {
+    const raw = read(name);
+    if (raw === undefined) return undefined;
+    const match = /^(\d{1,6})([smhd])$/.exec(raw);
+    if (!match || Number(match[1]) === 0) {
+      problems.push(`${name}="${raw}" must be a duration such as 90s, 15m, 12h or 30d (unset keeps for ever)`);
+      return undefined;
+    }
+    return Number(match[1]) * (DURATION_UNITS[match[2] as string] as number);
+  };
+
+  const prices = (): Pricing => {
+    const currency = read('PRICE_CURRENCY') ?? 'USD';
+    if (!/^[A-Z]{3}$/.test(currency)) problems.push(`PRICE_CURRENCY="${currency}" must be a three-letter currency code such as USD`);
+    const parsed = parsePrices(read('PROVIDER_PRICES') ?? '');
+    if ('problem' in parsed) {
+      problems.push(`PROVIDER_PRICES: ${parsed.problem}`);
+      return { currency, rules: [] };
+    }
+    return { currency, rules: parsed.rules };
+  };
+
+  /** LOG_FILE and how it rotates: LOG_FILE_ROTATE is daily, hourly or a size (`50m`, `500k`, `1g`). */
+  const logFile = (): Config['logFile'] => {
+    const path = read('LOG_FILE');
+    const rotate = read('LOG_FILE_ROTATE') ?? 'daily';
+    const keep = integer('LOG_FILE_KEEP', 14, 1, 1000);
+    if (!['daily', 'hourly'].includes(rotate) && !/^\d+[kmg]$/.test(rotate)) {
+      problems.push(`LOG_FILE_ROTATE="${rotate}" must be daily, hourly or a size such as 50m, 500k or 1g`);
+    }
+    return path === undefined ? undefined : { path, rotate, keep };
   };
 
   const url = (name: string, protocols: string[]): string | undefined => {
@@ -336,13 +382,17 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     jobLeaseMs: integer('JOB_LEASE_MS', 4000, 500, 600_000),
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 1_048_576, 1024, 100 * 1_048_576),
     sseHeartbeatMs: integer('SSE_HEARTBEAT_MS', 15_000, 10, 3_600_000),
+    openaiWaitMs: integer('OPENAI_WAIT_MS', 300_000, 100, 540_000),
     bullBoard: boolean('BULL_BOARD', false),
     adminApiKey: read('ADMIN_API_KEY'),
+    metricsToken: read('METRICS_TOKEN'),
     auth: oneOf('AUTH', ['off', 'optional', 'required'] as const, 'optional'),
     rateLimits: { generate: rateLimit('RATE_LIMIT_GENERATE'), read: rateLimit('RATE_LIMIT_READ') },
     maxActiveJobsPerKey: read('MAX_ACTIVE_JOBS_PER_KEY') === undefined ? undefined : integer('MAX_ACTIVE_JOBS_PER_KEY', 0, 1, 1_000_000),
     maxBatchSize: integer('MAX_BATCH_SIZE', 100, 1, 100),
     trustProxy: trustProxy(),
+    pricing: prices(),
+    retention: { imagesMs: duration('RETAIN_IMAGES'), jobsMs: duration('RETAIN_JOBS'), deliveriesMs: duration('RETAIN_DELIVERIES') },
     inputs: {
       maxBytes: integer('UPLOAD_MAX_BYTES', 20 * 1_048_576, 1024, 100 * 1_048_576),
       uploadTtlSeconds: integer('UPLOAD_TTL', 24 * 3600, 1, 30 * 24 * 3600),
@@ -359,6 +409,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
       allowPrivate: boolean('WEBHOOK_ALLOW_PRIVATE', false) || allowPrivateUrls,
     },
     logLevel: oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info'),
+    logFile: logFile(),
   };
 
   if (config.signingSecret !== undefined && config.signingSecret.length < 32) {

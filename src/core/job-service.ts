@@ -10,6 +10,7 @@ import { badRequest, conflict, DarkroomError, notFound } from './errors.ts';
 import { ACTIVE_STATUSES, isTerminal, JOB_STATUSES, type Job, type JobImage, type JobStatus } from './job.ts';
 import { canDo, routeProvider } from './routing.ts';
 import type { InputService, InputView } from './inputs.ts';
+import { actualCost, estimateCost, priceRuleFor, type Pricing } from './pricing.ts';
 import { METADATA_MAX_BYTES, normaliseRequest, type CreateJobInput, type GenerationRequest } from './request.ts';
 import { findUnstorable, pointerOf } from './storable.ts';
 import type { DeliveryLogEntry } from './ports/webhooks.ts';
@@ -26,6 +27,7 @@ export interface JobServiceDeps {
   logger: Logger;
   webhooks: WebhookPort;
   inputs: InputService;
+  pricing: Pricing;
 }
 
 /** What the core needs of webhooks: the check of a submitted URL, and the delivery log. */
@@ -196,6 +198,7 @@ export function makeJobService(deps: JobServiceDeps) {
       dialectData: dialectDataOf(context, index),
       maxAttempts: deps.maxAttempts,
       deadlineAt,
+      cost: priceRuleFor(deps.pricing, request.provider as string, request) ? estimateCost(deps.pricing, request.provider as string, request) : null,
     };
   }
 
@@ -244,7 +247,8 @@ export function makeJobService(deps: JobServiceDeps) {
   }
 
   async function view(job: Job, images?: JobImage[]): Promise<JobView> {
-    const own = images ?? (await repo.listImages([job.id]));
+    // Images marked expired may already be gone from storage: never hand out a link to one.
+    const own = job.imagesExpiredAt ? [] : (images ?? (await repo.listImages([job.id])));
     const [imageViews, inputViews] = await Promise.all([Promise.all(own.map(imageView)), deps.inputs.views(job.request.inputs)]);
     return { ...job, images: imageViews, inputs: inputViews };
   }
@@ -380,11 +384,20 @@ export function makeJobService(deps: JobServiceDeps) {
 
     /** The stored bytes of one image of a succeeded job (for dialects that answer with base64). */
     async readImage(id: string, index: number, type: ImageType = 'original'): Promise<{ bytes: Buffer; contentType: string }> {
-      await getJob(caller, id);
+      const job = await getJob(caller, id);
+      if (job.imagesExpiredAt) throw imagesGone(job);
       const image = (await repo.listImages([id])).find((candidate) => candidate.index === index);
       if (!image) throw notFound('Image', `${index} of job ${id}`);
       const object = await readObject(storage, type === 'original' ? image.originalKey : image.thumbnailKey);
       if (!object) throw notFound('Image', `${index} of job ${id}`);
+      return object;
+    },
+
+    /** The stored bytes of input image `index` of a job (a dialect that runs a job again sends them anew). */
+    async readInput(id: string, index: number): Promise<{ bytes: Buffer; contentType: string }> {
+      const input = (await getJob(caller, id)).request.inputs?.[index];
+      const object = input && (await readObject(storage, input.key));
+      if (!object) throw notFound('Input image', `${index} of job ${id}`);
       return object;
     },
 
@@ -413,11 +426,13 @@ export function makeJobService(deps: JobServiceDeps) {
 
     /** Cancels a queued or running job, here and upstream. A finished job is a 409. */
     async cancel(id: string): Promise<JobView> {
-      await getJob(caller, id);
+      const before = await getJob(caller, id);
       const cancelled = await repo.transition(id, ACTIVE_STATUSES, 'cancelled', {
         stage: null,
         queuePosition: null,
         completedAt: new Date(),
+        // Upstream time already spent is billed, images never made are not.
+        ...(before.cost ? { cost: actualCost(deps.pricing, before.provider, before.request, { images: [], upstreamMs: before.timings.providerMs }, before.cost) } : {}),
       });
       if (!cancelled) {
         const current = await getJob(caller, id);
@@ -435,6 +450,7 @@ export function makeJobService(deps: JobServiceDeps) {
 
     async imageLink(id: string, index: number, type: ImageType) {
       const job = await getJob(caller, id);
+      if (job.imagesExpiredAt) throw imagesGone(job);
       if (job.status !== 'succeeded') {
         throw new DarkroomError(409, 'job_unfinished', `Job ${id} is ${job.status}; its images exist once it has succeeded`);
       }
@@ -494,9 +510,32 @@ export function makeJobService(deps: JobServiceDeps) {
       return view(job, images);
     },
 
+    /** When retention removed a job's images, or null (also for a job that does not exist). */
+    async imagesExpiredAt(jobId: string): Promise<Date | null> {
+      return (await repo.get(jobId))?.imagesExpiredAt ?? null;
+    },
+
     /** Why webhooks may not go to `url`, or null: for dialects that answer the refusal in their own words. */
     async webhookRefusal(url: string): Promise<string | null> {
       return deps.webhooks.refusal(url);
+    },
+
+    /** The models configured providers declare, each with the provider that runs it (first claimant wins). */
+    models(): { model: string; provider: string }[] {
+      const seen = new Map<string, string>();
+      for (const provider of deps.providers.all()) for (const model of provider.models ?? []) if (!seen.has(model)) seen.set(model, provider.name);
+      return [...seen].map(([model, provider]) => ({ model, provider }));
+    },
+
+    /** The provider a request naming `model` (and no provider) is routed to, when one claims it; undefined: the default provider. */
+    claimantOf(model: string): string | undefined {
+      const request = normaliseRequest({ prompt: '', model });
+      return deps.providers.all().find((provider) => provider.claims?.(request))?.name;
+    },
+
+    /** The provider a request naming no provider and no claimed model goes to. */
+    get defaultProvider(): string {
+      return deps.defaultProvider;
     },
 
     /** Every configured provider with the result of its health check. */
@@ -534,6 +573,10 @@ export function makeJobService(deps: JobServiceDeps) {
     },
   };
 }
+
+/** The answer for an image that retention removed. */
+export const imagesGone = (job: Pick<Job, 'id' | 'imagesExpiredAt'>) =>
+  new DarkroomError(410, 'images_expired', `The images of job ${job.id} were removed at ${job.imagesExpiredAt?.toISOString()} (RETAIN_IMAGES)`);
 
 export function encodeCursor(id: string): string {
   return Buffer.from(id).toString('base64url');

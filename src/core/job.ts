@@ -1,3 +1,4 @@
+import type { JobCost } from './pricing.ts';
 import type { GenerationRequest } from './request.ts';
 
 /**
@@ -89,6 +90,10 @@ export interface Job {
   startedAt: Date | null;
   completedAt: Date | null;
   deadlineAt: Date | null;
+  /** When the job's images were removed by retention (RETAIN_IMAGES); null while they exist. */
+  imagesExpiredAt: Date | null;
+  /** What the job is expected to cost and, once it ended, what it cost; null on an unpriced provider. */
+  cost: JobCost | null;
 }
 
 export interface JobImage {

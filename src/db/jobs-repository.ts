@@ -1,5 +1,5 @@
 import { and, asc, count, desc, eq, gt, gte, inArray, lt, max, sql } from 'drizzle-orm';
-import { assertTransition, isTerminal, type Job, type JobEvent, type JobImage, type JobStatus } from '../core/job.ts';
+import { assertTransition, isTerminal, TERMINAL_STATUSES, type Job, type JobEvent, type JobImage, type JobStatus } from '../core/job.ts';
 import {
   ActiveCapExceeded,
   type ActiveCap,
@@ -280,6 +280,46 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
       .orderBy(asc(images.jobId), asc(images.index));
   }
 
+  async function expireImages(before: Date, limit: number): Promise<string[]> {
+    const due = db
+      .select({ id: jobs.id })
+      .from(jobs)
+      .where(and(eq(jobs.status, 'succeeded'), lt(jobs.completedAt, before), sql`${jobs.imagesExpiredAt} is null`))
+      .orderBy(asc(jobs.completedAt))
+      .limit(limit)
+      .for('update', { skipLocked: true });
+    const marked = await db.update(jobs).set({ imagesExpiredAt: new Date() }).where(inArray(jobs.id, due)).returning({ id: jobs.id });
+    return marked.map((row) => row.id);
+  }
+
+  async function listImagesToPurge(limit: number): Promise<JobImage[]> {
+    const rows = await db
+      .select({ image: images })
+      .from(images)
+      .innerJoin(jobs, eq(jobs.id, images.jobId))
+      .where(sql`${jobs.imagesExpiredAt} is not null`)
+      .limit(limit);
+    return rows.map((row) => row.image);
+  }
+
+  async function deleteFinishedJobs(before: Date, limit: number): Promise<Job[]> {
+    const due = db
+      .select({ id: jobs.id })
+      .from(jobs)
+      .where(
+        and(
+          inArray(jobs.status, [...TERMINAL_STATUSES]),
+          lt(jobs.completedAt, before),
+          sql`not exists (select 1 from ${images} where ${images.jobId} = ${jobs.id})`,
+        ),
+      )
+      .orderBy(asc(jobs.completedAt))
+      .limit(limit)
+      .for('update', { skipLocked: true });
+    const deleted = await db.delete(jobs).where(inArray(jobs.id, due)).returning();
+    return deleted.map(toJob);
+  }
+
   async function deleteImages(jobId: string): Promise<JobImage[]> {
     return db.delete(images).where(eq(images.jobId, jobId)).returning();
   }
@@ -398,6 +438,9 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     saveImages,
     listImages,
     deleteImages,
+    expireImages,
+    listImagesToPurge,
+    deleteFinishedJobs,
     listEvents,
     listEventsAfter,
     lastEventId,

@@ -16,6 +16,7 @@ import {
 } from 'drizzle-orm/pg-core';
 import type { JobError, JobEventType, JobStage, JobStatus, JobTimings } from '../core/job.ts';
 import type { GenerationRequest } from '../core/request.ts';
+import type { JobCost } from '../core/pricing.ts';
 import type { WebhookDeliveryStatus, WebhookEventType, WebhookFormat, WebhookSnapshot } from '../core/ports/webhooks.ts';
 
 const timestamps = {
@@ -57,12 +58,19 @@ export const jobs = pgTable(
     leaseToken: bigint('lease_token', { mode: 'number' }).notNull().default(0),
     /** Until when the current turn holds the lease; null when no turn holds it. */
     leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true, mode: 'date' }),
+    /**
+     * Set by retention before it deletes the job's image files and rows, so a job never shows an
+     * image whose file may be gone; a sweep that stopped half-way finds the job by it and finishes.
+     */
+    imagesExpiredAt: timestamp('images_expired_at', { withTimezone: true, mode: 'date' }),
+    cost: jsonb('cost').$type<JobCost>(),
   },
   (t) => [
     index('jobs_status_id_idx').on(t.status, t.id),
     index('jobs_owner_id_idx').on(t.owner, t.id),
     index('jobs_batch_idx').on(t.batchId),
     index('jobs_dialect_id_idx').on(t.dialect, t.id),
+    index('jobs_completed_idx').on(t.completedAt),
     uniqueIndex('jobs_owner_idempotency_idx')
       .on(t.owner, t.idempotencyKey)
       .where(sql`${t.idempotencyKey} is not null`),

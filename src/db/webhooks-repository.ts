@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, lte, or, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, lt, lte, or, sql } from 'drizzle-orm';
 import type { DeliveryLogEntry, WebhookDelivery, WebhookDeliveryStatus } from '../core/ports/webhooks.ts';
 import type { Db } from './client.ts';
 import { webhookAttempts, webhookDeliveries } from './schema.ts';
@@ -121,6 +121,16 @@ export function makeWebhookRepository(db: Db) {
         .where(inArray(webhookAttempts.deliveryId, deliveries.map((delivery) => delivery.id)))
         .orderBy(asc(webhookAttempts.deliveryId), asc(webhookAttempts.attempt));
       return deliveries.map((delivery) => ({ ...delivery, attemptLog: attempts.filter((attempt) => attempt.deliveryId === delivery.id) }));
+    },
+
+    /** Deletes up to `limit` finished deliveries (delivered or given up) created before `before`, with their attempts; answers how many. */
+    async prune(before: Date, limit: number): Promise<number> {
+      const due = db
+        .select({ id: webhookDeliveries.id })
+        .from(webhookDeliveries)
+        .where(and(inArray(webhookDeliveries.status, ['delivered', 'failed']), lt(webhookDeliveries.createdAt, before)))
+        .limit(limit);
+      return (await db.delete(webhookDeliveries).where(inArray(webhookDeliveries.id, due)).returning({ id: webhookDeliveries.id })).length;
     },
   };
 }

@@ -45,11 +45,19 @@ function localServerUrl(): string {
   return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
 }
 
+/** The flag of a request field, or of the field it is part of (`images.0.data` is in `images.0`). */
+function flagOf(field: string, flags: Record<string, string>): string | undefined {
+  for (let path = field; path !== ''; path = path.slice(0, Math.max(0, path.lastIndexOf('.')))) {
+    if (flags[path]) return flags[path];
+  }
+  return undefined;
+}
+
 /**
  * What went wrong talking to darkroom, as a message for a person: the server's problem details (with
  * each bad field), a missing or refused key, or a server that cannot be reached. Anything else (a
  * bug) is returned unchanged, to be reported as one. `flags` names the command-line flag of a
- * request field, for the fields whose names differ.
+ * request field (and of the fields within it), for the fields whose names differ.
  */
 export function describeClientError(error: unknown, connection: Connection, flags: Record<string, string> = {}): unknown {
   if (error instanceof DarkroomApiError) {
@@ -63,7 +71,7 @@ export function describeClientError(error: unknown, connection: Connection, flag
     const { errors, detail, title } = error.problem;
     // A validation problem's detail repeats its first field error: the list says it all.
     if (errors?.length) {
-      return new CommandFailed(`darkroom refused the request (${error.status} ${title}):${errors.map((item) => `\n  ${item.field}${flags[item.field] ? ` (${flags[item.field]})` : ''}: ${item.message}`).join('')}`);
+      return new CommandFailed(`darkroom refused the request (${error.status} ${title}):${errors.map((item) => `\n  ${item.field}${flagOf(item.field, flags) ? ` (${flagOf(item.field, flags)})` : ''}: ${item.message}`).join('')}`);
     }
     return new CommandFailed(`darkroom answered ${error.status}: ${detail}`);
   }

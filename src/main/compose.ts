@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { makeProcessLogger } from './logger.ts';
 import { Redis } from 'ioredis';
 import { buildApp } from '../api/app.ts';
 import { makeKeyRepository } from '../db/keys-repository.ts';
@@ -30,6 +31,8 @@ import { makeLinkSigner, resolveSigningSecret } from '../storage/signing.ts';
 import { makePipeline } from '../worker/pipeline.ts';
 import { inspectImage, prepareImage } from '../storage/thumbnail.ts';
 import { makeInputService } from '../core/inputs.ts';
+import { makeRetention } from '../core/retention.ts';
+import { makePrometheusMetrics } from '../metrics/index.ts';
 import { makeUploadRepository } from '../db/uploads-repository.ts';
 import { makeInputFetcher } from '../webhooks/input-fetcher.ts';
 import { makeReconciler } from '../worker/reconciler.ts';
@@ -99,7 +102,8 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
       `DEFAULT_PROVIDER="${config.defaultProvider}" is not a configured provider (configured: ${providers.names().join(', ')}); set its credentials or choose another`,
     ]);
   }
-  const logger = overrides.logger ?? pino({ level: config.logLevel, base: { service: 'darkroom' } });
+  const processLogger = overrides.logger ? { logger: overrides.logger, close: async () => undefined } : makeProcessLogger(config);
+  const { logger } = processLogger;
   const database = await openDatabase({
     url: config.databaseUrl,
     dataDir: overrides.database?.dataDir !== undefined ? overrides.database.dataDir : config.dataDir,
@@ -118,16 +122,20 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     ? await makePostgresEventBus({ url: config.databaseUrl as string, pool: database.pool, logger })
     : makeLocalEventBus();
   const jobLog = logger.child({ component: 'jobs' });
+  // The queue depth is read from the repository below at each scrape.
+  const metrics = makePrometheusMetrics({ queueDepth: () => repo.countByStatus({}) });
   const webhookRepo = makeWebhookRepository(database.db);
   const repo = makeJobRepository(database.db, {
     outbox: makeWebhookOutbox(webhookRepo, new Set(DIALECTS.filter((dialect) => dialect.webhookPayload).map((dialect) => dialect.name))),
     // Only called once jobs run, by which time the dispatcher below exists.
     onOutboxCommitted: () => webhookDispatcher.nudge(),
-    onTransition: (job) =>
+    onTransition: (job) => {
+      metrics.jobFinished(job);
       jobLog.info(
         { jobId: job.id, owner: job.owner, status: job.status, attempt: job.attempts, provider: job.provider, ...(job.error ? { error: job.error.code } : {}) },
         `job ${job.status}`,
-      ),
+      );
+    },
     onEvents: (rows) => {
       for (const row of rows) {
         const message = { id: row.id, jobId: row.jobId, type: row.type, status: row.status, stage: row.stage, at: row.createdAt.toISOString() };
@@ -144,8 +152,17 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   const storage = makeStorage(config, { signer, baseUrl });
   const webhookTargets = makeWebhookTargets({ allowPrivate: config.webhooks.allowPrivate });
 
+  const uploadRepo = makeUploadRepository(database.db);
+  const retention = makeRetention(config.retention, {
+    repo,
+    storage,
+    isKeyInUse: (key) => uploadRepo.isKeyInUse(key),
+    pruneDeliveries: (before, limit) => webhookRepo.prune(before, limit),
+    logger: logger.child({ component: 'retention' }),
+    onRemoved: (kind, count) => metrics.retentionRemoved(kind, count),
+  });
   const inputs = makeInputService({
-    uploads: makeUploadRepository(database.db),
+    uploads: uploadRepo,
     storage,
     inspect: inspectImage,
     fetcher: makeInputFetcher({ allowPrivate: config.inputs.allowPrivate }),
@@ -168,6 +185,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     logger,
     webhooks: { refusal: webhookTargets.refusal, deliveriesOf: (job) => webhookRepo.listForJob(job.id, job.batchId) },
     inputs,
+    pricing: config.pricing,
   });
 
   const providerChecks = makeProviderChecks({
@@ -185,6 +203,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     signer: makeWebhookSigner(resolveWebhookSecret(config.webhooks.secret, config.dataDir)),
     targets: webhookTargets,
     logger: logger.child({ component: 'webhooks' }),
+    metrics,
     concurrency: config.webhooks.concurrency,
     timeoutMs: config.webhooks.timeoutMs,
     retry: {
@@ -205,6 +224,8 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     providerCallTimeoutMs: config.providerTimeoutMs,
     leaseMs: config.jobLeaseMs,
     logger: logger.child({ component: 'worker' }),
+    metrics,
+    pricing: config.pricing,
     random: overrides.random,
   });
   const worker = makeWorker({
@@ -222,7 +243,13 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     logger: logger.child({ component: 'reconciler' }),
     intervalMs: config.reconcileIntervalMs,
     staleMs: config.reconcileStaleMs,
-    housekeeping: [{ name: 'expired uploads', run: () => inputs.sweep() }],
+    housekeeping: [
+      { name: 'expired uploads', run: () => inputs.sweep() },
+      {
+        name: 'what outlived its retention',
+        run: async () => Object.values(await retention.sweep()).reduce((sum, count) => sum + count, 0),
+      },
+    ],
   });
 
   const rateLimited = config.rateLimits.generate !== undefined || config.rateLimits.read !== undefined;
@@ -266,6 +293,9 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     idempotency: makeIdempotencyRepository(database.db, { ttlMs: IDEMPOTENCY_TTL_MS, abandonedAfterMs: IDEMPOTENCY_ABANDONED_MS }),
     feed: makeEventFeed({ repo, events }),
     sseHeartbeatMs: config.sseHeartbeatMs,
+    openaiWaitMs: config.openaiWaitMs,
+    metrics,
+    metricsToken: config.metricsToken,
   });
 
   let closing: Promise<void> | undefined;
@@ -312,6 +342,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
         await storage.close();
         await events.close();
         await database.close();
+        await processLogger.close();
       })();
       return closing;
     },

@@ -1,8 +1,8 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DarkroomApiError, type CreateJobInput, type Job } from '../client/index.ts';
+import { DarkroomApiError, type CreateJobInput, type InputRole, type Job } from '../client/index.ts';
 import { CLIENT_HELP_ROWS, CLIENT_OPTIONS, connect, describeClientError, type Connection } from './client-options.ts';
-import { EXIT, formatOptions, HELP_OPTION, HELP_ROW, parseCommandLine, positiveNumber, printHelp, UsageError, wholeNumber, type Command } from './command.ts';
+import { CommandFailed, EXIT, formatOptions, HELP_OPTION, HELP_ROW, parseCommandLine, positiveNumber, printHelp, UsageError, wholeNumber, type Command } from './command.ts';
 import { makeProgressDisplay, type ProgressDisplay } from './progress.ts';
 
 const HELP = `Usage: darkroom generate [options] <prompt…>
@@ -21,6 +21,9 @@ ${formatOptions([
   ['--negative TEXT', 'negative prompt'],
   ['--style NAME', 'a style, for providers that have them'],
   ['--provider NAME', 'a configured provider instead of the default'],
+  ['--image FILE', 'an init image to start from (PNG, JPEG or WebP): image-to-image'],
+  ['--mask FILE', 'with --image: a mask of its size; white pixels may change, black\nones keep the init image (inpainting)'],
+  ['--strength N', 'with --image: 0–1, how much the init image may change (0 keeps\nit, 1 ignores it; the server defaults to 0.75)'],
   ['--out DIR', 'where to save the images (default: the current directory)'],
   ['--json', 'print the finished job as one JSON document instead of the paths'],
   ['--timeout SECONDS', 'stop waiting after this long, and cancel the job'],
@@ -44,6 +47,9 @@ const OPTIONS = {
   negative: { type: 'string' },
   style: { type: 'string' },
   provider: { type: 'string' },
+  image: { type: 'string' },
+  mask: { type: 'string' },
+  strength: { type: 'string' },
   out: { type: 'string', default: '.' },
   json: { type: 'boolean' },
   timeout: { type: 'string' },
@@ -51,12 +57,22 @@ const OPTIONS = {
 } as const;
 
 /** The request fields whose flags have other names, to name them in the server's validation errors. */
-const FLAGS_OF_FIELDS = { numImages: '--n', cfgScale: '--cfg', negativePrompt: '--negative' };
+const FLAGS_OF_FIELDS = { numImages: '--n', cfgScale: '--cfg', negativePrompt: '--negative', 'images.0': '--image', 'images.1': '--mask' };
 
 const EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp' };
 
+/** An input image read from its file, to be uploaded before the job is created. */
+interface InputFile {
+  role: InputRole;
+  flag: '--image' | '--mask';
+  path: string;
+  bytes: Uint8Array;
+}
+
 interface Settings {
   input: CreateJobInput;
+  /** The init image first, then the mask: the order of the request's `images`. */
+  inputFiles: InputFile[];
   out: string;
   json: boolean;
   timeoutMs: number | undefined;
@@ -90,7 +106,9 @@ export const generateCommand: Command = {
         negativePrompt: values.negative,
         style: values.style,
         provider: values.provider,
+        strength: strengthOf(values, HELP),
       },
+      inputFiles: await readInputFiles(values, HELP),
       out: values.out,
       json: values.json ?? false,
       timeoutMs: values.timeout === undefined ? undefined : positiveNumber('timeout', values.timeout, HELP) * 1000,
@@ -104,6 +122,67 @@ export const generateCommand: Command = {
     }
   },
 };
+
+/** `--strength`, which only means something with an init image, as a number from 0 to 1. */
+function strengthOf(values: { strength?: string; image?: string }, usage: string): number | undefined {
+  const raw = values.strength;
+  if (raw === undefined) return undefined;
+  if (values.image === undefined) throw new UsageError('--strength needs --image: it says how much the init image may change', usage);
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value)) throw new UsageError(`--strength must be a number, not "${raw}"`, usage);
+  if (value < 0 || value > 1) throw new UsageError(`--strength must be from 0 to 1, not ${raw}`, usage);
+  return value;
+}
+
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a part of the path is not a directory',
+};
+
+/** Reads the files of `--image` and `--mask` before anything is sent: a file that cannot be read is a bad command line. */
+async function readInputFiles(values: { image?: string; mask?: string }, usage: string): Promise<InputFile[]> {
+  if (values.mask !== undefined && values.image === undefined) {
+    throw new UsageError('--mask needs --image: a mask marks which pixels of the init image may change', usage);
+  }
+  const files: Omit<InputFile, 'bytes'>[] = [];
+  if (values.image !== undefined) files.push({ role: 'init', flag: '--image', path: values.image });
+  if (values.mask !== undefined) files.push({ role: 'mask', flag: '--mask', path: values.mask });
+  return Promise.all(
+    files.map(async (file) => {
+      try {
+        return { ...file, bytes: new Uint8Array(await readFile(file.path)) };
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? '';
+        throw new UsageError(`${file.flag}: cannot read ${file.path}: ${READ_ERRORS[code] ?? (error as Error).message}`, usage);
+      }
+    }),
+  );
+}
+
+/**
+ * The request's `images`: each file uploaded, and referred to by its upload's id. With an idempotency
+ * key they are sent in the request itself instead (base64): a retried command must send the same
+ * request, and a new upload would have a new id. The server's refusal of an upload names its flag and path.
+ */
+async function uploadInputs(client: Connection['client'], files: InputFile[], signal: AbortSignal, idempotencyKey: string | undefined): Promise<CreateJobInput['images']> {
+  if (files.length === 0) return undefined;
+  if (idempotencyKey !== undefined) return files.map((file) => ({ role: file.role, data: Buffer.from(file.bytes).toString('base64') }));
+  const images: NonNullable<CreateJobInput['images']> = [];
+  for (const file of files) {
+    try {
+      const upload = await client.uploads.create(file.bytes, undefined, { signal });
+      images.push({ role: file.role, uploadId: upload.id });
+    } catch (error) {
+      if (error instanceof DarkroomApiError && [400, 413, 415].includes(error.status)) {
+        throw new CommandFailed(`darkroom refused ${file.flag} ${file.path} (${error.status} ${error.problem.title}): ${error.problem.detail}`);
+      }
+      throw error;
+    }
+  }
+  return images;
+}
 
 async function generate({ client }: Connection, settings: Settings): Promise<number> {
   const display = makeProgressDisplay(process.stderr);
@@ -128,8 +207,16 @@ async function generate({ client }: Connection, settings: Settings): Promise<num
         }, settings.timeoutMs);
 
   try {
+    const images = await uploadInputs(client, settings.inputFiles, stop.signal, settings.idempotencyKey).catch((error: unknown) => {
+      if (stop.signal.aborted) return null;
+      throw error;
+    });
+    if (images === null) {
+      display.finish(false, `${reason === 'timeout' ? `gave up after ${(settings.timeoutMs ?? 0) / 1000} s (--timeout)` : 'interrupted'} while uploading the input images: no job was created`);
+      return reason === 'timeout' ? EXIT.failed : EXIT.interrupted;
+    }
     // Not abortable: once the server may have created the job, this command must learn its id to cancel it.
-    const job = await client.create(settings.input, { idempotencyKey: settings.idempotencyKey });
+    const job = await client.create({ ...settings.input, images }, { idempotencyKey: settings.idempotencyKey });
     display.start(job);
     let done: Job | undefined;
     if (!stop.signal.aborted) {

@@ -4,13 +4,22 @@ import { THUMBNAIL_SIZE, type PreparedImage } from '../core/ports/storage.ts';
 
 const INPUT_TYPES: Record<string, ImageFacts['contentType']> = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' };
 
-/** An input image's type and size from its header (nothing is decoded), or null when it is not a PNG, JPEG or WebP. */
+/** Inputs are decoded whole only up to this many pixels; larger ones are refused by their size anyway. */
+const DECODE_LIMIT = 2048 * 2048;
+
+/**
+ * An input image's type and size, or null when it is not a whole PNG, JPEG or WebP: the header is
+ * read first, then the pixels decoded, so a truncated file is refused at submission rather than
+ * failing the job later.
+ */
 export async function inspectImage(bytes: Buffer): Promise<ImageFacts | null> {
   try {
-    const { format, width, height, pages } = await sharp(bytes, { failOn: 'error' }).metadata();
+    const image = sharp(bytes, { failOn: 'error' });
+    const { format, width, height, pages } = await image.metadata();
     const contentType = INPUT_TYPES[format ?? ''];
     // An animated WebP is not one picture to start from.
     if (!contentType || !width || !height || (pages ?? 1) > 1) return null;
+    if (width * height <= DECODE_LIMIT) await image.raw().toBuffer();
     return { contentType, width, height };
   } catch {
     return null;

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { retryDelayMs } from '../core/backoff.ts';
 import type { WebhookDelivery } from '../core/ports/webhooks.ts';
+import type { Metrics } from '../core/ports/metrics.ts';
 import type { WebhookRepository } from '../db/webhooks-repository.ts';
 import { sendWebhook, type SendOutcome } from './send.ts';
 import type { WebhookSigner } from './signing.ts';
@@ -13,6 +14,7 @@ export interface WebhookDispatcherDeps {
   signer: WebhookSigner;
   targets: WebhookTargets;
   logger: Logger;
+  metrics?: Metrics;
   /** Attempts in flight at once, apart from job work. */
   concurrency: number;
   timeoutMs: number;
@@ -141,6 +143,7 @@ export function makeWebhookDispatcher(deps: WebhookDispatcherDeps): WebhookDispa
               delayMs: retryDelayMs(attemptNumber, deps.retry, random),
               giveUpAfterMs: deps.retry.giveUpAfterMs,
             } as const);
+    deps.metrics?.webhookAttempt(next.kind);
     const status = await repo.record(delivery.id, {
       startedAt,
       durationMs: outcome.durationMs,

@@ -3,10 +3,12 @@ import { ProviderError } from '../core/errors.ts';
 import { isTerminal, type Job, type JobError, type JobTimings } from '../core/job.ts';
 import type { JobStore, NewImage } from '../core/ports/job-store.ts';
 import type { Logger } from '../core/ports/logger.ts';
+import { errorClass, type Metrics } from '../core/ports/metrics.ts';
 import type { HandlerResult } from '../core/ports/queue.ts';
 import type { Provider, ProviderContext, ProviderOutput, ProviderRegistry } from '../core/ports/provider.ts';
 import { imageKeys, readObject, type ImagePreparer, type ObjectStorage } from '../core/ports/storage.ts';
 import type { JobInput } from '../core/request.ts';
+import { actualCost, type Pricing } from '../core/pricing.ts';
 import { pollDelayMs, retryDelayMs } from '../core/backoff.ts';
 import { holdLease, type HeldLease } from './lease.ts';
 
@@ -25,6 +27,9 @@ export interface PipelineDeps {
    */
   leaseMs: number;
   logger: Logger;
+  metrics?: Metrics;
+  /** What jobs cost (PROVIDER_PRICES): a priced job records its actual cost when it ends. */
+  pricing?: Pricing;
   random?: () => number;
 }
 
@@ -209,7 +214,7 @@ export function makePipeline(deps: PipelineDeps) {
         job.id,
         ['running'],
         'succeeded',
-        { stage: null, progress: 1, queuePosition: null, error: null, completedAt: new Date(), timings },
+        { stage: null, progress: 1, queuePosition: null, error: null, completedAt: new Date(), timings, ...costPatch(job, rows, timings) },
         { type: 'status', data: { images: rows.length } },
         lease.token,
       ));
@@ -232,6 +237,7 @@ export function makePipeline(deps: PipelineDeps) {
   async function handleFailure(turn: Turn, error: unknown): Promise<HandlerResult> {
     const { job, provider, timings, lease } = turn;
     const failure = classify(error, job);
+    if (error instanceof ProviderError) deps.metrics?.providerError(job.provider, errorClass(failure));
     const jobError: JobError = { code: failure.code, message: failure.message, retryable: failure.retryable };
     if (failure.retryable && job.attempts < job.maxAttempts) {
       const delay = untilDeadline(job, Math.max(failure.retryAfterMs ?? 0, retryDelayMs(job.attempts, deps.retry, random)));
@@ -266,12 +272,18 @@ export function makePipeline(deps: PipelineDeps) {
     return new ProviderError('darkroom hit an internal error while running the job', { code: 'internal_error', retryable: true });
   }
 
+  /** A priced job's actual cost: the images it stored and the upstream time it spent (billed even when it failed). */
+  function costPatch(job: Job, images: { width: number; height: number }[], timings: JobTimings): Partial<Pick<Job, 'cost'>> {
+    if (!job.cost || !deps.pricing) return {};
+    return { cost: actualCost(deps.pricing, job.provider, job.request, { images, upstreamMs: timings.providerMs }, job.cost) };
+  }
+
   async function fail(job: Job, lease: HeldLease, error: JobError, timings?: JobTimings): Promise<HandlerResult> {
     await repo.transition(
       job.id,
       ['running'],
       'failed',
-      { stage: null, queuePosition: null, error, completedAt: new Date(), ...(timings ? { timings } : {}) },
+      { stage: null, queuePosition: null, error, completedAt: new Date(), ...(timings ? { timings } : {}), ...costPatch(job, [], timings ?? job.timings) },
       undefined,
       lease.token,
     );
@@ -287,6 +299,7 @@ export function makePipeline(deps: PipelineDeps) {
         stage: null,
         queuePosition: null,
         completedAt: new Date(),
+        ...costPatch(job, [], job.timings),
         error: {
           code: 'deadline_exceeded',
           message: `The job did not finish before its deadline (${job.deadlineAt?.toISOString()})`,

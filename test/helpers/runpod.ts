@@ -20,5 +20,7 @@ export function runpodContractSpec(format: RunpodInputFormat): ProviderContractS
     maxImages: format === 'custom' ? 1 : 4,
     request: { width: 512, height: 512 },
     cancelsUpstream: true,
+    // The A1111 and ComfyUI workers take an init image and a mask; worker-sdxl and the custom worker text only.
+    ...(format === 'a1111' || format === 'comfyui' ? { inputs: { imageToImage: true, inpainting: true } } : {}),
   };
 }

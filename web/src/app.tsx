@@ -2,6 +2,7 @@ import { DarkroomApiError, type Job, type JobStreamEvent } from 'darkroom/client
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { describeError, isUnauthorized, makeApi, type ProviderStatus } from './api.ts';
 import { Gallery, useGallery } from './components/gallery.tsx';
+import { pickedState, ROLE_NAMES, useImageInputs } from './components/image-inputs.tsx';
 import { JobCard, type CardState } from './components/job-card.tsx';
 import { Lightbox, type LightboxTarget } from './components/lightbox.tsx';
 import { PromptForm, type FormProblem } from './components/prompt-form.tsx';
@@ -56,6 +57,9 @@ export function App({ baseUrl }: { baseUrl: string }) {
   const [providers, setProviders] = useState<ProviderStatus[]>([]);
   const [values, setValues] = useState<FormValues>(DEFAULT_VALUES);
   const [advancedOpen, setAdvancedOpen] = useState(false);
+  const [imagesOpen, setImagesOpen] = useState(false);
+  const images = useImageInputs(api);
+  const picked = pickedState(images.picked);
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<FormProblem>();
 
@@ -174,21 +178,29 @@ export function App({ baseUrl }: { baseUrl: string }) {
   }, [anyActive]);
 
   const submit = useCallback(async () => {
-    setBusy(true);
     setProblem(undefined);
+    if (picked.state === 'uploading') return;
+    if (picked.state === 'failed') {
+      setProblem({ detail: `The ${ROLE_NAMES[picked.role].toLowerCase()} was not uploaded (${picked.error}). Pick another file, or remove it.` });
+      setImagesOpen(true);
+      return;
+    }
+    setBusy(true);
     try {
-      if (values.batch) addCards((await api.client.batch(toBatchInput(values))).jobs);
-      else addCards([await api.client.create(toJobInput(values))]);
+      if (values.batch) addCards((await api.client.batch(toBatchInput(values, picked.sources))).jobs);
+      else addCards([await api.client.create(toJobInput(values, picked.sources))]);
     } catch (error) {
       if (isUnauthorized(error)) return;
       const refused: FormProblem = error instanceof DarkroomApiError ? error.problem : { detail: describeError(error) };
       setProblem(refused);
-      // An error about an advanced option is only useful if that option can be seen.
-      if (refused.errors?.some((item) => !/^prompts?\b/.test(item.field))) setAdvancedOpen(true);
+      // An error about an option is only useful if that option can be seen.
+      const fields = refused.errors?.map((item) => item.field.replace(/^jobs\.\d+\./, '')) ?? [];
+      if (fields.some((field) => /^(images|strength)\b/.test(field))) setImagesOpen(true);
+      if (fields.some((field) => !/^(prompts?|images|strength)\b/.test(field))) setAdvancedOpen(true);
     } finally {
       setBusy(false);
     }
-  }, [api, values, addCards]);
+  }, [api, values, addCards, picked]);
 
   const cancel = useCallback(
     async (id: string) => {
@@ -227,15 +239,23 @@ export function App({ baseUrl }: { baseUrl: string }) {
     opener.current = null;
   }, []);
 
-  const reuse = useCallback((job: Job, index: number) => {
-    const image = job.images.find((candidate) => candidate.index === index);
-    const next = valuesFromJob(job.request, image?.seed ?? null);
-    setValues(next);
-    setProblem(undefined);
-    setAdvancedOpen(hasAdvancedValues(next));
-    // The dialog closes next and gives focus back to whatever `opener` holds: the prompt, to go on from there.
-    opener.current = promptInput.current;
-  }, []);
+  const reuse = useCallback(
+    (job: Job, index: number) => {
+      const image = job.images.find((candidate) => candidate.index === index);
+      const next = valuesFromJob(job.request, image?.seed ?? null);
+      setValues(next);
+      setProblem(undefined);
+      setAdvancedOpen(hasAdvancedValues(next));
+      const inputs = job.inputs ?? [];
+      setImagesOpen(inputs.length > 0);
+      void images.reuse(inputs).then((reused) => {
+        if (!reused) setProblem({ detail: "The job's input images could not be loaded again. Pick them to start from them." });
+      });
+      // The dialog closes next and gives focus back to whatever `opener` holds: the prompt, to go on from there.
+      opener.current = promptInput.current;
+    },
+    [images.reuse],
+  );
 
   // A link that stopped working has most likely expired: read the job again for fresh ones, once.
   const refreshed = useRef(new Set<string>());
@@ -294,6 +314,12 @@ export function App({ baseUrl }: { baseUrl: string }) {
             problem={problem}
             advancedOpen={advancedOpen}
             onAdvancedToggle={setAdvancedOpen}
+            picked={images.picked}
+            uploading={picked.state === 'uploading'}
+            onPick={(role, file) => void images.pick(role, file)}
+            onClear={images.clear}
+            imagesOpen={imagesOpen}
+            onImagesToggle={setImagesOpen}
             promptRef={promptInput}
           />
           <section class="jobs" aria-labelledby="jobs-title">

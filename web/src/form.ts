@@ -1,4 +1,4 @@
-import type { BatchInput, CreateJobInput, Job } from 'darkroom/client';
+import type { BatchInput, CreateJobInput, InputSource, Job } from 'darkroom/client';
 
 /**
  * The prompt form's values as the inputs hold them (text), and their translation to and from the
@@ -21,7 +21,11 @@ export interface FormValues {
   /** Empty: the server's default provider (or its routing rules). */
   provider: string;
   style: string;
+  /** 0–1, sent with an init image only: how much it may change. */
+  strength: string;
 }
+
+export const DEFAULT_STRENGTH = '0.75';
 
 export const DEFAULT_VALUES: FormValues = {
   prompt: '',
@@ -35,6 +39,7 @@ export const DEFAULT_VALUES: FormValues = {
   numImages: '1',
   provider: '',
   style: '',
+  strength: DEFAULT_STRENGTH,
 };
 
 export const SIZE_PRESETS = [
@@ -86,8 +91,16 @@ function optionsOf(values: FormValues): Options {
   return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Options;
 }
 
-export function toJobInput(values: FormValues): CreateJobInput {
-  return { prompt: values.prompt.trim(), ...optionsOf(values) };
+/** The input images and their strength; nothing for text-to-image (strength means nothing without an init image). */
+function inputsOf(values: FormValues, images: InputSource[]): Pick<CreateJobInput, 'images' | 'strength'> {
+  if (images.length === 0) return {};
+  const strength = images.some((image) => image.role === 'init') ? numberField(values.strength) : undefined;
+  return strength === undefined ? { images } : { images, strength };
+}
+
+/** `images`: the uploaded input images, in request order (init, then mask). */
+export function toJobInput(values: FormValues, images: InputSource[] = []): CreateJobInput {
+  return { prompt: values.prompt.trim(), ...optionsOf(values), ...inputsOf(values, images) };
 }
 
 /** Each non-blank line is one prompt. */
@@ -98,8 +111,11 @@ export function batchPrompts(text: string): string[] {
     .filter((line) => line !== '');
 }
 
-export function toBatchInput(values: FormValues): BatchInput {
-  return { prompts: batchPrompts(values.prompt), ...optionsOf(values) };
+/** With input images, every line is a job of its own with the same images (a batch's shared options have no images). */
+export function toBatchInput(values: FormValues, images: InputSource[] = []): BatchInput {
+  const prompts = batchPrompts(values.prompt);
+  if (images.length === 0) return { prompts, ...optionsOf(values) };
+  return { jobs: prompts.map((prompt) => ({ prompt, ...inputsOf(values, images) })), ...optionsOf(values) };
 }
 
 /**
@@ -122,12 +138,21 @@ export function valuesFromJob(request: Job['request'], seed: number | null): For
     numImages: text(request.numImages ?? 1),
     provider: text(request.provider),
     style: text(request.style),
+    strength: text(request.strength ?? Number(DEFAULT_STRENGTH)),
   };
 }
 
 /** Whether any advanced option differs from the defaults (the form then shows them). */
 export function hasAdvancedValues(values: FormValues): boolean {
   return (Object.keys(DEFAULT_VALUES) as (keyof FormValues)[]).some(
-    (key) => key !== 'prompt' && key !== 'batch' && values[key] !== DEFAULT_VALUES[key],
+    (key) => key !== 'prompt' && key !== 'batch' && key !== 'strength' && values[key] !== DEFAULT_VALUES[key],
   );
+}
+
+/** darkroom's limits for an output size: 64–2048, a multiple of 8. */
+const fitDimension = (pixels: number) => Math.min(2048, Math.max(64, Math.round(pixels / 8) * 8));
+
+/** The output size nearest an input image's that the API accepts. */
+export function outputSizeFor(width: number, height: number): { width: string; height: string } {
+  return { width: String(fitDimension(width)), height: String(fitDimension(height)) };
 }

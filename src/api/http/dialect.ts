@@ -13,6 +13,8 @@ export interface DialectContext {
   feed: EventFeed;
   /** How often an idle event stream gets a heartbeat (SSE_HEARTBEAT_MS). */
   sseHeartbeatMs: number;
+  /** How long the OpenAI dialect waits for a job before answering 504 (OPENAI_WAIT_MS). */
+  openaiWaitMs: number;
   /** Provider connection checks run as tasks. */
   providerChecks: ProviderChecks;
   /** The AIR catalogue. */

@@ -37,7 +37,7 @@ interface Tracked {
 
 export interface IdempotencyOptions {
   store: IdempotencyStore;
-  /** Bodies larger than this are not remembered byte for byte; such a request is refused (413). */
+  /** Bodies larger than this (or than the route's own bodyLimit) are not remembered byte for byte; such a request is refused (413). */
   bodyLimitBytes: number;
   scopeOf: ScopeOf;
   /** How long a repeat waits for the first request with its key before answering 409 (default a minute). */
@@ -85,7 +85,8 @@ export function registerIdempotency(app: FastifyInstance, options: IdempotencyOp
     request.raw.on('data', (chunk: Buffer) => {
       if (state.tooLarge) return;
       state.bytes += chunk.length;
-      if (state.bytes > options.bodyLimitBytes) {
+      // A route that takes images inline allows a larger body than the server's default.
+      if (state.bytes > (request.routeOptions.bodyLimit ?? options.bodyLimitBytes)) {
         state.tooLarge = true;
         state.chunks = [];
       } else {

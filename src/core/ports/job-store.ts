@@ -39,9 +39,9 @@ export type LeaseClaim =
 /** A job as it is first stored. */
 export type NewJob = Omit<
   Job,
-  'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'createdAt' | 'updatedAt' | 'startedAt' | 'completedAt'
+  'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'createdAt' | 'updatedAt' | 'startedAt' | 'completedAt' | 'imagesExpiredAt' | 'cost'
 > &
-  Partial<Pick<Job, 'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter'>>;
+  Partial<Pick<Job, 'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'cost'>>;
 
 /** An image row as the pipeline stores it. */
 export type NewImage = Omit<JobImage, 'createdAt'>;
@@ -140,6 +140,15 @@ export interface JobStore {
   listImages(jobIds: string[]): Promise<JobImage[]>;
   /** Deletes a job's image rows and answers them (their files are the caller's to delete). */
   deleteImages(jobId: string): Promise<JobImage[]>;
+  /**
+   * Retention, step one: marks up to `limit` jobs that succeeded before `before` as having expired
+   * images (each job by one caller only, however many sweep at once); answers their ids.
+   */
+  expireImages(before: Date, limit: number): Promise<string[]>;
+  /** Retention, step two: image rows of jobs marked expired, whose files are to be deleted before the rows. */
+  listImagesToPurge(limit: number): Promise<JobImage[]>;
+  /** Retention of jobs: deletes up to `limit` finished jobs completed before `before` that have no image rows left (events and deliveries go with them). */
+  deleteFinishedJobs(before: Date, limit: number): Promise<Job[]>;
   /** One job's events after `after` (an event id), oldest first. */
   listEvents(jobId: string, after?: number, owner?: string | null): Promise<JobEvent[]>;
   /** Every job's events after `after`, oldest first, at most `limit`. */

@@ -46,6 +46,8 @@ export interface Provider {
    * AIR, a Kandinsky style). Routing sends such a request here when the provider is configured.
    */
   claims?(request: GenerationRequest): boolean;
+  /** The model names it claims, for the dialects that list models (OpenAI's GET /v1/models). */
+  readonly models?: readonly string[];
   submit(request: GenerationRequest, context: ProviderContext): Promise<{ providerJobId: string }>;
   poll(job: ProviderJobRef, context: ProviderContext): Promise<PollResult>;
   /** Best effort: asks the upstream to stop working (and billing) for the job. */

@@ -194,6 +194,17 @@ export const JobSchema = Type.Object(
     completedAt: Nullable(DateTime),
     deadlineAt: Nullable(DateTime),
     images: Type.Array(ImageSchema),
+    imagesExpiredAt: Nullable(DateTime),
+    cost: Nullable(
+      Type.Object(
+        {
+          estimated: Nullable(Type.Number({ description: 'At submission, from the request' })),
+          actual: Nullable(Type.Number({ description: 'When the job ended: images stored, their pixels, upstream seconds' })),
+          currency: Type.String(),
+        },
+        { description: 'What the job costs on its provider (PROVIDER_PRICES); null when the provider is not priced' },
+      ),
+    ),
     inputs: Type.Array(InputSchema),
   },
   { description: 'A job, its input images and its images' },

@@ -12,6 +12,55 @@ export interface GenerationParams {
   scheduler?: string;
   model?: string;
   numImages: number;
+  /** Image-to-image and inpainting: the init image (and mask) as the worker is sent them. */
+  images?: WorkerImages;
+}
+
+/** One input image, ready for a worker's JSON: its bytes as plain base64. */
+export interface WorkerImage {
+  base64: string;
+  contentType: string;
+  /** Hex SHA-256 of the bytes: names the file a ComfyUI worker stores it under. */
+  sha256: string;
+}
+
+export interface WorkerImages {
+  init: WorkerImage;
+  /** White pixels are repainted, black ones kept. */
+  mask?: WorkerImage;
+  /** 0–1: how much the init image may change. */
+  strength: number;
+}
+
+/** The input formats whose workers take an init image and a mask; worker-sdxl and the custom worker take text only. */
+export const IMAGE_INPUT_FORMATS: readonly RunpodInputFormat[] = ['a1111', 'comfyui'];
+
+const FILE_EXTENSIONS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp' };
+
+/**
+ * The name an input image is uploaded under into ComfyUI's input folder. worker-comfyui overwrites
+ * files of the same name, and one worker serves many jobs: naming by content means a name always
+ * holds the same bytes, whichever job wrote it last.
+ */
+export function comfyuiInputName(image: WorkerImage): string {
+  return `darkroom-${image.sha256.slice(0, 32)}.${FILE_EXTENSIONS[image.contentType] ?? 'png'}`;
+}
+
+/**
+ * A1111's /sdapi/v1/img2img fields for an init image and mask. `inpainting_fill: 1` starts the
+ * masked area from the init image's own pixels (A1111's "original"), so `denoising_strength` means
+ * the same as darkroom's strength there too; `inpaint_full_res: false` repaints at the whole
+ * picture's scale rather than upscaling the masked region.
+ */
+export function a1111ImageFields(images: WorkerImages): Record<string, unknown> {
+  return {
+    init_images: [images.init.base64],
+    denoising_strength: images.strength,
+    resize_mode: 0,
+    ...(images.mask
+      ? { mask: images.mask.base64, inpainting_fill: 1, inpaint_full_res: false, inpainting_mask_invert: 0 }
+      : {}),
+  };
 }
 
 /** What worker-comfyui loads when the request names no checkpoint file: the SDXL base its sdxl image ships. */
@@ -96,11 +145,41 @@ function comfyuiCheckpoint(model: string | undefined): string {
 }
 
 /**
+ * The latent the KSampler starts from, with an init image: LoadImage → ImageScale (to the requested
+ * size) → VAEEncode, with a mask LoadImageMask (its red channel: white repaints) → SetLatentNoiseMask,
+ * and RepeatLatentBatch for more than one image. The nodes go under ids 10 and up.
+ */
+function comfyuiImageLatent(request: GenerationParams, images: WorkerImages): { nodes: Record<string, unknown>; latent: [string, number] } {
+  const nodes: Record<string, unknown> = {
+    '10': { class_type: 'LoadImage', inputs: { image: comfyuiInputName(images.init) } },
+    '11': { class_type: 'ImageScale', inputs: { image: ['10', 0], upscale_method: 'lanczos', width: request.width, height: request.height, crop: 'disabled' } },
+    '12': { class_type: 'VAEEncode', inputs: { pixels: ['11', 0], vae: ['4', 2] } },
+  };
+  let latent: [string, number] = ['12', 0];
+  if (images.mask) {
+    nodes['13'] = { class_type: 'LoadImageMask', inputs: { image: comfyuiInputName(images.mask), channel: 'red' } };
+    nodes['14'] = { class_type: 'SetLatentNoiseMask', inputs: { samples: latent, mask: ['13', 0] } };
+    latent = ['14', 0];
+  }
+  if (request.numImages > 1) {
+    nodes['15'] = { class_type: 'RepeatLatentBatch', inputs: { samples: latent, amount: request.numImages } };
+    latent = ['15', 0];
+  }
+  return { nodes, latent };
+}
+
+/**
  * The classic ComfyUI text-to-image graph in API format: checkpoint → two prompts → empty latent →
- * KSampler → VAE decode → SaveImage. ComfyUI needs a seed, so a request without one gets `randomSeed`.
+ * KSampler → VAE decode → SaveImage; with an init image, the latent is the encoded image instead
+ * (comfyuiImageLatent) and the KSampler denoises by the request's strength. ComfyUI needs a seed, so
+ * a request without one gets `randomSeed`.
  */
 export function comfyuiWorkflow(request: GenerationParams, randomSeed: number): Record<string, unknown> {
   const { sampler, scheduler } = comfyuiSampler(request.scheduler);
+  const fromImage = request.images ? comfyuiImageLatent(request, request.images) : undefined;
+  const start = fromImage
+    ? fromImage.nodes
+    : { '5': { class_type: 'EmptyLatentImage', inputs: { width: request.width, height: request.height, batch_size: request.numImages } } };
   return {
     '3': {
       class_type: 'KSampler',
@@ -110,15 +189,15 @@ export function comfyuiWorkflow(request: GenerationParams, randomSeed: number): 
         cfg: request.cfgScale ?? COMFYUI_DEFAULT_CFG,
         sampler_name: sampler,
         scheduler,
-        denoise: 1,
+        denoise: request.images?.strength ?? 1,
         model: ['4', 0],
         positive: ['6', 0],
         negative: ['7', 0],
-        latent_image: ['5', 0],
+        latent_image: fromImage?.latent ?? ['5', 0],
       },
     },
     '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: comfyuiCheckpoint(request.model) } },
-    '5': { class_type: 'EmptyLatentImage', inputs: { width: request.width, height: request.height, batch_size: request.numImages } },
+    ...start,
     '6': { class_type: 'CLIPTextEncode', inputs: { text: request.prompt, clip: ['4', 1] } },
     '7': { class_type: 'CLIPTextEncode', inputs: { text: request.negativePrompt ?? '', clip: ['4', 1] } },
     '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
@@ -128,7 +207,9 @@ export function comfyuiWorkflow(request: GenerationParams, randomSeed: number): 
 
 /**
  * The `input` of a RunPod job for the endpoint's worker. Absent options are left out so each worker
- * applies its own defaults; worker-sdxl in particular refuses keys it does not know.
+ * applies its own defaults; worker-sdxl in particular refuses keys it does not know. Input images go
+ * only to the formats of IMAGE_INPUT_FORMATS; the others never get them (see the provider's
+ * capabilities).
  */
 export function buildInput(
   request: GenerationParams,
@@ -155,9 +236,16 @@ export function buildInput(
         seed: request.seed ?? -1,
         sampler_name: request.scheduler,
         batch_size: request.numImages,
+        ...(request.images ? a1111ImageFields(request.images) : {}),
       };
-    case 'comfyui':
-      return { workflow: comfyuiWorkflow(request, Math.floor(random() * (MAX_SEED + 1))) };
+    case 'comfyui': {
+      const workflow = comfyuiWorkflow(request, Math.floor(random() * (MAX_SEED + 1)));
+      if (!request.images) return { workflow };
+      const { init, mask } = request.images;
+      // worker-comfyui uploads each entry to ComfyUI's input folder under `name` before it queues the workflow.
+      const files = [init, ...(mask && mask.sha256 !== init.sha256 ? [mask] : [])].map((image) => ({ name: comfyuiInputName(image), image: image.base64 }));
+      return { workflow, images: files };
+    }
     case 'custom':
       return { ...common, steps: request.steps, cfg_scale: request.cfgScale, seed: request.seed, return_type: 'base64' };
   }

@@ -1,9 +1,10 @@
 import { ProviderError } from '../../core/errors.ts';
-import { TEXT_ONLY, type PollResult, type Provider, type ProviderContext, type ProviderJobRef, type ProviderModule, type ProviderOutput } from '../../core/ports/provider.ts';
+import { TEXT_ONLY, type PollResult, type Provider, type ProviderCapabilities, type ProviderContext, type ProviderJobRef, type ProviderModule, type ProviderOutput } from '../../core/ports/provider.ts';
+import { DEFAULT_STRENGTH, inputOf, referencesOf, type GenerationRequest, type JobInput } from '../../core/request.ts';
 import { RUNPOD_INPUT_FORMATS, type RunpodInputFormat } from '../../protocols/runpod/status.ts';
 import { httpError, networkError } from './http.ts';
 import { resolveImage } from './images.ts';
-import { buildInput, buildPolicy } from '../../protocols/runpod/input.ts';
+import { buildInput, buildPolicy, IMAGE_INPUT_FORMATS, type WorkerImage, type WorkerImages } from '../../protocols/runpod/input.ts';
 import { parseOutput, workerFailure } from './output.ts';
 
 export interface RunpodProviderOptions {
@@ -20,11 +21,23 @@ export interface RunpodProviderOptions {
   now?: () => number;
 }
 
+/** RunPod refuses /run bodies over 10 MB; input images, as base64, are what makes a body that large. */
+const RUN_PAYLOAD_LIMIT_BYTES = 10_000_000;
+
 interface RunpodJobStatus {
   id?: unknown;
   status?: unknown;
   output?: unknown;
   error?: unknown;
+}
+
+/**
+ * What the endpoint's worker can run: the A1111 and ComfyUI workers take an init image and a mask;
+ * worker-sdxl and the custom worker take text only. Neither is given reference images.
+ */
+export function runpodCapabilities(format: RunpodInputFormat): ProviderCapabilities {
+  if (!IMAGE_INPUT_FORMATS.includes(format)) return TEXT_ONLY;
+  return { textToImage: true, imageToImage: true, inpainting: true, references: false, maxInputs: 2 };
 }
 
 /**
@@ -85,8 +98,32 @@ export function makeRunpodProvider(options: RunpodProviderOptions): Provider {
   }
 
   const ownSignal = () => AbortSignal.timeout(options.timeoutMs);
+  const capabilities = runpodCapabilities(options.inputFormat);
+
+  /** The request's init image and mask as the worker is sent them, read from darkroom's storage. */
+  async function workerImages(request: GenerationRequest, context: ProviderContext): Promise<WorkerImages | undefined> {
+    if (!request.inputs || request.inputs.length === 0) return undefined;
+    const refuse = (why: string) => new ProviderError(`This job has input images, but ${why}`, { code: 'unsupported_request', retryable: false });
+    if (!capabilities.imageToImage) throw refuse(`the endpoint's worker (RUNPOD_INPUT_FORMAT=${options.inputFormat}) takes text only`);
+    if (referencesOf(request).length > 0) throw refuse('RunPod workers take no reference images');
+    const init = inputOf(request, 'init');
+    if (!init) throw refuse('a mask needs an init image');
+    const mask = inputOf(request, 'mask');
+    const read = async (input: JobInput): Promise<WorkerImage> => ({
+      base64: (await context.readInput(input)).toString('base64'),
+      contentType: input.contentType,
+      sha256: input.sha256,
+    });
+    return { init: await read(init), ...(mask ? { mask: await read(mask) } : {}), strength: request.strength ?? DEFAULT_STRENGTH };
+  }
 
   async function outputs(output: unknown, job: ProviderJobRef, context: ProviderContext): Promise<ProviderOutput[]> {
+    if (options.inputFormat === 'a1111' && inputOf(job.request, 'init') && ranTextToImage(output)) {
+      throw new ProviderError(
+        "The RunPod worker ran text-to-image and ignored the init image (its answer's parameters have no init_images): the endpoint's A1111 worker must send inputs with init_images to /sdapi/v1/img2img",
+        { code: 'inputs_ignored', retryable: false },
+      );
+    }
     const parsed = parseOutput(output);
     if (parsed.images.length === 0) {
       throw new ProviderError('The RunPod job completed without an image', { code: 'no_output', retryable: true, resubmit: true });
@@ -127,7 +164,7 @@ export function makeRunpodProvider(options: RunpodProviderOptions): Provider {
 
   return {
     name: 'runpod',
-    capabilities: TEXT_ONLY,
+    capabilities,
 
     async submit(request, context) {
       try {
@@ -138,7 +175,15 @@ export function makeRunpodProvider(options: RunpodProviderOptions): Provider {
           });
         }
         const policy = buildPolicy(context.deadlineAt, now());
-        const body = { input: buildInput(request, options.inputFormat, options.random), ...(policy ? { policy } : {}) };
+        const images = await workerImages(request, context);
+        const params = images ? { ...request, images } : request;
+        const body = { input: buildInput(params, options.inputFormat, options.random), ...(policy ? { policy } : {}) };
+        if (images && Buffer.byteLength(JSON.stringify(body)) > RUN_PAYLOAD_LIMIT_BYTES) {
+          throw new ProviderError('The input images are too large for RunPod: a /run request may carry at most 10 MB, base64 included', {
+            code: 'request_too_large',
+            retryable: false,
+          });
+        }
         const answer = (await call('POST /run', '/run', context.signal, body)) as RunpodJobStatus | null;
         if (typeof answer?.id !== 'string' || answer.id === '') {
           throw new ProviderError('RunPod accepted the job but answered no job id', { code: 'invalid_response', retryable: true });
@@ -192,6 +237,16 @@ export function makeRunpodProvider(options: RunpodProviderOptions): Provider {
       }
     },
   };
+}
+
+/**
+ * A1111 answers with the request it ran as `parameters`; img2img's always has `init_images` (set to
+ * null, so the images are not sent back), txt2img's never does. A worker that hands every input to
+ * /txt2img (runpod-workers/worker-a1111 does) would otherwise return a picture that silently ignores
+ * the init image.
+ */
+function ranTextToImage(output: unknown): boolean {
+  return isRecord(output) && isRecord(output.parameters) && !('init_images' in output.parameters);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

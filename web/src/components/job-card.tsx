@@ -1,5 +1,6 @@
 import type { Job } from 'darkroom/client';
 import { elapsedMs, formatDuration, isActive, statusText } from '../format.ts';
+import { JobInputs } from './job-inputs.tsx';
 import { Thumbnail } from './thumbnail.tsx';
 
 export interface CardState {
@@ -39,14 +40,17 @@ function ProgressBar({ job }: { job: Job }) {
 export function JobCard({ card, now, onCancel, onOpen }: JobCardProps) {
   const { job } = card;
   const active = isActive(job.status);
-  const { width, height, numImages } = job.request;
+  const { width, height, numImages, strength } = job.request;
+  const fromImage = (job.inputs ?? []).some((input) => input.role === 'init');
   return (
     <article class={`card status-${job.status}`} data-job-id={job.id} data-status={job.status} aria-label={`Job: ${job.request.prompt}`}>
       <p class="card-prompt">{job.request.prompt}</p>
       <p class="card-meta">
         {job.provider} · {width}×{height}
         {numImages && numImages > 1 ? ` · ${numImages} images` : ''}
+        {fromImage && strength !== undefined ? ` · strength ${strength}` : ''}
       </p>
+      <JobInputs job={job} size={56} />
       <div class="card-status">
         <span class="badge">{statusText(job)}</span>
         {job.queuePosition !== null && active ? <span>#{job.queuePosition} in the provider's queue</span> : null}

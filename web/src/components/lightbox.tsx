@@ -1,6 +1,7 @@
 import type { Job } from 'darkroom/client';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { fileName, formatDuration } from '../format.ts';
+import { JobInputs } from './job-inputs.tsx';
 
 export interface LightboxTarget {
   job: Job;
@@ -123,6 +124,20 @@ export function Lightbox({ target, onClose, onReuse }: LightboxProps) {
             </dd>
             <dt>Provider</dt>
             <dd>{job.provider}</dd>
+            {job.inputs && job.inputs.length > 0 ? (
+              <>
+                <dt>Inputs</dt>
+                <dd>
+                  <JobInputs job={job} size={96} detailed />
+                </dd>
+              </>
+            ) : null}
+            {request.strength !== undefined ? (
+              <>
+                <dt>Strength</dt>
+                <dd>{request.strength}</dd>
+              </>
+            ) : null}
             {request.steps !== undefined ? (
               <>
                 <dt>Steps</dt>

@@ -1,7 +1,8 @@
 import type { Problem } from 'darkroom/client';
 import type { RefObject } from 'preact';
 import type { ProviderStatus } from '../api.ts';
-import { presetOf, randomSeed, SIZE_PRESETS, type FormValues } from '../form.ts';
+import { outputSizeFor, presetOf, randomSeed, SIZE_PRESETS, type FormValues } from '../form.ts';
+import { ImageInputs, ROLE_NAMES, type PickedImages, type PickedRole } from './image-inputs.tsx';
 
 /** Why the last submission was refused: the API's problem details. */
 export type FormProblem = Pick<Problem, 'detail' | 'errors'>;
@@ -15,6 +16,13 @@ interface PromptFormProps {
   problem: FormProblem | undefined;
   advancedOpen: boolean;
   onAdvancedToggle(open: boolean): void;
+  picked: PickedImages;
+  /** An input image is still being uploaded: nothing can be sent yet. */
+  uploading: boolean;
+  onPick(role: PickedRole, file: File): void;
+  onClear(role: PickedRole): void;
+  imagesOpen: boolean;
+  onImagesToggle(open: boolean): void;
   promptRef: RefObject<HTMLTextAreaElement | null>;
 }
 
@@ -30,17 +38,26 @@ const FIELD_LABELS: Record<string, string> = {
   numImages: 'Number of images',
   provider: 'Provider',
   style: 'Style',
+  images: 'Input images',
+  strength: 'Strength',
 };
 
-/** The API's field path as the form calls it: `prompts.2` is line 3 of the prompt. */
+/** The form sends the init image first, then the mask: `images.N` is by that order. */
+const IMAGE_LABELS = [ROLE_NAMES.init, ROLE_NAMES.mask];
+
+/** The API's field path as the form calls it: `prompts.2` is line 3 of the prompt, `images.1` the mask. */
 function fieldLabel(field: string): string {
   const [name = field, index] = field.split('.');
+  if (name === 'images' && index !== undefined) return IMAGE_LABELS[Number(index)] ?? FIELD_LABELS.images ?? field;
   const label = FIELD_LABELS[name] ?? field;
   return name === 'prompts' && index !== undefined ? `${label}, line ${Number(index) + 1}` : label;
 }
 
-/** The form field an API error is about (`prompts.N` is the prompt box). */
-const fieldOf = (field: string) => (field.startsWith('prompts') ? 'prompt' : field);
+/** The form field an API error is about (`prompts.N` is the prompt box, `images.N…` the image pickers). */
+const fieldOf = (field: string) => (field.startsWith('prompts') ? 'prompt' : field.startsWith('images') ? 'images' : field);
+
+/** Whether a drag carries files (and not text being moved within the page). */
+const carriesFiles = (event: DragEvent): boolean => event.dataTransfer?.types.includes('Files') ?? false;
 
 const ERRORS_ID = 'form-errors';
 
@@ -73,6 +90,17 @@ export function PromptForm(props: PromptFormProps) {
         event.preventDefault();
         props.onSubmit();
       }}
+      // An image dropped anywhere on the form is the init image (the mask has its own drop zone).
+      onDragOver={(event) => {
+        if (carriesFiles(event)) event.preventDefault();
+      }}
+      onDrop={(event) => {
+        const file = event.dataTransfer?.files[0];
+        if (!file) return;
+        event.preventDefault();
+        props.onImagesToggle(true);
+        props.onPick('init', file);
+      }}
     >
       <label for="field-prompt">Prompt</label>
       <textarea
@@ -99,7 +127,7 @@ export function PromptForm(props: PromptFormProps) {
           <input type="checkbox" checked={values.batch} onChange={(event) => set({ batch: event.currentTarget.checked })} />
           Batch mode: one job per line
         </label>
-        <button type="submit" class="primary" disabled={props.busy}>
+        <button type="submit" class="primary" disabled={props.busy || props.uploading}>
           Generate
         </button>
       </div>
@@ -122,6 +150,23 @@ export function PromptForm(props: PromptFormProps) {
           )}
         </div>
       ) : null}
+
+      <ImageInputs
+        picked={props.picked}
+        strength={values.strength}
+        onStrength={(strength) => set({ strength })}
+        onPick={props.onPick}
+        onClear={props.onClear}
+        onUseSize={(width, height) => {
+          set(outputSizeFor(width, height));
+          // Where the size it set can be seen.
+          props.onAdvancedToggle(true);
+        }}
+        open={props.imagesOpen}
+        onToggle={props.onImagesToggle}
+        invalid={invalid}
+        errorsId={ERRORS_ID}
+      />
 
       <details class="advanced" open={props.advancedOpen} onToggle={(event) => props.onAdvancedToggle(event.currentTarget.open)}>
         <summary>Advanced options</summary>

@@ -73,6 +73,13 @@ export interface PlannedJob {
   data: CivitaiJobData;
 }
 
+/**
+ * Image inputs as other APIs spell them (Civitai's own v2 image-editing engines take
+ * `sourceImage`/`images`). The v1 textToImage job has none, and its binder ignores unknown fields;
+ * darkroom refuses these rather than bill a picture that silently left the image out.
+ */
+const IMAGE_KEYS = ['image', 'images', 'sourceImage', 'sourceImageUrl', 'imageUrl', 'initImage', 'init_images', 'mask', 'maskImage', 'denoise', 'strength'];
+
 /** .NET TimeSpan text in milliseconds. */
 export function parseTimeSpan(text: string): number | undefined {
   const match = TIMESPAN.exec(text);
@@ -116,7 +123,16 @@ export function planJobRequest(value: unknown, prefix: string, errors: FieldErro
     const mistake = airMistake(air);
     if (mistake) addError(errors, field(`additionalNetworks['${air}']`), mistake);
   }
-  if (job.controlNets && job.controlNets.length > 0) addError(errors, field('controlNets'), 'darkroom does not run control nets');
+  if (job.controlNets && job.controlNets.length > 0) {
+    addError(errors, field('controlNets'), 'darkroom does not run ControlNets (an image turned into edges, depth or outlines that guide the picture)');
+  }
+  for (const [path, fields] of [['', job as Record<string, unknown>], ['params.', job.params as Record<string, unknown>]] as const) {
+    for (const key of IMAGE_KEYS) {
+      if (fields[key] !== undefined && fields[key] !== null) {
+        addError(errors, field(`${path}${key}`), 'Civitai’s textToImage jobs take no input image: its API has no image-to-image or inpainting for them');
+      }
+    }
+  }
   if (job.properties && Buffer.byteLength(JSON.stringify(job.properties)) > PROPERTIES_MAX_BYTES) {
     addError(errors, field('properties'), `must serialise to at most ${PROPERTIES_MAX_BYTES} bytes`);
   }

@@ -7,6 +7,13 @@ const DEFAULT_SIDE = 1024;
 /** darkroom's own limit for a style name (core/request.ts). */
 const MAX_STYLE_LENGTH = 64;
 
+/**
+ * Image inputs as other services spell them. Fusion Brain has none, and other unknown fields are
+ * ignored as it ignores them; an image is refused instead, since a picture generated without it
+ * would be billed and shown as if it had been used.
+ */
+const IMAGE_KEYS = ['image', 'images', 'initImage', 'init_image', 'init_images', 'mask', 'maskImage', 'sourceImage', 'imageUrl', 'strength'];
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -23,6 +30,9 @@ export function readRunParams(params: unknown): { input: CreateJobInput } | { pr
   const problems = findUnstorable(params).map((part) => `${part.path.join('.')} ${part.message}`);
 
   if (params.type !== 'GENERATE') problems.push('type must be "GENERATE"');
+  for (const key of IMAGE_KEYS) {
+    if (params[key] !== undefined && params[key] !== null) problems.push(`${key} is not supported: Fusion Brain generates from text only`);
+  }
 
   const count = params.numImages ?? params.num_images ?? numImages;
   if (count !== numImages) problems.push(`numImages must be ${numImages}`);

@@ -38,6 +38,9 @@ async function readForm(request: FastifyRequest): Promise<Form> {
         if (part.fieldname === 'params') form.params = { bytes: await part.toBuffer(), mimetype: part.mimetype };
         continue;
       }
+      if (part.mimetype.startsWith('image/')) {
+        throw new DialectError(400, `The ${part.fieldname} part is an image, but Fusion Brain generates from text only: send pipeline_id and params`);
+      }
       if (part.valueTruncated) throw new DialectError(413, `The ${part.fieldname} part is larger than ${PART_BYTES} bytes`);
       if (part.fieldname === 'pipeline_id') form.pipelineId = String(part.value).trim();
     }

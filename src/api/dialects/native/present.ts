@@ -36,6 +36,8 @@ export function presentJob(job: JobView): Static<typeof JobSchema> {
     completedAt: iso(job.completedAt),
     deadlineAt: iso(job.deadlineAt),
     images: job.images.map(presentImage),
+    imagesExpiredAt: iso(job.imagesExpiredAt),
+    cost: job.cost,
     inputs: job.inputs,
   };
 }
@@ -128,6 +130,8 @@ function reviveJob(json: Jsonified<Job>): Job {
     updatedAt: new Date(json.updatedAt),
     startedAt: orNull(json.startedAt),
     completedAt: orNull(json.completedAt),
+    // Snapshots taken before retention existed have no such field.
+    imagesExpiredAt: orNull(json.imagesExpiredAt ?? null),
     deadlineAt: orNull(json.deadlineAt),
   };
 }

@@ -148,7 +148,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
         summary: 'A signed link to one image (or a redirect to it)',
         params: ImageParams,
         querystring: ImageQuery,
-        response: { 200: ImageLinkResponse, 302: { type: 'null', description: 'Redirect to the link' }, ...problemResponses(400, 404, 409) },
+        response: { 200: ImageLinkResponse, 302: { type: 'null', description: 'Redirect to the link' }, ...problemResponses(400, 404, 409, 410) },
       },
     },
     async (request, reply) => {

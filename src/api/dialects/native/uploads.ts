@@ -53,7 +53,8 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<UploadRoutesOptions> = asyn
     '/uploads',
     {
       config: { idempotent: true },
-      bodyLimit: maxBytes,
+      // The file and a multipart envelope around it.
+      bodyLimit: maxBytes + 65_536,
       schema: {
         tags,
         summary: 'Upload an input image (multipart part `file`, or the raw body as image/png, image/jpeg or image/webp)',

@@ -5,6 +5,7 @@ import type { ReturnType, RunpodFormat } from './input.ts';
 import { SYSTEM_CALLER } from '../../../core/caller.ts';
 import type { WebhookDelivery } from '../../../core/ports/webhooks.ts';
 import type { PayloadSource } from '../../http/dialect.ts';
+import { DEFAULT_STRENGTH, inputOf } from '../../../core/request.ts';
 
 export type RunpodStatus = 'IN_QUEUE' | 'IN_PROGRESS' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
 
@@ -96,6 +97,10 @@ async function output(job: JobView, data: RunpodJobData, read: ReadImage): Promi
         sampler_name: request.scheduler ?? null,
         batch_size: request.numImages,
         n_iter: 1,
+        // img2img's answer names its image fields but, like A1111, does not send the images back.
+        ...(inputOf(request, 'init')
+          ? { init_images: null, mask: null, denoising_strength: request.strength ?? DEFAULT_STRENGTH, inpainting_fill: 1, inpaint_full_res: false, resize_mode: 0 }
+          : {}),
       };
       const info = {
         prompt: request.prompt,

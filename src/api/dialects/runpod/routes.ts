@@ -4,12 +4,13 @@ import type { Static } from 'typebox';
 import { conflict, DarkroomError } from '../../../core/errors.ts';
 import { SYSTEM_CALLER } from '../../../core/caller.ts';
 import type { JobService, JobView, ScopedJobs } from '../../../core/job-service.ts';
-import type { CreateJobInput, GenerationRequest } from '../../../core/request.ts';
+import type { CreateJobInput } from '../../../core/request.ts';
 import { parseRunpodInput, RunpodInputError } from './input.ts';
 import { presentBrief, presentStatus, runpodData, runpodStatus, type RunpodJobData } from './present.ts';
 import { EndpointParams, errorResponses, HealthResponse, JobParams, PurgeResponse, RunBody, StatusResponse, StreamResponse, WaitQuery } from './schemas.ts';
 import { UUID_PATTERN } from '../../../core/ids.ts';
 import { findUnstorable } from '../../../core/storable.ts';
+import { DialectError } from '../../http/errors.ts';
 
 export interface RunpodRoutesOptions {
   jobs: JobService;
@@ -46,6 +47,8 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
 
 
   const missing = (id: string) => new DarkroomError(404, 'not_found', `Job ${id} does not exist`);
+  // Room for an init image and a mask as base64 (4 bytes per 3) besides the rest of the input.
+  const bodyLimit = Math.max(app.initialConfig.bodyLimit ?? 0, Math.ceil((service.inputLimits.maxBytes * 2 * 4) / 3) + 1_048_576);
 
   interface Found {
     /** The job the client knows (its id is the one in the URL). */
@@ -73,7 +76,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
     const unstorable = findUnstorable(body);
     if (unstorable.length > 0) throw new RunpodInputError(unstorable.map((part) => `${part.path.join('.')} ${part.message}`));
     if (body.webhookV2 !== undefined) throw new RunpodInputError(['webhookV2 is not supported by darkroom: use webhook']);
-    const parsed = parseRunpodInput(body.input);
+    const parsed = await parseRunpodInput(body.input);
     if (body.webhook !== undefined) {
       const refusal = await service.webhookRefusal(body.webhook);
       if (refusal) throw new RunpodInputError([`webhook ${refusal}`]);
@@ -86,7 +89,9 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
       ...(body.policy?.lowPriority ? { priority: LOW_PRIORITY } : {}),
     };
     const data: RunpodJobData = { endpointId, format: parsed.format, returnType: parsed.returnType, ...(ttlMs === undefined ? {} : { ttlMs }) };
-    const job = await jobs.create(input, { dialect: DIALECT, dialectData: { ...data } });
+    const job = await jobs.create(input, { dialect: DIALECT, dialectData: { ...data } }).catch((error: unknown) => {
+      throw inWorkerTerms(error, parsed.imagePaths ?? []);
+    });
     return { known: job, latest: job, data };
   }
 
@@ -100,6 +105,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
     '/:endpointId/run',
     {
       config: { idempotent: true, group: 'generate' },
+      bodyLimit,
       schema: {
         tags,
         summary: 'Queue a job',
@@ -118,6 +124,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
     '/:endpointId/runsync',
     {
       config: { idempotent: true, group: 'generate' },
+      bodyLimit,
       schema: {
         tags,
         summary: 'Queue a job and wait for it; an unfinished job answers its current status',
@@ -228,7 +235,7 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
         retryOf: found.known.id,
         retried: true,
       };
-      const next = await jobs.create(retryInput(latest.request, data.ttlMs), { dialect: DIALECT, dialectData: { ...retry } });
+      const next = await jobs.create(await retryInput(jobs, latest, data.ttlMs), { dialect: DIALECT, dialectData: { ...retry } });
       await jobs.mergeDialectData(found.known.id, { current: next.id });
       return { id: found.known.id, status: runpodStatus(next.status) };
     },
@@ -298,8 +305,34 @@ export const runpodRoutes: FastifyPluginAsyncTypebox<RunpodRoutesOptions> = asyn
   );
 };
 
-/** A failed job's request as a new job's input: routed afresh, with a fresh deadline of the same length. */
-function retryInput(request: GenerationRequest, ttlMs: number | undefined): CreateJobInput {
-  const { deadline: _expired, provider: _routed, ...rest } = request;
-  return ttlMs === undefined ? rest : { ...rest, deadline: new Date(Date.now() + ttlMs).toISOString() };
+/**
+ * The core names a refused input image by its place in `images` (`/images/0/data`); a RunPod client
+ * knows it by the worker's field it wrote (`input.init_images[0]`). Other errors pass unchanged.
+ */
+function inWorkerTerms(error: unknown, paths: string[]): unknown {
+  if (!(error instanceof DarkroomError) || error.fieldErrors.length === 0) return error;
+  const renamed = error.fieldErrors.map((problem) => {
+    const index = /^\/images\/(\d+)(?:\/|$)/.exec(problem.field)?.[1];
+    const path = index === undefined ? undefined : paths[Number(index)];
+    return path === undefined ? undefined : `${path} ${problem.message}`;
+  });
+  if (renamed.some((message) => message === undefined)) return error;
+  return new DialectError(error.status, renamed.join('; '));
+}
+
+/**
+ * A failed job's request as a new job's input: routed afresh, with a fresh deadline of the same
+ * length, and its input images sent again from darkroom's storage (never fetched from their sources
+ * again).
+ */
+async function retryInput(jobs: ScopedJobs, job: JobView, ttlMs: number | undefined): Promise<CreateJobInput> {
+  const { deadline: _expired, provider: _routed, inputs, ...rest } = job.request;
+  const images = await Promise.all(
+    (inputs ?? []).map(async (input, index) => ({ role: input.role, data: (await jobs.readInput(job.id, index)).bytes.toString('base64') })),
+  );
+  return {
+    ...rest,
+    ...(images.length > 0 ? { images } : {}),
+    ...(ttlMs === undefined ? {} : { deadline: new Date(Date.now() + ttlMs).toISOString() }),
+  };
 }

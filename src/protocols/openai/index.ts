@@ -1,0 +1,3 @@
+export * from './errors.ts';
+export * from './images.ts';
+export * from './models.ts';
