@@ -286,6 +286,8 @@ const REFUSALS: Record<string, { method: string; path: string; shape: (status: n
     path: '/v1/models',
     shape: (status) => ({ error: { message: expect.any(String), type: status === 401 ? 'authentication_error' : 'permission_error', param: null, code: expect.any(String) } }),
   },
+  a1111: { method: 'GET', path: '/sdapi/v1/samplers', shape: () => ({ error: 'HTTPException', detail: expect.any(String), body: '', errors: expect.any(String) }) },
+  comfyui: { method: 'GET', path: '/queue', shape: () => ({ error: { type: 'unauthorized', message: expect.any(String), details: '', extra_info: {} }, node_errors: [] }) },
 };
 
 async function finishedCivitaiJob(civitai: InstanceType<typeof sdk.Civitai>, token: string): Promise<{ jobId: string; scheduled: boolean; result: { available: boolean }[] }> {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { neededCapabilities } from '../src/core/ports/provider.ts';
 import { routeProvider } from '../src/core/routing.ts';
 import type { GenerationRequest } from '../src/core/request.ts';
 import { loadConfig } from '../src/config/index.ts';
@@ -14,6 +15,8 @@ const configured = loadConfig({
   RUNPOD_ENDPOINT_ID: 'endpoint',
   OPENAI_API_KEY: 'key',
   OPENAI_MODELS: 'dall-e-3,house-model',
+  A1111_URLS: 'http://127.0.0.1:7860',
+  COMFYUI_URLS: 'http://127.0.0.1:8188',
 });
 const built = PROVIDER_MODULES.map((module) => module.create(configured.providers[module.name], { timeoutMs: 1000, maxImageBytes: 1024 }));
 const only = (...names: string[]) => built.filter((provider) => names.includes(provider.name));
@@ -30,6 +33,14 @@ describe('provider routing', () => {
     expect(routeProvider(request({ model: 'civitai:101055@128078' }), all, 'mock')).toBe('civitai');
     expect(routeProvider(request({ model: 'urn:air:sdxl:checkpoint:civitai:101055@128078' }), only('mock'), 'mock')).toBe('mock');
     expect(routeProvider(request({ model: 'urn:air:sdxl:checkpoint:huggingface:stabilityai/sdxl' }), all, 'mock')).toBe('mock');
+  });
+
+  it('sends a workflow job to a provider that runs workflows when the default cannot', () => {
+    const workflow = request({ workflow: { '9': { class_type: 'SaveImage', inputs: {} } } });
+    const needed = neededCapabilities(workflow);
+    expect(needed).toContain('workflows');
+    expect(routeProvider(workflow, only('a1111', 'comfyui'), 'a1111', needed)).toBe('comfyui');
+    expect(routeProvider(workflow, only('mock', 'a1111', 'comfyui'), 'mock', needed)).toBe('mock');
   });
 
   it('sends a Kandinsky style to fusionbrain when it is configured', () => {

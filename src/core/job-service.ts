@@ -82,7 +82,7 @@ export function makeJobService(deps: JobServiceDeps) {
 
   function prepare(input: CreateJobInput, field: string, batched: boolean): { request: GenerationRequest; deadlineAt: Date | null } {
     const request = normaliseRequest(input);
-    const needed = neededCapabilities({ inputs: input.images });
+    const needed = neededCapabilities({ inputs: input.images, workflow: input.workflow });
     const provider = routeProvider(request, deps.providers.all(), deps.defaultProvider, needed);
     const chosen = deps.providers.get(provider);
     if (!chosen) {
@@ -419,9 +419,9 @@ export function makeJobService(deps: JobServiceDeps) {
       return object;
     },
 
-    async list(query: { status?: JobStatus; dialect?: string; limit: number; cursor?: string }): Promise<{ items: JobView[]; nextCursor: string | null }> {
+    async list(query: { status?: JobStatus; dialect?: string; dialectData?: Record<string, unknown>; limit: number; cursor?: string }): Promise<{ items: JobView[]; nextCursor: string | null }> {
       const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-      const page = await repo.list({ owner: ownerFilter(caller), status: query.status, dialect: query.dialect, limit: query.limit + 1, after });
+      const page = await repo.list({ owner: ownerFilter(caller), status: query.status, dialect: query.dialect, dialectData: query.dialectData, limit: query.limit + 1, after });
       const items = page.slice(0, query.limit);
       const last = items.at(-1);
       return { items: await views(items), nextCursor: page.length > query.limit && last ? encodeCursor(last.id) : null };

@@ -66,6 +66,12 @@ export interface CreateJobInput {
   images?: InputSource[];
   /** 0–1: how much the init image may change (0 keeps it, 1 ignores it). */
   strength?: number;
+  /**
+   * A ComfyUI graph in API format, run as given by providers that run workflows (the other fields
+   * then describe it, for the providers that run parameters and for display). Its LoadImage nodes
+   * name the job's input images in order (see the comfyui protocol's loadImageNames).
+   */
+  workflow?: Record<string, unknown>;
 }
 
 /**

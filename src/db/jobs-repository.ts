@@ -106,6 +106,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     if (query.status) conditions.push(eq(jobs.status, query.status));
     if (query.dialect) conditions.push(eq(jobs.dialect, query.dialect));
     if (query.after) conditions.push(lt(jobs.id, query.after));
+    if (query.dialectData) conditions.push(sql`${jobs.dialectData} @> ${JSON.stringify(query.dialectData)}::jsonb`);
     const rows = await db
       .select()
       .from(jobs)

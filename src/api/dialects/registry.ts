@@ -6,6 +6,8 @@ import { nativeDialect } from './native/index.ts';
 import { openaiDialect } from './openai/index.ts';
 import { runpodDialect } from './runpod/index.ts';
 import { tasksDialect } from './tasks/index.ts';
+import { a1111Dialect } from './a1111/index.ts';
+import { comfyuiDialect } from './comfyui/index.ts';
 
 /** Every API darkroom serves. Adding a dialect is its folder and one line here. */
-export const DIALECTS: readonly Dialect[] = [nativeDialect, civitaiDialect, fusionbrainDialect, runpodDialect, tasksDialect, imagesDialect, openaiDialect];
+export const DIALECTS: readonly Dialect[] = [nativeDialect, civitaiDialect, fusionbrainDialect, runpodDialect, tasksDialect, imagesDialect, openaiDialect, a1111Dialect, comfyuiDialect];

@@ -120,6 +120,8 @@ export interface ListQuery {
   after?: string;
   /** Jobs to skip first, for numbered pages (`after` is cheaper for walking a long list). */
   offset?: number;
+  /** Only jobs whose dialect data contains this (jsonb @>): a job by the id its client gave it. */
+  dialectData?: Record<string, unknown>;
 }
 
 export interface WorkerInfo {

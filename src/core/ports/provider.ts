@@ -82,6 +82,8 @@ export interface ProviderCapabilities {
   references: boolean;
   /** Most input images of one job (all roles), when the upstream has a limit. */
   maxInputs?: number;
+  /** Runs a request's ComfyUI `workflow` as given. */
+  workflows?: boolean;
 }
 
 /** What a capability is called in messages. */
@@ -90,21 +92,23 @@ export const CAPABILITY_NAMES: Record<Capability, string> = {
   imageToImage: 'image-to-image',
   inpainting: 'inpainting (an init image with a mask)',
   references: 'reference images',
+  workflows: 'ComfyUI workflows',
 };
 
 /** A provider that takes text only. */
 export const TEXT_ONLY: ProviderCapabilities = { textToImage: true, imageToImage: false, inpainting: false, references: false };
 
-export type Capability = 'textToImage' | 'imageToImage' | 'inpainting' | 'references';
+export type Capability = 'textToImage' | 'imageToImage' | 'inpainting' | 'references' | 'workflows';
 
 /** The capabilities `request` needs of its provider. */
-export function neededCapabilities(request: { inputs?: readonly { role: JobInput['role'] }[] }): Capability[] {
+export function neededCapabilities(request: { inputs?: readonly { role: JobInput['role'] }[]; workflow?: unknown }): Capability[] {
   const roles = new Set(request.inputs?.map((input) => input.role));
   const needed: Capability[] = [];
   if (roles.has('mask')) needed.push('inpainting');
   else if (roles.has('init')) needed.push('imageToImage');
   else needed.push('textToImage');
   if (roles.has('reference')) needed.push('references');
+  if (request.workflow !== undefined) needed.push('workflows');
   return needed;
 }
 

@@ -74,6 +74,14 @@ export const GenerationOptionsSchema = Type.Object(
         description: 'Free JSON kept with the job (at most 16 KiB serialised).',
       }),
     ),
+    workflow: Type.Optional(
+      Type.Object({}, {
+        additionalProperties: true,
+        maxProperties: 500,
+        description:
+          'A ComfyUI graph in API format, run as given by providers that run workflows (comfyui; the mock renders the parameters read from it). Its LoadImage nodes take `images` in node id order.',
+      }),
+    ),
     webhook: Type.Optional(
       Type.String({
         format: 'uri',

@@ -58,7 +58,8 @@ export function makeMockProvider(options: MockProviderOptions): Provider {
 
   return {
     name: 'mock',
-    capabilities: { textToImage: true, imageToImage: true, inpainting: true, references: true },
+    // A workflow job's parameters describe its graph (the dialect that took it read them from it): the mock renders those.
+    capabilities: { textToImage: true, imageToImage: true, inpainting: true, references: true, workflows: true },
 
     async submit(request) {
       if (random() < options.failureRate) {

@@ -5,6 +5,7 @@ import type { JobService } from '../../../core/job-service.ts';
 import type { CreateJobInput } from '../../../core/request.ts';
 import type { EventFeed } from '../../../core/event-feed.ts';
 import { wantsEventStream } from '../../http/sse.ts';
+import { workflowFields } from '../../../protocols/comfyui/index.ts';
 import { presentEvents, presentJob } from './present.ts';
 import { makeEventStreams } from './streams.ts';
 import { BatchBody, DEFAULT_PAGE_SIZE, ListQuery, ListResponse, QueueStatsResponse, BatchResponse, BatchStatusResponse, CreateJobBody, EventsResponse, EventStreamResponse, GetJobQuery, ImageLinkResponse, ImageParams, ImageQuery, JobIdParams, JobSchema, LastEventIdHeaders, problemResponses, ProviderParams, ProviderStatusSchema } from '../../../protocols/native/schemas.ts';
@@ -17,6 +18,17 @@ export interface NativeRoutesOptions {
 }
 
 const tags = ['jobs'];
+
+/** A job with a ComfyUI `workflow`: what it leaves out is read from its graph; a graph darkroom cannot read is a 400. */
+function withWorkflow<T extends { workflow?: object }>(input: T, field = ''): Omit<T, 'workflow'> & { workflow?: Record<string, unknown> } {
+  if (input.workflow === undefined) return input as Omit<T, 'workflow'>;
+  const read = workflowFields(input.workflow);
+  if (!read.ok) {
+    throw badRequest(`workflow: ${read.problems[0]}`, read.problems.map((message) => ({ field: `${field}workflow`, message })));
+  }
+  const own = Object.fromEntries(Object.entries(input).filter(([, value]) => value !== undefined));
+  return { ...read.fields, ...own } as Omit<T, 'workflow'> & { workflow: Record<string, unknown> };
+}
 
 /** darkroom's own API under /api/v1. */
 export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = async (app, { jobs, feed, sseHeartbeatMs }) => {
@@ -36,7 +48,7 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
         response: { 202: JobSchema, ...problemResponses(400, 413, 415) },
       },
     },
-    async (request, reply) => reply.code(202).send(presentJob(await jobs.for(request.caller).create(request.body, context))),
+    async (request, reply) => reply.code(202).send(presentJob(await jobs.for(request.caller).create(withWorkflow(request.body), context))),
   );
 
   app.post(
@@ -58,9 +70,9 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
           { field: 'prompts', message: 'exactly one of prompts or jobs is required' },
         ]);
       }
-      const inputs: CreateJobInput[] = prompts
-        ? prompts.map((prompt) => ({ ...shared, prompt }))
-        : (items ?? []).map((item) => ({ ...shared, ...item }));
+      const inputs: CreateJobInput[] = (
+        prompts ? prompts.map((prompt) => ({ ...shared, prompt })) : (items ?? []).map((item) => ({ ...shared, ...item }))
+      ).map((input, index) => withWorkflow(input, prompts ? '' : `jobs.${index}.`));
       // Shared options are top-level fields; only a `jobs` entry has a place of its own.
       const batch = await jobs.for(request.caller).createBatch(inputs, context, prompts ? () => '' : (index) => `/jobs/${index}`);
       return reply.code(202).send({ batchId: batch.batchId, jobs: batch.jobs.map(presentJob) });
