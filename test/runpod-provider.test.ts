@@ -332,6 +332,23 @@ describe('runpod provider against a scripted RunPod', () => {
   const context = (deadlineAt: Date | null = null) => ({ jobId: 'j', deadlineAt, readInput: noInputs, signal: AbortSignal.timeout(2000) });
   const job = { providerJobId: 'job-1', request: request({ numImages: 1, seed: 3 }) };
 
+  it('sends a workflow job to worker-comfyui as given, its input images as the files its LoadImage nodes name', async () => {
+    const workflow = {
+      '3': { class_type: 'KSampler', inputs: { seed: 5, model: ['4', 0], latent_image: ['12', 0] } },
+      '10': { class_type: 'LoadImage', inputs: { image: 'street.png' } },
+      '11': { class_type: 'MyCustomNode', inputs: { anything: [1, 2, { nested: true }] } },
+      '12': { class_type: 'VAEEncode', inputs: { pixels: ['10', 0], vae: ['4', 2] } },
+    };
+    const init = { role: 'init' as const, key: 'inputs/abc.png', contentType: 'image/png', width: 64, height: 64, bytes: 4, sha256: 'abc' };
+    const comfy = makeRunpodProvider({ apiUrl: `${server.url}/v2`, apiKey: KEY, endpointId: 'ep-1', inputFormat: 'comfyui', timeoutMs: 2000, maxImageBytes: 100_000 });
+    expect(comfy.capabilities.workflows).toBe(true);
+    expect(provider().capabilities.workflows).toBeFalsy();
+    const readInput = async (input: { key: string }) => Buffer.from(`bytes of ${input.key}`);
+    await comfy.submit(request({ workflow, inputs: [init] }), { jobId: 'j', deadlineAt: null, readInput, signal: AbortSignal.timeout(2000) });
+    const body = JSON.parse(server.seen.at(-1)!.body) as { input: Record<string, unknown> };
+    expect(body.input).toEqual({ workflow, images: [{ name: 'street.png', image: Buffer.from('bytes of inputs/abc.png').toString('base64') }] });
+  });
+
   it('submits with the bearer key, the worker input and a policy from the deadline', async () => {
     const { providerJobId } = await provider().submit(request(), context(new Date(Date.now() + 60_000)));
     expect(providerJobId).toBe('job-1');

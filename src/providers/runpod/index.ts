@@ -2,6 +2,7 @@ import { ProviderError } from '../../core/errors.ts';
 import { TEXT_ONLY, type PollResult, type Provider, type ProviderCapabilities, type ProviderContext, type ProviderJobRef, type ProviderModule, type ProviderOutput } from '../../core/ports/provider.ts';
 import { DEFAULT_STRENGTH, inputOf, referencesOf, type GenerationRequest, type JobInput } from '../../core/request.ts';
 import { RUNPOD_INPUT_FORMATS, type RunpodInputFormat } from '../../protocols/runpod/status.ts';
+import { loadImageNames, type Workflow } from '../../protocols/comfyui/index.ts';
 import { httpError, networkError } from './http.ts';
 import { resolveImage } from './images.ts';
 import { buildInput, buildPolicy, IMAGE_INPUT_FORMATS, type WorkerImage, type WorkerImages } from '../../protocols/runpod/input.ts';
@@ -37,7 +38,8 @@ interface RunpodJobStatus {
  */
 export function runpodCapabilities(format: RunpodInputFormat): ProviderCapabilities {
   if (!IMAGE_INPUT_FORMATS.includes(format)) return TEXT_ONLY;
-  return { textToImage: true, imageToImage: true, inpainting: true, references: false, maxInputs: 2 };
+  // worker-comfyui runs any graph in API format: workflow jobs go as given.
+  return { textToImage: true, imageToImage: true, inpainting: true, references: false, maxInputs: format === 'comfyui' ? 8 : 2, workflows: format === 'comfyui' };
 }
 
 /**
@@ -101,6 +103,18 @@ export function makeRunpodProvider(options: RunpodProviderOptions): Provider {
   const capabilities = runpodCapabilities(options.inputFormat);
 
   /** The request's init image and mask as the worker is sent them, read from darkroom's storage. */
+  /**
+   * A workflow job for worker-comfyui: the graph as given, with the job's input images sent as the
+   * files its LoadImage nodes name (in node order), which the worker puts in ComfyUI's input folder.
+   */
+  async function workflowInput(workflow: Record<string, unknown>, inputs: JobInput[], context: ProviderContext): Promise<Record<string, unknown>> {
+    const names = loadImageNames(workflow as Workflow);
+    const files = await Promise.all(
+      names.slice(0, inputs.length).map(async (name, index) => ({ name, image: (await context.readInput(inputs[index] as JobInput)).toString('base64') })),
+    );
+    return files.length > 0 ? { workflow, images: files } : { workflow };
+  }
+
   async function workerImages(request: GenerationRequest, context: ProviderContext): Promise<WorkerImages | undefined> {
     if (!request.inputs || request.inputs.length === 0) return undefined;
     const refuse = (why: string) => new ProviderError(`This job has input images, but ${why}`, { code: 'unsupported_request', retryable: false });
@@ -175,10 +189,11 @@ export function makeRunpodProvider(options: RunpodProviderOptions): Provider {
           });
         }
         const policy = buildPolicy(context.deadlineAt, now());
-        const images = await workerImages(request, context);
+        const images = request.workflow ? undefined : await workerImages(request, context);
         const params = images ? { ...request, images } : request;
-        const body = { input: buildInput(params, options.inputFormat, options.random), ...(policy ? { policy } : {}) };
-        if (images && Buffer.byteLength(JSON.stringify(body)) > RUN_PAYLOAD_LIMIT_BYTES) {
+        const input = request.workflow ? await workflowInput(request.workflow, request.inputs ?? [], context) : buildInput(params, options.inputFormat, options.random);
+        const body = { input, ...(policy ? { policy } : {}) };
+        if ((images || request.inputs?.length) && Buffer.byteLength(JSON.stringify(body)) > RUN_PAYLOAD_LIMIT_BYTES) {
           throw new ProviderError('The input images are too large for RunPod: a /run request may carry at most 10 MB, base64 included', {
             code: 'request_too_large',
             retryable: false,
