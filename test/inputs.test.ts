@@ -154,7 +154,7 @@ describe('uploads', () => {
 
 describe('uploads expire', () => {
   it('after UPLOAD_TTL: the upload is gone, its bytes too unless a job uses them', async () => {
-    const dr = await startDarkroom({ UPLOAD_TTL: '1', RECONCILE_INTERVAL_MS: '100' });
+    const dr = await startDarkroom({ UPLOAD_TTL: '3', RECONCILE_INTERVAL_MS: '100' });
     try {
       const kept = await pattern(64, 64, 1);
       const dropped = await pattern(64, 64, 2);
@@ -163,14 +163,15 @@ describe('uploads expire', () => {
       const links = await Promise.all([used, unused].map(async ({ body }) => (await dr.api('GET', `/api/v1/uploads/${body.id}`)).body.url as string));
       const job = await finished(dr, { prompt: PROMPT, width: 64, height: 64, images: [{ role: 'init', uploadId: used.body.id }], strength: 0 });
 
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      // The later of the two uploads: once it has expired, both have.
+      await expect.poll(async () => (await dr.api('GET', `/api/v1/uploads/${unused.body.id}`)).status, { timeout: 10_000 }).toBe(404);
       expect((await dr.api('GET', `/api/v1/uploads/${used.body.id}`)).status).toBe(404);
       const late = await dr.api('POST', '/api/v1/jobs', { prompt: PROMPT, images: [{ role: 'init', uploadId: unused.body.id }] });
       expect(late.status).toBe(400);
       expect(late.body.errors[0].message).toMatch(/expire/);
 
-      // The sweep has run by now: the unused bytes are deleted, the job's input is not.
-      expect((await fetch(links[1] as string)).status).toBe(404);
+      // The sweep deletes the unused bytes, not the job's input.
+      await expect.poll(async () => (await fetch(links[1] as string)).status).toBe(404);
       expect((await download(links[0] as string)).equals(kept)).toBe(true);
       const again = (await dr.api('GET', `/api/v1/jobs/${job.id}`)).body;
       expect((await download(again.inputs[0].url)).equals(kept)).toBe(true);
