@@ -3,6 +3,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderMockImage } from '../src/providers/mock/image.ts';
 import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
+import { leftHalfWhiteMask, pixelOf, solidPng } from './helpers/pictures.ts';
 
 /**
  * The A1111 dialect driven as the webui's API docs drive it: a JSON POST that holds until the
@@ -165,60 +166,47 @@ describe('a1111 dialect: the other routes clients call', () => {
 });
 
 describe('a1111 dialect: img2img and inpainting', () => {
-  const solid = (r: number, g: number, b: number, width = 128, height = 128) =>
-    sharp({ create: { width, height, channels: 3, background: { r, g, b } } }).png().toBuffer();
-  /** The RGB of one pixel of a PNG. */
-  const pixel = async (png: Buffer, x: number, y: number) => {
-    const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    const at = (y * info.width + x) * 3;
-    return [data[at], data[at + 1], data[at + 2]];
-  };
 
   it('starts from init_images: denoising_strength 0 gives the picture back, at the requested size', async () => {
-    const init = (await solid(200, 30, 30)).toString('base64');
+    const init = (await solidPng(200, 30, 30)).toString('base64');
     const { status, body } = await dr.api('POST', '/sdapi/v1/img2img', { prompt: 'keep it', init_images: [init], denoising_strength: 0, width: 192, height: 128, seed: 5 });
     expect(status).toBe(200);
     const image = decode(body.images[0]);
     const meta = await sharp(image).metadata();
     expect([meta.width, meta.height]).toEqual([192, 128]);
-    expect(await pixel(image, 100, 60)).toEqual([200, 30, 30]);
+    expect(await pixelOf(image, 100, 60)).toEqual([200, 30, 30]);
     expect(body.parameters.init_images).toBeNull();
     expect(JSON.parse(body.info)).toMatchObject({ denoising_strength: 0, seed: 5 });
   });
 
   it('takes a data URI too, and include_init_images answers it back', async () => {
-    const init = `data:image/png;base64,${(await solid(10, 200, 10)).toString('base64')}`;
+    const init = `data:image/png;base64,${(await solidPng(10, 200, 10)).toString('base64')}`;
     const { body } = await dr.api('POST', '/sdapi/v1/img2img', { prompt: 'x', init_images: [init], denoising_strength: 0, width: 64, height: 64, include_init_images: true });
-    expect(await pixel(decode(body.images[0]), 10, 10)).toEqual([10, 200, 10]);
+    expect(await pixelOf(decode(body.images[0]), 10, 10)).toEqual([10, 200, 10]);
     expect(body.parameters.init_images).toEqual([init]);
   });
 
   it('inpaints: the mask’s black keeps the init picture, its white is repainted; inpainting_mask_invert swaps them', async () => {
-    const init = (await solid(0, 0, 255)).toString('base64');
+    const init = (await solidPng(0, 0, 255)).toString('base64');
     // Left half white (repaint), right half black (keep).
-    const mask = (
-      await sharp({ create: { width: 128, height: 128, channels: 3, background: { r: 0, g: 0, b: 0 } } })
-        .composite([{ input: await solid(255, 255, 255, 64, 128), left: 0, top: 0 }])
-        .png()
-        .toBuffer()
-    ).toString('base64');
+    const mask = (await leftHalfWhiteMask()).toString('base64');
     const request = { prompt: 'a painted left half', init_images: [init], mask, width: 128, height: 128, seed: 9, denoising_strength: 0.75 };
     const own = await renderMockImage('a painted left half', 9, 128, 128);
 
     const plain = decode((await dr.api('POST', '/sdapi/v1/img2img', request)).body.images[0]);
-    expect(await pixel(plain, 100, 64)).toEqual([0, 0, 255]);
-    expect(await pixel(plain, 20, 64)).toEqual(await pixel(own, 20, 64));
+    expect(await pixelOf(plain, 100, 64)).toEqual([0, 0, 255]);
+    expect(await pixelOf(plain, 20, 64)).toEqual(await pixelOf(own, 20, 64));
 
     const inverted = decode((await dr.api('POST', '/sdapi/v1/img2img', { ...request, inpainting_mask_invert: 1 })).body.images[0]);
-    expect(await pixel(inverted, 20, 64)).toEqual([0, 0, 255]);
-    expect(await pixel(inverted, 100, 64)).toEqual(await pixel(own, 100, 64));
+    expect(await pixelOf(inverted, 20, 64)).toEqual([0, 0, 255]);
+    expect(await pixelOf(inverted, 100, 64)).toEqual(await pixelOf(own, 100, 64));
   });
 
   it('refuses an init image that is not a picture with a 422 naming init_images', async () => {
     const { status, body } = await dr.api('POST', '/sdapi/v1/img2img', { prompt: 'x', init_images: [Buffer.from('not a picture at all').toString('base64')] });
     expect(status).toBe(422);
     expect(body.detail[0].loc).toEqual(['body', 'init_images', 0]);
-    const mask = await dr.api('POST', '/sdapi/v1/img2img', { prompt: 'x', init_images: [(await solid(1, 2, 3)).toString('base64')], mask: '!!!' });
+    const mask = await dr.api('POST', '/sdapi/v1/img2img', { prompt: 'x', init_images: [(await solidPng(1, 2, 3)).toString('base64')], mask: '!!!' });
     expect(mask.status).toBe(422);
     expect(mask.body.detail[0].loc).toEqual(['body', 'mask']);
   });

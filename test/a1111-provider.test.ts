@@ -2,9 +2,11 @@ import sharp from 'sharp';
 import { SYSTEM_CALLER } from '../src/core/caller.ts';
 import { renderMockImage } from '../src/providers/mock/image.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
+import type { TestDarkroom } from './helpers/darkroom.ts';
 import { providerContract } from './helpers/provider-contract.ts';
-import { startTcpCutter, type TcpCutter } from './helpers/tcp-cutter.ts';
+import type { TcpCutter } from './helpers/tcp-cutter.ts';
+import { providerJobIdOf, startFleet, type TestFleet } from './helpers/fleet.ts';
+import { leftHalfWhiteMask, pixelAt, solidPng } from './helpers/pictures.ts';
 
 const isGeneration = (request: { method: string; path: string }) => request.method === 'POST' && /^\/sdapi\/v1\/(txt2img|img2img)/.test(request.path);
 
@@ -34,20 +36,17 @@ describe('a1111 provider', () =>
   }));
 
 describe('a1111 provider: a fleet of two servers', () => {
+  let fleet: TestFleet;
   let servers: TestDarkroom[];
   let cutters: TcpCutter[];
   let darkroom: TestDarkroom;
 
   beforeAll(async () => {
-    servers = await Promise.all([startDarkroom({ AUTH: 'off', MOCK_LATENCY_MS: '1000' }), startDarkroom({ AUTH: 'off', MOCK_LATENCY_MS: '1000' })]);
-    cutters = await Promise.all(servers.map((server) => startTcpCutter({ host: '127.0.0.1', port: Number(new URL(server.url).port) })));
-    const urls = cutters.map((cutter) => `http://127.0.0.1:${cutter.port}`).join(',');
-    darkroom = await startDarkroom({ DEFAULT_PROVIDER: 'a1111', A1111_URLS: urls, A1111_DOWN_MS: '60000', WORKER_CONCURRENCY: '4' });
+    fleet = await startFleet((urls) => ({ DEFAULT_PROVIDER: 'a1111', A1111_URLS: urls, A1111_DOWN_MS: '60000' }));
+    ({ servers, cutters, darkroom } = fleet);
   });
   afterAll(async () => {
-    await darkroom?.close({ removeData: true });
-    await Promise.all(cutters?.map((cutter) => cutter.close()) ?? []);
-    await Promise.all(servers?.map((server) => server.close({ removeData: true })) ?? []);
+    await fleet?.close();
   });
 
   const create = async (prompt: string) => (await darkroom.api('POST', '/api/v1/jobs', { prompt, width: 256, height: 256 })).body.id as string;
@@ -62,11 +61,7 @@ describe('a1111 provider: a fleet of two servers', () => {
 
   it('loses no job when a server goes away mid-run: it runs again on the other, which then takes every job', async () => {
     const id = await create('a server falls over');
-    let providerJobId: string | undefined;
-    while (!providerJobId) {
-      providerJobId = (await darkroom.api('GET', `/api/v1/jobs/${id}`)).body.providerJobId ?? undefined;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    const providerJobId = await providerJobIdOf(darkroom, id);
     const url = providerJobId.split(' ')[2] as string;
     const down = cutters.findIndex((cutter) => url.endsWith(`:${cutter.port}`));
     const outage = (cutters[down] as TcpCutter).outage(5000);
@@ -81,21 +76,8 @@ describe('a1111 provider: a fleet of two servers', () => {
   });
 
   it('sends image-to-image and inpainting jobs to img2img with their pictures, and stores what comes back', async () => {
-    const solid = (r: number, g: number, b: number, width = 128, height = 128) =>
-      sharp({ create: { width, height, channels: 3, background: { r, g, b } } }).png().toBuffer();
-    const init = (await solid(250, 120, 0)).toString('base64');
-    const mask = (
-      await sharp({ create: { width: 128, height: 128, channels: 3, background: { r: 0, g: 0, b: 0 } } })
-        .composite([{ input: await solid(255, 255, 255, 64, 128), left: 0, top: 0 }])
-        .png()
-        .toBuffer()
-    ).toString('base64');
-    const pixel = async (url: string, x: number, y: number) => {
-      const png = Buffer.from(await (await fetch(url)).arrayBuffer());
-      const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-      const at = (y * info.width + x) * 3;
-      return [data[at], data[at + 1], data[at + 2]];
-    };
+    const init = (await solidPng(250, 120, 0)).toString('base64');
+    const mask = (await leftHalfWhiteMask()).toString('base64');
     const run = async (images: { role: string; data: string }[], strength: number) => {
       const created = await darkroom.api('POST', '/api/v1/jobs', { prompt: 'over the init', width: 128, height: 128, seed: 3, images, strength });
       expect(created.status).toBe(202);
@@ -104,16 +86,16 @@ describe('a1111 provider: a fleet of two servers', () => {
 
     const kept = await run([{ role: 'init', data: init }], 0);
     expect(kept.status).toBe('succeeded');
-    expect(await pixel((kept.images as { url: string }[])[0]!.url, 64, 64)).toEqual([250, 120, 0]);
+    expect(await pixelAt((kept.images as { url: string }[])[0]!.url, 64, 64)).toEqual([250, 120, 0]);
 
     const inpainted = await run([{ role: 'init', data: init }, { role: 'mask', data: mask }], 0.75);
     expect(inpainted.status).toBe('succeeded');
     const own = await renderMockImage('over the init', 3, 128, 128);
     const { data: ownPixels } = await sharp(own).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const url = (inpainted.images as { url: string }[])[0]!.url;
-    expect(await pixel(url, 100, 64)).toEqual([250, 120, 0]);
+    expect(await pixelAt(url, 100, 64)).toEqual([250, 120, 0]);
     const at = (64 * 128 + 20) * 3;
-    expect(await pixel(url, 20, 64)).toEqual([ownPixels[at], ownPixels[at + 1], ownPixels[at + 2]]);
+    expect(await pixelAt(url, 20, 64)).toEqual([ownPixels[at], ownPixels[at + 1], ownPixels[at + 2]]);
 
     // The upstream got an img2img request carrying both pictures.
     const upstream = (await Promise.all(servers.map(upstreamJobs))).flat().find((job) => job.request.inputs?.length === 2);

@@ -1,12 +1,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SYSTEM_CALLER } from '../src/core/caller.ts';
 import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 import { providerContract } from './helpers/provider-contract.ts';
-import { startTcpCutter, type TcpCutter } from './helpers/tcp-cutter.ts';
+import type { TcpCutter } from './helpers/tcp-cutter.ts';
+import { providerJobIdOf, startFleet, type TestFleet } from './helpers/fleet.ts';
+import { leftHalfWhiteMask, pixelAt, solidPng } from './helpers/pictures.ts';
 
 /** The upstream darkroom's ComfyUI jobs, newest first. */
 const upstreamJobs = async (upstream: TestDarkroom) => (await upstream.darkroom.jobs.for(SYSTEM_CALLER).list({ dialect: 'comfyui', limit: 100 })).items;
@@ -33,20 +34,17 @@ describe('comfyui provider', () =>
   }));
 
 describe('comfyui provider: a fleet of two instances', () => {
+  let fleet: TestFleet;
   let servers: TestDarkroom[];
   let cutters: TcpCutter[];
   let darkroom: TestDarkroom;
 
   beforeAll(async () => {
-    servers = await Promise.all([startDarkroom({ AUTH: 'off', MOCK_LATENCY_MS: '1000' }), startDarkroom({ AUTH: 'off', MOCK_LATENCY_MS: '1000' })]);
-    cutters = await Promise.all(servers.map((server) => startTcpCutter({ host: '127.0.0.1', port: Number(new URL(server.url).port) })));
-    const urls = cutters.map((cutter) => `http://127.0.0.1:${cutter.port}`).join(',');
-    darkroom = await startDarkroom({ DEFAULT_PROVIDER: 'comfyui', COMFYUI_URLS: urls, COMFYUI_DOWN_MS: '60000', WORKER_CONCURRENCY: '4' });
+    fleet = await startFleet((urls) => ({ DEFAULT_PROVIDER: 'comfyui', COMFYUI_URLS: urls, COMFYUI_DOWN_MS: '60000' }));
+    ({ servers, cutters, darkroom } = fleet);
   });
   afterAll(async () => {
-    await darkroom?.close({ removeData: true });
-    await Promise.all(cutters?.map((cutter) => cutter.close()) ?? []);
-    await Promise.all(servers?.map((server) => server.close({ removeData: true })) ?? []);
+    await fleet?.close();
   });
 
   const create = async (body: Record<string, unknown>) => {
@@ -71,11 +69,7 @@ describe('comfyui provider: a fleet of two instances', () => {
 
   it('loses no job when an instance goes away mid-run', async () => {
     const id = await create({ prompt: 'an instance falls over' });
-    let providerJobId: string | undefined;
-    while (!providerJobId) {
-      providerJobId = (await darkroom.api('GET', `/api/v1/jobs/${id}`)).body.providerJobId ?? undefined;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    const providerJobId = await providerJobIdOf(darkroom, id);
     const url = providerJobId.split(' ')[1] as string;
     const down = cutters.findIndex((cutter) => url.endsWith(`:${cutter.port}`));
     const outage = (cutters[down] as TcpCutter).outage(4000);
@@ -117,30 +111,17 @@ describe('comfyui provider: a fleet of two instances', () => {
   });
 
   it('runs image-to-image and inpainting jobs on its graphs, with the pictures uploaded', async () => {
-    const solid = (r: number, g: number, b: number, width = 128, height = 128) =>
-      sharp({ create: { width, height, channels: 3, background: { r, g, b } } }).png().toBuffer();
-    const init = (await solid(250, 120, 0)).toString('base64');
-    const mask = (
-      await sharp({ create: { width: 128, height: 128, channels: 3, background: { r: 0, g: 0, b: 0 } } })
-        .composite([{ input: await solid(255, 255, 255, 64, 128), left: 0, top: 0 }])
-        .png()
-        .toBuffer()
-    ).toString('base64');
-    const pixel = async (url: string, x: number, y: number) => {
-      const png = Buffer.from(await (await fetch(url)).arrayBuffer());
-      const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-      const at = (y * info.width + x) * 3;
-      return [data[at], data[at + 1], data[at + 2]];
-    };
+    const init = (await solidPng(250, 120, 0)).toString('base64');
+    const mask = (await leftHalfWhiteMask()).toString('base64');
     const kept = await darkroom.waitForJob(await create({ prompt: 'keep', width: 128, height: 128, images: [{ role: 'init', data: init }], strength: 0 }));
     expect(kept.status).toBe('succeeded');
-    expect(await pixel((kept.images as { url: string }[])[0]!.url, 64, 64)).toEqual([250, 120, 0]);
+    expect(await pixelAt((kept.images as { url: string }[])[0]!.url, 64, 64)).toEqual([250, 120, 0]);
 
     const inpainted = await darkroom.waitForJob(
       await create({ prompt: 'paint the left', width: 128, height: 128, seed: 3, images: [{ role: 'init', data: init }, { role: 'mask', data: mask }], strength: 0.75 }),
     );
     expect(inpainted.status).toBe('succeeded');
-    expect(await pixel((inpainted.images as { url: string }[])[0]!.url, 100, 64)).toEqual([250, 120, 0]);
+    expect(await pixelAt((inpainted.images as { url: string }[])[0]!.url, 100, 64)).toEqual([250, 120, 0]);
     const upstream = (await Promise.all(servers.map(upstreamJobs))).flat().find((job) => job.request.inputs?.length === 2);
     expect(upstream?.request.inputs?.map((input) => input.role)).toEqual(['init', 'mask']);
     const graph = (await Promise.all(servers.map((server) => server.darkroom.repo.get(upstream!.id)))).find(Boolean)?.request.workflow as Record<string, { class_type: string }>;
