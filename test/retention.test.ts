@@ -96,7 +96,7 @@ describe('retention', () => {
       const paths = [job.images[0].url, job.images[0].thumbnailUrl].map((url: string) => objectPath(dr, url));
       const storage = dr.darkroom.storage;
       const crashing: ObjectStorage = { ...storage, delete: async () => Promise.reject(new Error('killed mid-sweep')) };
-      const deps = { repo: dr.darkroom.repo, isKeyInUse: async () => false, pruneDeliveries: async () => 0, logger: silent };
+      const deps = { repo: dr.darkroom.repo, deleteUnusedInputs: async () => undefined, pruneDeliveries: async () => 0, logger: silent };
       const later = new Date(Date.now() + 60_000);
 
       await expect(makeRetention({ imagesMs: 1000 }, { ...deps, storage: crashing }).sweep(later)).rejects.toThrow('killed mid-sweep');

@@ -118,6 +118,13 @@ export function makeInputService(deps: InputServiceDeps) {
     return upload;
   }
 
+  /** Deletes the stored input bytes among `keys` that no upload and no job uses any more (inputs are shared by content). */
+  async function deleteUnused(keys: string[]): Promise<void> {
+    const distinct = [...new Set(keys)];
+    const unused = (await Promise.all(distinct.map(async (key) => ((await deps.uploads.isKeyInUse(key)) ? null : key)))).filter((key) => key !== null);
+    await storage.delete(unused);
+  }
+
   /** One source, as bytes stored under their hash. */
   async function resolveSource(caller: Caller, source: InputSource, field: string): Promise<Stored> {
     if (source.uploadId !== undefined) {
@@ -221,11 +228,11 @@ export function makeInputService(deps: InputServiceDeps) {
       const expired = await deps.uploads.listExpired(now, 500);
       if (expired.length === 0) return 0;
       await deps.uploads.delete(expired.map((upload) => upload.id));
-      const keys = [...new Set(expired.map((upload) => upload.key))];
-      const unused = (await Promise.all(keys.map(async (key) => ((await deps.uploads.isKeyInUse(key)) ? null : key)))).filter((key) => key !== null);
-      await storage.delete(unused);
+      await deleteUnused(expired.map((upload) => upload.key));
       return expired.length;
     },
+
+    deleteUnused,
   };
 
   function uploadView(upload: Upload): UploadView {

@@ -14,8 +14,8 @@ export interface RetentionSettings {
 export interface RetentionDeps {
   repo: JobStore;
   storage: ObjectStorage;
-  /** Whether an upload or a job still uses stored input bytes (inputs are shared by content). */
-  isKeyInUse(key: string): Promise<boolean>;
+  /** Deletes the stored input bytes among `keys` that no upload or job uses any more (InputService.deleteUnused). */
+  deleteUnusedInputs(keys: string[]): Promise<void>;
   /** Deletes finished deliveries created before `before`, at most `limit`; answers how many. */
   pruneDeliveries(before: Date, limit: number): Promise<number>;
   logger: Logger;
@@ -53,9 +53,7 @@ export function makeRetention(settings: RetentionSettings, deps: RetentionDeps) 
     for (;;) {
       const deleted = await repo.deleteFinishedJobs(before, BATCH);
       removed += deleted.length;
-      const keys = [...new Set(deleted.flatMap((job) => job.request.inputs?.map((input) => input.key) ?? []))];
-      const unused = (await Promise.all(keys.map(async (key) => ((await deps.isKeyInUse(key)) ? null : key)))).filter((key) => key !== null);
-      await storage.delete(unused);
+      await deps.deleteUnusedInputs(deleted.flatMap((job) => job.request.inputs?.map((input) => input.key) ?? []));
       if (deleted.length < BATCH) return removed;
     }
   }

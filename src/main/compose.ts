@@ -156,7 +156,8 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   const retention = makeRetention(config.retention, {
     repo,
     storage,
-    isKeyInUse: (key) => uploadRepo.isKeyInUse(key),
+    // Called during sweeps, by which time the input service below exists.
+    deleteUnusedInputs: (keys) => inputs.deleteUnused(keys),
     pruneDeliveries: (before, limit) => webhookRepo.prune(before, limit),
     logger: logger.child({ component: 'retention' }),
     onRemoved: (kind, count) => metrics.retentionRemoved(kind, count),
