@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from '../core/ports/logger.ts';
 import { makeLocalEventBus } from './bus.ts';
@@ -11,8 +12,16 @@ const RECONNECT_DELAY_MS = 1000;
  * pg_notify on its pool and listens on one dedicated connection, re-established if it drops.
  * Messages are small (ids and names), well under NOTIFY's 8000-byte payload limit.
  */
-export async function makePostgresEventBus(options: { url: string; pool: pg.Pool; logger: Logger }): Promise<EventBus> {
+export async function makePostgresEventBus(options: {
+  url: string;
+  pool: pg.Pool;
+  logger: Logger;
+  /** Called when the listener is back after losing its connection: whatever was sent meanwhile is lost. */
+  onGap?: () => void;
+}): Promise<EventBus> {
   const local = makeLocalEventBus();
+  // Tags this process's messages, which come back through LISTEN like everyone else's.
+  const origin = randomUUID();
   let listener: pg.Client | undefined;
   let closed = false;
 
@@ -21,7 +30,8 @@ export async function makePostgresEventBus(options: { url: string; pool: pg.Pool
     client.on('notification', (notification) => {
       if (notification.channel !== CHANNEL || !notification.payload) return;
       try {
-        void local.publish(JSON.parse(notification.payload) as JobEventMessage);
+        const { origin: from, ...message } = JSON.parse(notification.payload) as JobEventMessage & { origin?: string };
+        local.deliver(message, from === origin ? 'this-process' : 'another-process');
       } catch (error) {
         options.logger.warn({ err: error }, 'ignored a malformed job event notification');
       }
@@ -40,7 +50,7 @@ export async function makePostgresEventBus(options: { url: string; pool: pg.Pool
     if (closed) return;
     listener = undefined;
     setTimeout(() => {
-      if (!closed) connect().catch(() => scheduleReconnect());
+      if (!closed) connect().then(() => options.onGap?.(), () => scheduleReconnect());
     }, RECONNECT_DELAY_MS).unref();
   };
 
@@ -49,7 +59,7 @@ export async function makePostgresEventBus(options: { url: string; pool: pg.Pool
   return {
     kind: 'postgres',
     async publish(message) {
-      await options.pool.query('select pg_notify($1, $2)', [CHANNEL, JSON.stringify(message)]);
+      await options.pool.query('select pg_notify($1, $2)', [CHANNEL, JSON.stringify({ ...message, origin })]);
     },
     subscribe: local.subscribe,
     async close() {

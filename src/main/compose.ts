@@ -13,6 +13,8 @@ import { makeJobService, type JobService } from '../core/job-service.ts';
 import { makeProviderChecks } from '../core/provider-checks.ts';
 import { openDatabase, PGLITE_LOCK_STALE_MS, type Database, type DatabaseOptions } from '../db/client.ts';
 import { makeIdempotencyRepository } from '../db/idempotency-repository.ts';
+import { makeCachedKeyStore, type KeyCacheOptions } from '../core/key-cache.ts';
+import { makeCachedJobStore, type JobCacheOptions } from '../core/job-cache.ts';
 import { makeJobRepository } from '../db/jobs-repository.ts';
 import type { JobStore } from '../core/ports/job-store.ts';
 import { makeProviderCheckRepository } from '../db/provider-checks-repository.ts';
@@ -66,6 +68,10 @@ export interface DarkroomOverrides {
    * (`dataDir: null`) and start it from a migrated template. Files and secrets stay in DATA_DIR.
    */
   database?: Pick<DatabaseOptions, 'dataDir' | 'template'>;
+  /** Wraps the event bus (tests lose messages through the same port). */
+  wrapEvents?: (events: EventBus) => EventBus;
+  /** How long cached jobs and keys are trusted without news (tests tell the bus's work from the TTL's). */
+  cacheTtlMs?: number;
 }
 
 export interface Darkroom {
@@ -93,6 +99,15 @@ function configuredProviders(config: Config, random: (() => number) | undefined)
   return PROVIDER_MODULES.filter((module) => module.name in config.providers).map((module) => module.create(config.providers[module.name], shared));
 }
 
+/**
+ * Jobs kept in memory for reads. A change made by another process reaches this one through the
+ * event bus at once; one whose message was lost shows within the TTL.
+ */
+const JOB_CACHE: JobCacheOptions = { ttlMs: 1000, maxEntries: 10_000 };
+
+/** Verified API keys kept in memory: a key revoked by another process is refused here within the TTL. */
+const KEY_CACHE: KeyCacheOptions = { ttlMs: 1000, maxEntries: 10_000 };
+
 /** The one composition root: the CLI, the servers and the tests all build darkroom here. */
 export async function createDarkroom(config: Config, overrides: DarkroomOverrides = {}): Promise<Darkroom> {
   const role = overrides.role ?? 'serve';
@@ -118,14 +133,15 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     await database.close();
     throw error;
   }
-  const events = database.pool
-    ? await makePostgresEventBus({ url: config.databaseUrl as string, pool: database.pool, logger })
+  const bus = database.pool
+    ? await makePostgresEventBus({ url: config.databaseUrl as string, pool: database.pool, logger, onGap: () => repo.clear() })
     : makeLocalEventBus();
+  const events = overrides.wrapEvents ? overrides.wrapEvents(bus) : bus;
   const jobLog = logger.child({ component: 'jobs' });
   // The queue depth is read from the repository below at each scrape.
   const metrics = makePrometheusMetrics({ queueDepth: () => repo.countByStatus({}) });
   const webhookRepo = makeWebhookRepository(database.db);
-  const repo = makeJobRepository(database.db, {
+  const jobRows = makeJobRepository(database.db, {
     outbox: makeWebhookOutbox(webhookRepo, new Set(DIALECTS.filter((dialect) => dialect.webhookPayload).map((dialect) => dialect.name))),
     // Only called once jobs run, by which time the dispatcher below exists.
     onOutboxCommitted: () => webhookDispatcher.nudge(),
@@ -142,6 +158,11 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
         events.publish(message).catch((error: unknown) => jobLog.warn({ err: error, jobId: row.jobId }, 'could not publish a job event'));
       }
     },
+  });
+  const repo = makeCachedJobStore(jobRows, { ...JOB_CACHE, ttlMs: overrides.cacheTtlMs ?? JOB_CACHE.ttlMs });
+  // First of the bus's subscribers, so that whoever a message wakes reads past the forgotten entry.
+  events.subscribe((message, origin) => {
+    if (origin === 'another-process') repo.invalidate(message.jobId);
   });
   const configuredQueue = makeQueue(config, logger);
   const queue = overrides.wrapQueue ? overrides.wrapQueue(configuredQueue) : configuredQueue;
@@ -282,7 +303,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
         : undefined,
     auth: {
       mode: config.auth,
-      keys: makeKeyRepository(database.db),
+      keys: makeCachedKeyStore(makeKeyRepository(database.db), { ...KEY_CACHE, ttlMs: overrides.cacheTtlMs ?? KEY_CACHE.ttlMs }),
       adminApiKey,
       maxActiveJobsPerKey: config.maxActiveJobsPerKey,
       maxBatchSize: config.maxBatchSize,

@@ -10,6 +10,7 @@ import {
   type BucketLocationConstraint,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { LRUCache } from 'lru-cache';
 import { isSafeKey, TYPE_BY_EXTENSION, type ObjectStorage } from '../core/ports/storage.ts';
 import { linkExpiry } from './signing.ts';
 
@@ -55,6 +56,8 @@ export function makeS3Storage(options: S3StorageOptions): ObjectStorage {
   const client = clientFor(options.endpoint);
   // A SigV4 signature covers the host, so links for another address must be signed for that address.
   const linkClient = options.publicEndpoint ? clientFor(options.publicEndpoint) : client;
+  // A presigned URL is the same for a whole time step and costs a SigV4 derivation: made once per step.
+  const links = new LRUCache<string, { url: string; expiresAt: Date }>({ max: 10_000 });
 
   const requireSafeKey = (key: string) => {
     if (!isSafeKey(key)) throw new Error(`Invalid storage key: ${key}`);
@@ -134,12 +137,18 @@ export function makeS3Storage(options: S3StorageOptions): ObjectStorage {
 
     async signedUrl(key, ttlSeconds) {
       requireSafeKey(key);
+      const expires = linkExpiry(Date.now(), ttlSeconds);
+      const memo = `${expires}|${ttlSeconds}|${key}`;
+      const known = links.get(memo);
+      if (known) return known;
       // Signing at the step's start keeps the URL the same for the whole step (SigV4 dates have whole seconds).
-      const signingDate = new Date((linkExpiry(Date.now(), ttlSeconds) - ttlSeconds) * 1000);
+      const signingDate = new Date((expires - ttlSeconds) * 1000);
       const contentType = TYPE_BY_EXTENSION[key.slice(key.lastIndexOf('.') + 1)];
       const command = new GetObjectCommand({ Bucket: bucket, Key: key, ...(contentType ? { ResponseContentType: contentType } : {}) });
       const url = await getSignedUrl(linkClient, command, { expiresIn: ttlSeconds, signingDate });
-      return { url, expiresAt: new Date(signingDate.getTime() + ttlSeconds * 1000) };
+      const link = { url, expiresAt: new Date(expires * 1000) };
+      links.set(memo, link);
+      return link;
     },
 
     async check() {

@@ -14,7 +14,10 @@ export interface JobEventMessage {
   at: string;
 }
 
-export type JobEventListener = (message: JobEventMessage) => void;
+/** Where a message was published: subscribers that keep state of their own (caches) skip their own writes. */
+export type MessageOrigin = 'this-process' | 'another-process';
+
+export type JobEventListener = (message: JobEventMessage, origin: MessageOrigin) => void;
 
 /**
  * The event bus port: how a job change made by any process reaches subscribers in every process.

@@ -1,0 +1,191 @@
+import { LRUCache } from 'lru-cache';
+import type { Job, JobImage } from './job.ts';
+import type { JobStore } from './ports/job-store.ts';
+
+export interface JobCacheOptions {
+  /**
+   * How long an entry is trusted without news of a change: the staleness bound when another
+   * process's change reaches this one late or never (a lost notification, a write without an event).
+   */
+  ttlMs: number;
+  /** Jobs kept at most (least recently used go first). */
+  maxEntries: number;
+}
+
+export interface CachedJobStore extends JobStore {
+  /** Forgets what is known of a job: another process changed it. */
+  invalidate(jobId: string): void;
+  /** Forgets every job (the news of other processes' changes may have been lost). */
+  clear(): void;
+}
+
+interface Entry {
+  job: Job;
+  /** Known once read: undefined until then (a job just written through carries no images). */
+  images?: JobImage[];
+}
+
+/** Who is reading or writing a job right now, and how many reads and writes began or ended since. */
+interface Activity {
+  operations: number;
+  version: number;
+}
+
+/**
+ * The jobs store with the rows GET answers kept in memory, coherent with writes.
+ *
+ * In this process every change goes through here: a write forgets the job when it starts (so a read
+ * made while it runs, or woken by its event, goes to the database) and stores the row it answers
+ * when it ends. Other processes' changes arrive through {@link CachedJobStore.invalidate} (the job
+ * event bus), and an entry older than `ttlMs` is read again whatever the bus said.
+ *
+ * Reads and writes of one job may overlap (several requests, a worker's turn and a cancel): each
+ * bumps the job's version when it begins and ends, and a result is kept only if the version did not
+ * move meanwhile. Otherwise an overlapping operation may have seen a newer row than this one, so
+ * the entry is dropped and the next read goes to the database.
+ */
+export function makeCachedJobStore(store: JobStore, options: JobCacheOptions): CachedJobStore {
+  const entries = new LRUCache<string, Entry>({ max: options.maxEntries, ttl: options.ttlMs, updateAgeOnGet: false });
+  const activity = new Map<string, Activity>();
+
+  function begin(id: string): { activity: Activity; version: number } {
+    let current = activity.get(id);
+    if (!current) {
+      current = { operations: 0, version: 0 };
+      activity.set(id, current);
+    }
+    current.operations += 1;
+    current.version += 1;
+    return { activity: current, version: current.version };
+  }
+
+  /** Ends an operation; `keep` runs only when nothing else began or ended on the job since it began. */
+  function end(id: string, started: { activity: Activity; version: number }, keep: () => void): void {
+    const { activity: current, version } = started;
+    if (current.version === version) keep();
+    else entries.delete(id);
+    current.version += 1;
+    current.operations -= 1;
+    if (current.operations === 0) activity.delete(id);
+  }
+
+  function forget(id: string): void {
+    entries.delete(id);
+    const current = activity.get(id);
+    if (current) current.version += 1;
+  }
+
+  /** A write that answers the job's new row (null: nothing changed, or the job is gone). */
+  async function writeJob(id: string, write: () => Promise<Job | null>): Promise<Job | null> {
+    entries.delete(id);
+    const started = begin(id);
+    try {
+      const job = await write();
+      end(id, started, () => {
+        // A refused compare-and-set says nothing of the row: the next read looks.
+        if (job) entries.set(id, { job });
+      });
+      return job;
+    } catch (error) {
+      end(id, started, () => undefined);
+      throw error;
+    }
+  }
+
+  /** A write whose result says nothing of the row: the job is read again next time. */
+  async function writeOther<T>(ids: string[], write: () => Promise<T>): Promise<T> {
+    const started = ids.map((id) => {
+      entries.delete(id);
+      return [id, begin(id)] as const;
+    });
+    try {
+      return await write();
+    } finally {
+      for (const [id, begun] of started) end(id, begun, () => undefined);
+    }
+  }
+
+  async function get(id: string): Promise<Job | null> {
+    const hit = entries.get(id);
+    if (hit) return hit.job;
+    const started = begin(id);
+    try {
+      const job = await store.get(id);
+      end(id, started, () => {
+        if (job) entries.set(id, { job });
+      });
+      return job;
+    } catch (error) {
+      end(id, started, () => undefined);
+      throw error;
+    }
+  }
+
+  /** One job's images come from the entry when it knows them; several jobs' (a list page) from the store. */
+  async function listImages(jobIds: string[]): Promise<JobImage[]> {
+    const [id] = jobIds;
+    if (jobIds.length !== 1 || id === undefined) return store.listImages(jobIds);
+    const known = entries.get(id);
+    if (known?.images) return known.images;
+    const started = begin(id);
+    try {
+      const images = await store.listImages(jobIds);
+      end(id, started, () => {
+        // Kept with the row it belongs to; without a row in memory, the next read fetches both.
+        const entry = entries.get(id);
+        if (entry) entries.set(id, { job: entry.job, images }, { noUpdateTTL: true });
+      });
+      return images;
+    } catch (error) {
+      end(id, started, () => undefined);
+      throw error;
+    }
+  }
+
+  return {
+    ...store,
+    get,
+    listImages,
+    invalidate: forget,
+    clear: () => {
+      entries.clear();
+      for (const current of activity.values()) current.version += 1;
+    },
+
+    async insertJobs(rows, cap, budget) {
+      const jobs = await store.insertJobs(rows, cap, budget);
+      for (const job of jobs) entries.set(job.id, { job, images: [] });
+      return jobs;
+    },
+    mergeDialectData: (id, data, owner) => writeJob(id, () => store.mergeDialectData(id, data, owner)),
+    claimDialectKey: (id, key, value, owner) => writeOther([id], () => store.claimDialectKey(id, key, value, owner)),
+    transition: (id, from, to, patch, event, lease) => writeJob(id, () => store.transition(id, from, to, patch, event, lease)),
+    update: (id, status, patch, event, lease) => writeJob(id, () => store.update(id, status, patch, event, lease)),
+    saveImages: (jobId, rows, lease) => writeOther([jobId], () => store.saveImages(jobId, rows, lease)),
+    deleteImages: (jobId) => writeOther([jobId], () => store.deleteImages(jobId)),
+    async expireImages(before, limit) {
+      const ids = await store.expireImages(before, limit);
+      for (const id of ids) forget(id);
+      return ids;
+    },
+    async deleteFinishedJobs(before, limit) {
+      const deleted = await store.deleteFinishedJobs(before, limit);
+      for (const job of deleted) forget(job.id);
+      return deleted;
+    },
+    async acquireLease(id, durationMs) {
+      entries.delete(id);
+      const started = begin(id);
+      try {
+        const claim = await store.acquireLease(id, durationMs);
+        end(id, started, () => {
+          if (claim.job) entries.set(id, { job: claim.job });
+        });
+        return claim;
+      } catch (error) {
+        end(id, started, () => undefined);
+        throw error;
+      }
+    },
+  };
+}
