@@ -162,7 +162,7 @@ describe.each(databases)('job leases on %s', (_name, open) => {
 
     expect(await repo.update(id, 'running', { progress: 0.5, providerJobId: 'stale' }, { type: 'progress' }, stale)).toBeNull();
     expect(await repo.transition(id, ['running'], 'succeeded', {}, undefined, stale)).toBeNull();
-    expect(await repo.saveImages(id, [image(id)], stale)).toBe(false);
+    expect(await repo.succeed(id, [image(id)], {}, { type: 'status' }, stale)).toBeNull();
     expect(await repo.renewLease(id, stale, LONG)).toBe(false);
     await repo.releaseLease(id, stale);
     expect((await repo.acquireLease(id, LONG)).outcome).toBe('held');
@@ -172,9 +172,12 @@ describe.each(databases)('job leases on %s', (_name, open) => {
 
     // The current holder writes as usual.
     expect(await repo.update(id, 'running', { providerJobId: 'current' }, undefined, current)).toMatchObject({ providerJobId: 'current' });
-    expect(await repo.saveImages(id, [image(id)], current)).toBe(true);
-    expect(await repo.transition(id, ['running'], 'succeeded', {}, undefined, current)).toMatchObject({ status: 'succeeded' });
+    expect(await repo.succeed(id, [image(id)], { completedAt: new Date() }, { type: 'status' }, current)).toMatchObject({ status: 'succeeded' });
     expect(await repo.listImages([id])).toHaveLength(1);
+    expect((await repo.listEvents(id)).map((event) => [event.type, event.status])).toEqual([
+      ['image', 'running'],
+      ['status', 'succeeded'],
+    ]);
   });
 
   it('lets an expired holder carry on until someone else takes the lease', async () => {
@@ -191,8 +194,8 @@ describe.each(databases)('job leases on %s', (_name, open) => {
     const token = await acquired(id);
     expect(await repo.transition(id, ['queued', 'running'], 'cancelled')).toMatchObject({ status: 'cancelled' });
     expect(await repo.update(id, 'running', { progress: 1 }, undefined, token)).toBeNull();
-    expect(await repo.saveImages(id, [image(id)], token)).toBe(false);
-    expect(await repo.transition(id, ['running'], 'succeeded', {}, undefined, token)).toBeNull();
+    expect(await repo.succeed(id, [image(id)], {}, { type: 'status' }, token)).toBeNull();
+    expect(await repo.listImages([id])).toEqual([]);
     expect((await repo.get(id))?.status).toBe('cancelled');
   });
 

@@ -161,7 +161,7 @@ export function makeCachedJobStore(store: JobStore, options: JobCacheOptions): C
     claimDialectKey: (id, key, value, owner) => writeOther([id], () => store.claimDialectKey(id, key, value, owner)),
     transition: (id, from, to, patch, event, lease) => writeJob(id, () => store.transition(id, from, to, patch, event, lease)),
     update: (id, status, patch, event, lease) => writeJob(id, () => store.update(id, status, patch, event, lease)),
-    saveImages: (jobId, rows, lease) => writeOther([jobId], () => store.saveImages(jobId, rows, lease)),
+    succeed: (jobId, rows, patch, event, lease) => writeJob(jobId, () => store.succeed(jobId, rows, patch, event, lease)),
     deleteImages: (jobId) => writeOther([jobId], () => store.deleteImages(jobId)),
     async expireImages(before, limit) {
       const ids = await store.expireImages(before, limit);

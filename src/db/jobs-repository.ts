@@ -43,6 +43,18 @@ export interface JobRepositoryOptions {
  */
 export type EventOutbox = (tx: Db, written: { event: JobEvent; job: Job }[]) => Promise<boolean>;
 
+/** Jobs stored by one group commit at most: a bound on one statement's size. */
+const MAX_GROUP_ROWS = 1000;
+
+/** A submission waiting for its group's transaction. */
+interface PendingInsert {
+  rows: NewJob[];
+  cap?: ActiveCap;
+  budget?: BudgetCharge;
+  resolve: (jobs: Job[]) => void;
+  reject: (error: unknown) => void;
+}
+
 /**
  * All SQL about jobs, images, events and workers. Status changes are compare-and-set
  * (`UPDATE … WHERE status IN (expected)`), so when two actors race only one of them wins; a turn's
@@ -61,38 +73,124 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
   const toOutbox = async (tx: Db, events: JobEvent[], job: Job): Promise<boolean> =>
     events.length > 0 && options.outbox ? options.outbox(tx, events.map((event) => ({ event, job }))) : false;
 
-  async function insertJobs(rows: NewJob[], cap?: ActiveCap, budget?: BudgetCharge): Promise<Job[]> {
-    const { inserted, events } = await db.transaction(async (tx) => {
-      if (budget) {
-        await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`darkroom:spend:${budget.owner}`}, 0))`);
-        const [current] = await tx.select({ amount: spend.amount }).from(spend).where(and(eq(spend.owner, budget.owner), eq(spend.period, budget.period)));
-        const spent = current?.amount ?? 0;
-        // Micro-units: the sum of many estimates must not drift past an amount it exactly reaches.
-        if (Math.round((spent + budget.cost) * 1e6) > Math.round(budget.amount * 1e6)) throw new BudgetExceeded(spent, budget.amount, budget.cost);
-        await tx
-          .insert(spend)
-          .values({ owner: budget.owner, period: budget.period, amount: budget.cost })
-          .onConflictDoUpdate({ target: [spend.owner, spend.period], set: { amount: sql`${spend.amount} + ${budget.cost}` } });
-      }
-      if (cap) {
-        // Serialises one owner's inserts, so two concurrent requests cannot both pass the count.
-        await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`darkroom:active:${cap.owner ?? ''}`}, 0))`);
-        const [active] = await tx
-          .select({ n: count() })
-          .from(jobs)
-          .where(and(ownerIs(cap.owner), inArray(jobs.status, ['queued', 'running'])));
-        const current = active?.n ?? 0;
-        if (current + rows.length > cap.max) throw new ActiveCapExceeded(current, cap.max);
-      }
-      const inserted = await tx.insert(jobs).values(rows).returning();
-      const events = await tx
-        .insert(jobEvents)
-        .values(inserted.map((job) => ({ jobId: job.id, type: 'created' as const, status: job.status, data: {} })))
-        .returning();
-      return { inserted, events };
+  /**
+   * Group commit: a submission that arrives while another group's transaction runs waits for it and
+   * goes in the next group, all of whose jobs are stored in one transaction with one multi-row insert
+   * (and their events with another). An idle server commits a lone submission at once, so nothing
+   * waits on a timer; under load, groups grow with it. Each submission is still judged alone against
+   * its owner's cap and budget, in arrival order, and is refused alone.
+   */
+  const waiting: PendingInsert[] = [];
+  let committing = false;
+
+  function insertJobs(rows: NewJob[], cap?: ActiveCap, budget?: BudgetCharge): Promise<Job[]> {
+    return new Promise<Job[]>((resolve, reject) => {
+      waiting.push({ rows, cap, budget, resolve, reject });
+      if (!committing) void commitWaiting();
     });
-    committed(events);
-    return inserted.map(toJob);
+  }
+
+  async function commitWaiting(): Promise<void> {
+    committing = true;
+    try {
+      while (waiting.length > 0) {
+        let taken = 0;
+        let rowCount = 0;
+        while (taken < waiting.length && (taken === 0 || rowCount + (waiting[taken]?.rows.length ?? 0) <= MAX_GROUP_ROWS)) {
+          rowCount += waiting[taken]?.rows.length ?? 0;
+          taken += 1;
+        }
+        await commitGroup(waiting.splice(0, taken));
+      }
+    } finally {
+      committing = false;
+    }
+  }
+
+  async function commitGroup(group: PendingInsert[]): Promise<void> {
+    let outcome: { accepted: Map<PendingInsert, Job[]>; refused: Map<PendingInsert, Error>; events: JobEvent[] };
+    try {
+      outcome = await db.transaction((tx) => storeGroup(tx, group));
+    } catch (error) {
+      // One bad submission (a constraint it breaks) must not sink the others: each goes again alone.
+      if (group.length === 1) group[0]?.reject(error);
+      else for (const pending of group) await commitGroup([pending]);
+      return;
+    }
+    for (const pending of group) {
+      const refusal = outcome.refused.get(pending);
+      if (refusal) pending.reject(refusal);
+      else pending.resolve(outcome.accepted.get(pending) ?? []);
+    }
+    committed(outcome.events);
+  }
+
+  async function storeGroup(tx: Db, group: PendingInsert[]) {
+    const refused = new Map<PendingInsert, Error>();
+    // Locks in one order in every process (budgets, then caps, each sorted), so groups never deadlock.
+    const budgetKeys = [...new Set(group.flatMap(({ budget }) => (budget ? [`${budget.owner}\n${budget.period}`] : [])))].sort();
+    const capOwners = [...new Set(group.flatMap(({ cap }) => (cap ? [cap.owner ?? ''] : [])))].sort();
+    const spent = new Map<string, number>();
+    for (const key of budgetKeys) {
+      const [owner = '', period = ''] = key.split('\n');
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`darkroom:spend:${owner}`}, 0))`);
+      const [current] = await tx.select({ amount: spend.amount }).from(spend).where(and(eq(spend.owner, owner), eq(spend.period, period)));
+      spent.set(key, current?.amount ?? 0);
+    }
+    const active = new Map<string, number>();
+    for (const owner of capOwners) {
+      // Serialises one owner's inserts, so two concurrent groups cannot both pass the count.
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`darkroom:active:${owner}`}, 0))`);
+      const [counted] = await tx
+        .select({ n: count() })
+        .from(jobs)
+        .where(and(ownerIs(owner === '' ? null : owner), inArray(jobs.status, ['queued', 'running'])));
+      active.set(owner, counted?.n ?? 0);
+    }
+
+    const charges = new Map<string, BudgetCharge>();
+    const accepted: PendingInsert[] = [];
+    for (const pending of group) {
+      const { budget, cap, rows } = pending;
+      const budgetKey = budget ? `${budget.owner}\n${budget.period}` : undefined;
+      const spentSoFar = budgetKey === undefined ? 0 : (spent.get(budgetKey) ?? 0);
+      // Micro-units: the sum of many estimates must not drift past an amount it exactly reaches.
+      if (budget && Math.round((spentSoFar + budget.cost) * 1e6) > Math.round(budget.amount * 1e6)) {
+        refused.set(pending, new BudgetExceeded(spentSoFar, budget.amount, budget.cost));
+        continue;
+      }
+      const activeSoFar = cap ? (active.get(cap.owner ?? '') ?? 0) : 0;
+      if (cap && activeSoFar + rows.length > cap.max) {
+        refused.set(pending, new ActiveCapExceeded(activeSoFar, cap.max));
+        continue;
+      }
+      if (budget && budgetKey !== undefined) {
+        spent.set(budgetKey, spentSoFar + budget.cost);
+        const charge = charges.get(budgetKey);
+        charges.set(budgetKey, { ...budget, cost: (charge?.cost ?? 0) + budget.cost });
+      }
+      if (cap) active.set(cap.owner ?? '', activeSoFar + rows.length);
+      accepted.push(pending);
+    }
+
+    for (const charge of charges.values()) {
+      await tx
+        .insert(spend)
+        .values({ owner: charge.owner, period: charge.period, amount: charge.cost })
+        .onConflictDoUpdate({ target: [spend.owner, spend.period], set: { amount: sql`${spend.amount} + ${charge.cost}` } });
+    }
+    const rows = accepted.flatMap((pending) => pending.rows);
+    const inserted = rows.length > 0 ? await tx.insert(jobs).values(rows).returning() : [];
+    const events =
+      inserted.length > 0
+        ? await tx
+            .insert(jobEvents)
+            .values(inserted.map((job) => ({ jobId: job.id, type: 'created' as const, status: job.status, data: {} })))
+            .returning()
+        : [];
+    const byId = new Map(inserted.map((row) => [row.id, toJob(row)]));
+    const stored = new Map(accepted.map((pending) => [pending, pending.rows.map((row) => byId.get(row.id)).filter((job) => job !== undefined)]));
+    return { accepted: stored, refused, events };
   }
 
   async function get(id: string): Promise<Job | null> {
@@ -236,53 +334,68 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
   }
 
   /**
-   * Saves one job's image rows while it is running (and its lease is still `lease`); a repeated
-   * index replaces the earlier row, so a retried store never doubles.
+   * A job's last step in one transaction: its image rows (a repeated index replaces the earlier row,
+   * so a retried store never doubles), their `image` events, and the move to `succeeded` with its
+   * status event. Only while the job is running and its lease is still `lease`.
    */
-  async function saveImages(jobId: string, rows: NewImage[], lease?: LeaseToken): Promise<boolean> {
-    if (rows.some((row) => row.jobId !== jobId)) throw new Error(`saveImages: every row must belong to job ${jobId}`);
-    const saved = await db.transaction(async (tx) => {
+  async function succeed(jobId: string, rows: NewImage[], patch: JobPatch, event: EventInput, lease?: LeaseToken): Promise<Job | null> {
+    if (rows.some((row) => row.jobId !== jobId)) throw new Error(`succeed: every image row must belong to job ${jobId}`);
+    assertTransition('running', 'succeeded');
+    const done = await db.transaction(async (tx) => {
       // Locks the row, so a cancel or a takeover waits for this transaction rather than passing it.
-      const [owner] = await tx
+      const [running] = await tx
         .select()
         .from(jobs)
         .where(and(eq(jobs.id, jobId), eq(jobs.status, 'running'), leaseIs(lease)))
         .for('update');
-      if (!owner) return null;
-      if (rows.length === 0) return { events: [], outboxWrote: false };
-      await tx
-        .insert(images)
-        .values(rows)
-        .onConflictDoUpdate({
-          target: [images.jobId, images.index],
-          set: {
-            originalKey: sql`excluded.original_key`,
-            thumbnailKey: sql`excluded.thumbnail_key`,
-            contentType: sql`excluded.content_type`,
-            width: sql`excluded.width`,
-            height: sql`excluded.height`,
-            bytes: sql`excluded.bytes`,
-            sha256: sql`excluded.sha256`,
-            seed: sql`excluded.seed`,
-          },
-        });
+      if (!running) return null;
+      if (rows.length > 0) {
+        await tx
+          .insert(images)
+          .values(rows)
+          .onConflictDoUpdate({
+            target: [images.jobId, images.index],
+            set: {
+              originalKey: sql`excluded.original_key`,
+              thumbnailKey: sql`excluded.thumbnail_key`,
+              contentType: sql`excluded.content_type`,
+              width: sql`excluded.width`,
+              height: sql`excluded.height`,
+              bytes: sql`excluded.bytes`,
+              sha256: sql`excluded.sha256`,
+              seed: sql`excluded.seed`,
+            },
+          });
+      }
+      const [row] = await tx
+        .update(jobs)
+        .set({ ...patch, status: 'succeeded', updatedAt: new Date() })
+        .where(eq(jobs.id, jobId))
+        .returning();
+      if (!row) return null;
+      // One insert, in order: the images as they were stored, then the status.
       const events = await tx
         .insert(jobEvents)
-        .values(
-          rows.map((row) => ({
-            jobId: row.jobId,
+        .values([
+          ...rows.map((image) => ({
+            jobId,
             type: 'image' as const,
             status: 'running' as const,
             stage: 'storing' as const,
-            data: { index: row.index, width: row.width, height: row.height, contentType: row.contentType },
+            data: { index: image.index, width: image.width, height: image.height, contentType: image.contentType },
           })),
-        )
+          { jobId, type: event.type, status: 'succeeded' as const, stage: row.stage, data: event.data ?? {} },
+        ])
         .returning();
-      return { events, outboxWrote: await toOutbox(tx, events, toJob(owner)) };
+      const before = toJob(running);
+      const job = toJob(row);
+      const written = events.map((written) => ({ event: written, job: written.status === 'succeeded' ? job : before }));
+      return { job, events, outboxWrote: options.outbox ? await options.outbox(tx, written) : false };
     });
-    if (!saved) return false;
-    committed(saved.events, saved.outboxWrote);
-    return true;
+    if (!done) return null;
+    options.onTransition?.(done.job, ['running']);
+    committed(done.events, done.outboxWrote);
+    return done.job;
   }
 
   async function listImages(jobIds: string[]): Promise<JobImage[]> {
@@ -466,7 +579,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     listStale,
     transition,
     update,
-    saveImages,
+    succeed,
     listImages,
     deleteImages,
     expireImages,

@@ -16,8 +16,11 @@ export interface HeldLease {
   readonly signal: AbortSignal;
   /** Whether a renewal found the lease taken over. A write refused by the fence may tell first. */
   readonly lost: boolean;
-  /** Stops renewing and releases the lease (unless it was lost). Idempotent. */
-  release(): Promise<void>;
+  /**
+   * Stops renewing and releases the lease (unless it was lost, or `finished` says the job is final,
+   * which no turn leases again). Idempotent.
+   */
+  release(options?: { finished?: boolean }): Promise<void>;
 }
 
 export interface HoldLeaseDeps {
@@ -59,12 +62,12 @@ export function holdLease(deps: HoldLeaseDeps, jobId: string, token: LeaseToken,
     get lost() {
       return controller.signal.aborted;
     },
-    release() {
+    release(options = {}) {
       releasing ??= (async () => {
         clearInterval(timer);
         // A renewal landing after the release would hold the lease for nobody until it expired.
         await renewal;
-        if (controller.signal.aborted) return;
+        if (controller.signal.aborted || options.finished) return;
         await deps.repo.releaseLease(jobId, token).catch((error: unknown) => {
           deps.logger.warn({ err: error, jobId }, 'could not release the lease of a job turn; the next turn waits for it to expire');
         });

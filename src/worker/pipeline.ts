@@ -63,10 +63,15 @@ export function makePipeline(deps: PipelineDeps) {
     if (claim.outcome === 'finished') return undefined;
     if (claim.outcome === 'held') return { runAgainInMs: claim.expiresInMs + LEASE_RECHECK_MARGIN_MS };
     const lease = holdLease({ repo, logger }, jobId, claim.token, deps.leaseMs);
+    let finished = false;
     try {
-      return await leased(claim.job, lease);
+      const next = await leased(claim.job, lease);
+      // A turn that wants no other has finished the job (or lost it): nobody takes a finished job's
+      // lease, so it need not be released.
+      finished = next === undefined;
+      return next;
     } finally {
-      await lease.release();
+      await lease.release({ finished });
       if (lease.lost) logger.warn({ jobId }, 'another turn took over the job; this turn stopped without writing');
     }
   }
@@ -208,16 +213,13 @@ export function makePipeline(deps: PipelineDeps) {
         seed: output.seed ?? null,
       });
     }
-    const done =
-      (await repo.saveImages(job.id, rows, lease.token)) &&
-      (await repo.transition(
-        job.id,
-        ['running'],
-        'succeeded',
-        { stage: null, progress: 1, queuePosition: null, error: null, completedAt: new Date(), timings, ...costPatch(job, rows, timings) },
-        { type: 'status', data: { images: rows.length } },
-        lease.token,
-      ));
+    const done = await repo.succeed(
+      job.id,
+      rows,
+      { stage: null, progress: 1, queuePosition: null, error: null, completedAt: new Date(), timings, ...costPatch(job, rows, timings) },
+      { type: 'status', data: { images: rows.length } },
+      lease.token,
+    );
     if (!done) await discardStored(job, written);
     return undefined;
   }

@@ -22,7 +22,11 @@ export async function spawnDarkroom(command: 'serve' | 'api' | 'worker', env: Re
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
 
   const url = await new Promise<string | undefined>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`darkroom ${command} did not start: ${printed}`)), 30_000);
+    const timer = setTimeout(() => {
+      // Not left running behind a failed test.
+      child.kill('SIGKILL');
+      reject(new Error(`darkroom ${command} did not start: ${printed}`));
+    }, 30_000);
     const check = () => {
       const line = printed.split('\n').find((candidate) => candidate.includes('"darkroom is running"'));
       if (!line) return;

@@ -9,11 +9,11 @@ import type { Job, JobEvent, JobEventType, JobImage, JobStatus } from '../job.ts
  *   `from`, so when two actors race exactly one of them wins; the loser gets null.
  * - Every status change, stage change and stored image is one `job_events` row written in the same
  *   transaction as the change it records; event ids increase in commit order per job.
- * - `saveImages` replaces an image with the same (job, index), so a retried store never doubles.
+ * - `succeed` replaces an image with the same (job, index), so a retried store never doubles.
  * - Leases (invariant 6): a turn of a job first takes the job's lease with `acquireLease`, which
  *   succeeds only while no other turn holds an unexpired one, and answers a fencing token that
  *   increases with every acquisition. The turn passes the token to each of its writes
- *   (`transition`, `update`, `saveImages`), which then also require the job's current token to be
+ *   (`transition`, `update`, `succeed`), which then also require the job's current token to be
  *   that one: once another turn has taken the lease over, the old turn's writes change nothing and
  *   answer null (false). The holder renews the lease (`renewLease`) well before it expires and
  *   releases it (`releaseLease`) when the turn ends. A lease expires on the database's clock, so
@@ -168,11 +168,12 @@ export interface JobStore {
    */
   update(id: string, status: JobStatus, patch: JobPatch, event?: EventInput, lease?: LeaseToken): Promise<Job | null>;
   /**
-   * Saves one job's image rows and their `image` events; a repeated index replaces the earlier row.
-   * Only while the job is running (and, given a lease token, while its lease is still that one):
-   * false, with nothing saved, otherwise.
+   * Saves one job's image rows with their `image` events and moves it to `succeeded` (with `patch`
+   * and the status event), all in one transaction; a repeated index replaces the earlier row. Only
+   * while the job is running (and, given a lease token, while its lease is still that one): null,
+   * with nothing saved, otherwise.
    */
-  saveImages(jobId: string, rows: NewImage[], lease?: LeaseToken): Promise<boolean>;
+  succeed(jobId: string, rows: NewImage[], patch: JobPatch, event: EventInput, lease?: LeaseToken): Promise<Job | null>;
   listImages(jobIds: string[]): Promise<JobImage[]>;
   /** Deletes a job's image rows and answers them (their files are the caller's to delete). */
   deleteImages(jobId: string): Promise<JobImage[]>;
