@@ -35,7 +35,7 @@ async function statsSettleTo(queue: JobQueue, expected: QueueStats, timeoutMs = 
   }
 }
 
-type Extra = Pick<BullmqQueueOptions, 'lockDurationMs' | 'stalledIntervalMs' | 'groups'>;
+type Extra = Pick<BullmqQueueOptions, 'lockDurationMs' | 'stalledIntervalMs' | 'groups' | 'fairShareQuantum'>;
 
 interface Adapter {
   name: string;
@@ -46,7 +46,9 @@ interface Adapter {
   cleanUp(queueNames: string[]): Promise<void>;
 }
 
-const adapters: Adapter[] = [{ name: 'embedded', shared: false, make: () => makeEmbeddedQueue(), cleanUp: async () => undefined }];
+const adapters: Adapter[] = [
+  { name: 'embedded', shared: false, make: (_queueName, extra) => makeEmbeddedQueue({ fairShareQuantum: extra?.fairShareQuantum }), cleanUp: async () => undefined },
+];
 if (process.env.TEST_REDIS_URL) {
   const url = process.env.TEST_REDIS_URL;
   const prefix = 'darkroom-test';
@@ -303,6 +305,16 @@ describe.each(adapters)('$name queue', (adapter) => {
     // Owner a's backlog takes one place per round, whatever its length; a's urgent job is not held back by it.
     expect(seen).toEqual(['a-urgent', 'a1', 'b1', 'c1', 'a2', 'b2', 'a3', 'b3', 'a4', 'b-later']);
     await statsSettleTo(queue, { waiting: 0, delayed: 0, active: 0 });
+  });
+
+  it('lets each owner start up to FAIR_SHARE_QUANTUM jobs per round', async () => {
+    const queue = fresh({ fairShareQuantum: 2 });
+    for (const id of ['a1', 'a2', 'a3', 'a4', 'a5']) await queue.enqueue(id, { priority: 0, owner: 'a' });
+    for (const id of ['b1', 'b2', 'b3']) await queue.enqueue(id, { priority: 0, owner: 'b' });
+    const seen: string[] = [];
+    queue.consume(async (id) => void seen.push(id), { concurrency: 1, ...quiet });
+    await until(() => seen.length === 8);
+    expect(seen).toEqual(['a1', 'a2', 'b1', 'b2', 'a3', 'a4', 'b3', 'a5']);
   });
 
   it('never puts a turn of a started job behind its owner\'s waiting jobs', async () => {

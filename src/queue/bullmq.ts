@@ -31,6 +31,8 @@ export interface BullmqQueueOptions {
   queueName?: string;
   /** Redis key prefix; the PostgreSQL backend namespaces by schema and has no prefix. */
   prefix?: string;
+  /** How many never-started entries of one owner and priority are in BullMQ at once (FAIR_SHARE_QUANTUM; 1 by default). */
+  fairShareQuantum?: number;
   /** Groups with limits get a BullMQ queue of their own; every other group shares the main queue. */
   groups?: Record<string, GroupLimits>;
   /**
@@ -99,7 +101,7 @@ interface Store {
   makeQueue(name: string): EntryQueue;
   makeWorker(name: string, processor: Processor, settings: WorkerSettings): EntryWorker;
   /** The admission book of fair shares, kept beside the queues named after `queueName`. */
-  makeFairShare(queueName: string): FairShare;
+  makeFairShare(queueName: string, quantum: number): FairShare;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -151,7 +153,7 @@ export function makeBullmqQueue(options: BullmqQueueOptions): BullmqJobQueue {
   const nameOf = (group: string | undefined) => (group === undefined ? queueName : `${queueName}-${group}`);
   const queuesByName = new Map<string, EntryQueue>();
   const allQueues = () => [...queuesByName.values()];
-  const fair = store.makeFairShare(queueName);
+  const fair = store.makeFairShare(queueName, Math.max(1, options.fairShareQuantum ?? 1));
 
   let preparing: Promise<void> | undefined;
   /** Prepares the store and the queues once; a failed attempt (the store unreachable) is tried again by the next caller. */
@@ -277,13 +279,15 @@ export function makeBullmqQueue(options: BullmqQueueOptions): BullmqJobQueue {
     }
   }
 
-  /** Adds the entries a slot has just admitted; each goes behind every entry of its priority. */
+  /**
+   * Adds the entries a slot has just admitted; each goes behind every entry of its priority. An
+   * admitted id has no entry (its enqueue found none), so a plain add does: if one appeared meanwhile,
+   * BullMQ keeps that one, and the place is given back by `reclaim` once it is gone.
+   */
   async function admit(slot: FairSlot, jobIds: string[]): Promise<void> {
     const queue = queuesByName.get(slot.queue);
     if (!queue) throw new Error(`No queue ${slot.queue} for a fair-share slot`);
-    for (const jobId of jobIds) {
-      await place(queue, jobId, { data: { dueAt: Date.now(), slot: slotKey(slot) }, opts: entryOptions(jobId, slot.priority) });
-    }
+    for (const jobId of jobIds) await queue.add(JOB_NAME, { dueAt: Date.now(), slot: slotKey(slot) }, entryOptions(jobId, slot.priority));
   }
 
   /**
@@ -508,7 +512,7 @@ function makeRedisStore(options: BullmqQueueOptions, reportError: (error: unknow
   return {
     async prepare() {},
     makeQueue: (name) => new Queue<EntryData, void, string>(name, { connection: client, ...prefix }),
-    makeFairShare: (queueName) => makeRedisFairShare(client, `${options.prefix ?? 'bull'}:${queueName}:darkroom-fair`),
+    makeFairShare: (queueName, quantum) => makeRedisFairShare(client, `${options.prefix ?? 'bull'}:${queueName}:darkroom-fair`, quantum),
     makeWorker: (name, processor, settings) =>
       new Worker<EntryData, void, string>(name, processor, {
         connection: { url: options.url, maxRetriesPerRequest: null },
@@ -544,7 +548,7 @@ function makePostgresStore(options: BullmqQueueOptions, reportError: (error: unk
       }
     },
     makeQueue: (name) => new postgres.Queue<EntryData, void, string>(name, { connection: pool }),
-    makeFairShare: (queueName) => makePostgresFairShare(pool, queueName),
+    makeFairShare: (queueName, quantum) => makePostgresFairShare(pool, queueName, quantum),
     makeWorker: (name, processor, settings) =>
       new postgres.Worker<EntryData, void, string>(name, processor, {
         connection: { connectionString: options.url, max: settings.concurrency + 2 },

@@ -1,6 +1,5 @@
 import PQueue from 'p-queue';
 import type { Consumer, EnqueueOptions, JobHandler, JobQueue, QueueStats } from '../core/ports/queue.ts';
-import { SLOT_SHARE } from './fair-share.ts';
 
 interface Entry {
   state: 'delayed' | 'waiting' | 'active';
@@ -16,7 +15,7 @@ interface Entry {
 }
 
 /**
- * One owner's entries of one priority. Only SLOT_SHARE of them are in p-queue at a time (admitted);
+ * One owner's entries of one priority. Only `fairShareQuantum` of them are in p-queue at a time (admitted);
  * the rest are held in arrival order. When an admitted entry starts, the next held one is admitted
  * and joins p-queue behind everything of its priority, so owners take turns.
  */
@@ -36,7 +35,13 @@ const REDELIVERY_DELAY_MS = 1000;
  * concurrency; this adapter adds what p-queue lacks: one entry per job id, delays, removal, and
  * round-robin across owners within a priority (the slots).
  */
-export function makeEmbeddedQueue(): JobQueue {
+export interface EmbeddedQueueOptions {
+  /** How many never-started entries of one owner and priority are in line at once (FAIR_SHARE_QUANTUM). */
+  fairShareQuantum?: number;
+}
+
+export function makeEmbeddedQueue(options: EmbeddedQueueOptions = {}): JobQueue {
+  const quantum = Math.max(1, options.fairShareQuantum ?? 1);
   const entries = new Map<string, Entry>();
   const slots = new Map<string, Slot>();
   const runner = new PQueue({ autoStart: false, concurrency: 1 });
@@ -86,7 +91,7 @@ export function makeEmbeddedQueue(): JobQueue {
     const slot = slots.get(key);
     if (!slot) return;
     for (const jobId of slot.held.keys()) {
-      if (slot.admitted.size >= SLOT_SHARE) break;
+      if (slot.admitted.size >= quantum) break;
       slot.held.delete(jobId);
       slot.admitted.add(jobId);
       const entry = entries.get(jobId);

@@ -1,15 +1,16 @@
 import type { Redis } from 'ioredis';
-import type pg from 'pg';
+import pg from 'pg';
 
 /**
  * Fair shares for the BullMQ adapter: the admission book that lets owners take turns on a queue
  * whose open-source edition has no group fairness.
  *
- * A slot is one owner's fresh entries of one priority on one BullMQ queue. Only SLOT_SHARE of
- * them are in BullMQ at a time (admitted); the others are held here, in arrival order. When an
- * admitted entry starts, its turn releases it and admits the next held one, which BullMQ (first in,
- * first out within a priority) places behind every other owner's entry of that priority. So one
- * owner's backlog occupies one place in each round, however long it is.
+ * A slot is one owner's fresh entries of one priority on one BullMQ queue. Only `quantum` of
+ * them (FAIR_SHARE_QUANTUM, 1 by default) are in BullMQ at a time (admitted); the others are held
+ * here, in arrival order. When an admitted entry starts, its turn releases it and admits the next
+ * held one, which BullMQ (first in, first out within a priority) places behind every other owner's
+ * entry of that priority. So one owner's backlog occupies `quantum` places in each round, however
+ * long it is.
  *
  * Every operation is atomic in the shared store (a Lua script on Redis, a transaction under a per-slot
  * advisory lock on PostgreSQL), so processes enqueueing and starting jobs at once never admit more
@@ -42,8 +43,6 @@ export interface FairShare {
   heldCount(): Promise<number>;
 }
 
-/** How many entries of one owner and priority are in BullMQ at once: the owner's place in each round. */
-export const SLOT_SHARE = 1;
 
 export function slotKey(slot: FairSlot): string {
   return JSON.stringify([slot.queue, slot.priority, slot.owner]);
@@ -101,9 +100,9 @@ return admitted
  * On Redis, next to BullMQ's keys: per slot a sorted set of held ids (scored by an arrival counter)
  * and a set of admitted ids; two hashes map every held and admitted id to its slot.
  */
-export function makeRedisFairShare(client: Redis, base: string): FairShare {
+export function makeRedisFairShare(client: Redis, base: string, quantum: number): FairShare {
   const keys = (slot: string) => [`${base}:held:${slot}`, `${base}:admitted:${slot}`, `${base}:held-ids`, `${base}:admitted-ids`, `${base}:seq`];
-  const share = String(SLOT_SHARE);
+  const share = String(quantum);
   const run = async (script: string, slot: string, jobId: string) => client.eval(script, 5, ...keys(slot), jobId, slot, share);
   return {
     async prepare() {},
@@ -132,90 +131,75 @@ const TABLE = 'darkroom_fair_share';
 
 /**
  * On PostgreSQL, one table beside BullMQ's in its schema: a row per held or admitted id, with its
- * slot and arrival number. Each change runs in a transaction holding the slot's advisory lock.
+ * slot and arrival number. Each change is one round trip: a multi-statement query, which
+ * PostgreSQL runs as one transaction, taking the slot's advisory lock first (every statement after
+ * it sees what the slot's previous change committed).
  */
-export function makePostgresFairShare(pool: pg.Pool, namespace: string): FairShare {
-  async function inSlot<T>(slot: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${TABLE}:${namespace}:${slot}`]);
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+export function makePostgresFairShare(pool: pg.Pool, namespace: string, quantum: number): FairShare {
+  const ns = pg.escapeLiteral(namespace);
+
+  function fill(slot: string): string {
+    return `UPDATE ${TABLE} SET admitted = true
+       WHERE namespace = ${ns} AND job_id IN (
+         SELECT job_id FROM ${TABLE} WHERE namespace = ${ns} AND slot = ${slot} AND NOT admitted ORDER BY seq
+          LIMIT greatest(0, ${quantum} - (SELECT count(*) FROM ${TABLE} WHERE namespace = ${ns} AND slot = ${slot} AND admitted)))
+       RETURNING job_id, seq`;
   }
 
-  async function fill(client: pg.PoolClient, slot: string): Promise<string[]> {
-    const { rows } = await client.query<{ job_id: string; seq: string }>(
-      `UPDATE ${TABLE} SET admitted = true
-        WHERE namespace = $1 AND job_id IN (
-          SELECT job_id FROM ${TABLE} WHERE namespace = $1 AND slot = $2 AND NOT admitted ORDER BY seq
-           LIMIT greatest(0, $3 - (SELECT count(*) FROM ${TABLE} WHERE namespace = $1 AND slot = $2 AND admitted)))
-        RETURNING job_id, seq`,
-      [namespace, slot, SLOT_SHARE],
-    );
-    return rows.sort((a, b) => Number(a.seq) - Number(b.seq)).map((row) => row.job_id);
+  /** Runs `statements` under the slot's lock; returns each statement's rows. */
+  async function inSlot(key: string, statements: string[]): Promise<Record<string, unknown>[][]> {
+    const lock = `SELECT pg_advisory_xact_lock(hashtextextended(${pg.escapeLiteral(`${TABLE}:${namespace}:${key}`)}, 0))`;
+    // Several statements answer with one result each; the pg types only know the single form.
+    const results = (await pool.query([lock, ...statements].join(';\n'))) as unknown as pg.QueryResult[];
+    return results.slice(1).map((result) => result.rows as Record<string, unknown>[]);
   }
+
+  const admittedIn = (rows: Record<string, unknown>[] | undefined) =>
+    (rows ?? []).sort((a, b) => Number(a.seq) - Number(b.seq)).map((row) => String(row.job_id));
 
   return {
     async prepare() {
       // Several processes start at once; the lock keeps their CREATEs from colliding.
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [TABLE]);
-        await client.query(`CREATE TABLE IF NOT EXISTS ${TABLE} (
+      await pool.query(`SELECT pg_advisory_xact_lock(hashtextextended('${TABLE}', 0));
+        CREATE TABLE IF NOT EXISTS ${TABLE} (
           namespace text NOT NULL,
           job_id text NOT NULL,
           slot text NOT NULL,
           seq bigserial NOT NULL,
           admitted boolean NOT NULL DEFAULT false,
-          PRIMARY KEY (namespace, job_id))`);
-        await client.query(`CREATE INDEX IF NOT EXISTS ${TABLE}_slot ON ${TABLE} (namespace, slot, admitted, seq)`);
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+          PRIMARY KEY (namespace, job_id));
+        CREATE INDEX IF NOT EXISTS ${TABLE}_slot ON ${TABLE} (namespace, slot, admitted, seq)`);
     },
-    offer(slot, jobId) {
+    async offer(slot, jobId) {
       const key = slotKey(slot);
-      return inSlot(key, async (client) => {
-        const inserted = await client.query(`INSERT INTO ${TABLE} (namespace, job_id, slot) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [
-          namespace,
-          jobId,
-          key,
-        ]);
-        return { added: inserted.rowCount === 1, admitted: await fill(client, key) };
-      });
+      const literal = pg.escapeLiteral(key);
+      const [inserted, admitted] = await inSlot(key, [
+        `INSERT INTO ${TABLE} (namespace, job_id, slot) VALUES (${ns}, ${pg.escapeLiteral(jobId)}, ${literal}) ON CONFLICT DO NOTHING RETURNING job_id`,
+        fill(literal),
+      ]);
+      return { added: (inserted ?? []).length === 1, admitted: admittedIn(admitted) };
     },
-    release(slot, jobId) {
+    async release(slot, jobId) {
       const key = slotKey(slot);
-      return inSlot(key, async (client) => {
-        const deleted = await client.query(`DELETE FROM ${TABLE} WHERE namespace = $1 AND job_id = $2 AND slot = $3 AND admitted`, [namespace, jobId, key]);
-        return deleted.rowCount === 1 ? fill(client, key) : [];
-      });
+      const literal = pg.escapeLiteral(key);
+      // After every change a slot with room has nothing held, so a fill that follows a release of
+      // an id without a place (a second release) admits nothing.
+      const [, admitted] = await inSlot(key, [
+        `DELETE FROM ${TABLE} WHERE namespace = ${ns} AND job_id = ${pg.escapeLiteral(jobId)} AND slot = ${literal} AND admitted`,
+        fill(literal),
+      ]);
+      return admittedIn(admitted);
     },
     async forget(jobId) {
       const found = await pool.query<{ slot: string }>(`SELECT slot FROM ${TABLE} WHERE namespace = $1 AND job_id = $2`, [namespace, jobId]);
       const key = found.rows[0]?.slot;
       if (key === undefined) return undefined;
-      const admitted = await inSlot(key, async (client) => {
-        const deleted = await client.query<{ admitted: boolean }>(
-          `DELETE FROM ${TABLE} WHERE namespace = $1 AND job_id = $2 AND slot = $3 RETURNING admitted`,
-          [namespace, jobId, key],
-        );
-        return deleted.rows[0]?.admitted ? fill(client, key) : [];
-      });
-      return { slot: parseSlotKey(key), admitted };
+      // Forgetting a held id frees no place, so the fill admits nothing then.
+      const [, admitted] = await inSlot(key, [
+        `DELETE FROM ${TABLE} WHERE namespace = ${ns} AND job_id = ${pg.escapeLiteral(jobId)}`,
+        fill(pg.escapeLiteral(key)),
+      ]);
+      return { slot: parseSlotKey(key), admitted: admittedIn(admitted) };
     },
     async admittedOf(slot) {
       const { rows } = await pool.query<{ job_id: string }>(`SELECT job_id FROM ${TABLE} WHERE namespace = $1 AND slot = $2 AND admitted`, [
