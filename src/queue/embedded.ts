@@ -20,7 +20,6 @@ interface Entry {
  * and joins p-queue behind everything of its priority, so owners take turns.
  */
 interface Slot {
-  priority: number;
   admitted: Set<string>;
   /** Held job ids, in arrival order (a Map keeps insertion order and deletes in O(1)). */
   held: Map<string, true>;
@@ -29,17 +28,17 @@ interface Slot {
 /** A handler that throws (a bug, the database gone) is retried after this long, not dropped. */
 const REDELIVERY_DELAY_MS = 1000;
 
+export interface EmbeddedQueueOptions {
+  /** How many never-started entries of one owner and priority are in line at once (FAIR_SHARE_QUANTUM). */
+  fairShareQuantum?: number;
+}
+
 /**
  * In-process queue for the embedded mode. Entries live in memory: durability comes from the
  * database, whose unfinished jobs are enqueued again at start. p-queue does priority ordering and
  * concurrency; this adapter adds what p-queue lacks: one entry per job id, delays, removal, and
  * round-robin across owners within a priority (the slots).
  */
-export interface EmbeddedQueueOptions {
-  /** How many never-started entries of one owner and priority are in line at once (FAIR_SHARE_QUANTUM). */
-  fairShareQuantum?: number;
-}
-
 export function makeEmbeddedQueue(options: EmbeddedQueueOptions = {}): JobQueue {
   const quantum = Math.max(1, options.fairShareQuantum ?? 1);
   const entries = new Map<string, Entry>();
@@ -69,7 +68,7 @@ export function makeEmbeddedQueue(options: EmbeddedQueueOptions = {}): JobQueue 
     const key = `${entry.priority}:${owner}`;
     let slot = slots.get(key);
     if (!slot) {
-      slot = { priority: entry.priority, admitted: new Set(), held: new Map() };
+      slot = { admitted: new Set(), held: new Map() };
       slots.set(key, slot);
     }
     entry.state = 'waiting';
