@@ -427,9 +427,12 @@ export function makeBullmqQueue(options: BullmqQueueOptions): BullmqJobQueue {
 
     async stats(): Promise<QueueStats> {
       await ready();
-      const stats: QueueStats = { waiting: await fair.heldCount(), delayed: 0, active: 0 };
-      for (const queue of allQueues()) {
-        const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
+      const [held, perQueue] = await Promise.all([
+        fair.heldCount(),
+        Promise.all(allQueues().map((queue) => queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active'))),
+      ]);
+      const stats: QueueStats = { waiting: held, delayed: 0, active: 0 };
+      for (const counts of perQueue) {
         stats.waiting += (counts.waiting ?? 0) + (counts.prioritized ?? 0);
         stats.delayed += counts.delayed ?? 0;
         stats.active += counts.active ?? 0;
