@@ -35,7 +35,7 @@ async function statsSettleTo(queue: JobQueue, expected: QueueStats, timeoutMs = 
   }
 }
 
-type Extra = Pick<BullmqQueueOptions, 'lockDurationMs' | 'stalledIntervalMs' | 'groups'>;
+type Extra = Pick<BullmqQueueOptions, 'lockDurationMs' | 'stalledIntervalMs' | 'groups' | 'fairShareQuantum'>;
 
 interface Adapter {
   name: string;
@@ -46,7 +46,9 @@ interface Adapter {
   cleanUp(queueNames: string[]): Promise<void>;
 }
 
-const adapters: Adapter[] = [{ name: 'embedded', shared: false, make: () => makeEmbeddedQueue(), cleanUp: async () => undefined }];
+const adapters: Adapter[] = [
+  { name: 'embedded', shared: false, make: (_queueName, extra) => makeEmbeddedQueue({ fairShareQuantum: extra?.fairShareQuantum }), cleanUp: async () => undefined },
+];
 if (process.env.TEST_REDIS_URL) {
   const url = process.env.TEST_REDIS_URL;
   const prefix = 'darkroom-test';
@@ -281,6 +283,75 @@ describe.each(adapters)('$name queue', (adapter) => {
     await statsSettleTo(queue, { waiting: 0, delayed: 1, active: 0 });
   });
 
+  it('starts the owners of one priority in turns, higher priorities first', async () => {
+    const queue = fresh();
+    const enqueues: [string, string, number][] = [
+      ['a1', 'a', 0],
+      ['a2', 'a', 0],
+      ['a3', 'a', 0],
+      ['b1', 'b', 0],
+      ['a4', 'a', 0],
+      ['b2', 'b', 0],
+      ['c1', 'c', 0],
+      ['a-urgent', 'a', 10],
+      ['b3', 'b', 0],
+      ['b-later', 'b', -10],
+    ];
+    for (const [id, owner, priority] of enqueues) await queue.enqueue(id, { priority, owner });
+    expect(await queue.stats()).toEqual({ waiting: 10, delayed: 0, active: 0 });
+    const seen: string[] = [];
+    queue.consume(async (id) => void seen.push(id), { concurrency: 1, ...quiet });
+    await until(() => seen.length === 10);
+    // Owner a's backlog takes one place per round, whatever its length; a's urgent job is not held back by it.
+    expect(seen).toEqual(['a-urgent', 'a1', 'b1', 'c1', 'a2', 'b2', 'a3', 'b3', 'a4', 'b-later']);
+    await statsSettleTo(queue, { waiting: 0, delayed: 0, active: 0 });
+  });
+
+  it('lets each owner start up to FAIR_SHARE_QUANTUM jobs per round', async () => {
+    const queue = fresh({ fairShareQuantum: 2 });
+    for (const id of ['a1', 'a2', 'a3', 'a4', 'a5']) await queue.enqueue(id, { priority: 0, owner: 'a' });
+    for (const id of ['b1', 'b2', 'b3']) await queue.enqueue(id, { priority: 0, owner: 'b' });
+    const seen: string[] = [];
+    queue.consume(async (id) => void seen.push(id), { concurrency: 1, ...quiet });
+    await until(() => seen.length === 8);
+    expect(seen).toEqual(['a1', 'a2', 'b1', 'b2', 'a3', 'a4', 'b3', 'a5']);
+  });
+
+  it('never puts a turn of a started job behind its owner\'s waiting jobs', async () => {
+    const queue = fresh();
+    for (const id of ['a1', 'a2', 'a3']) await queue.enqueue(id, { priority: 0, owner: 'a' });
+    await queue.enqueue('b1', { priority: 0, owner: 'b' });
+    const seen: string[] = [];
+    queue.consume(
+      async (id): Promise<HandlerResult> => {
+        seen.push(id);
+        return id === 'a1' && seen.length === 1 ? { runAgainInMs: 0 } : undefined;
+      },
+      { concurrency: 1, ...quiet },
+    );
+    await until(() => seen.length === 5);
+    // a1's second turn (a poll, say) is a continuation: it does not wait for a2 and a3 to have theirs.
+    expect(seen.filter((id) => id === 'a1')).toHaveLength(2);
+    expect(seen.lastIndexOf('a1')).toBeLessThan(seen.indexOf('a3'));
+  });
+
+  it('gives the place of a removed entry to its owner\'s next one', async () => {
+    const queue = fresh();
+    for (const id of ['a1', 'a2', 'a3', 'a4']) await queue.enqueue(id, { priority: 0, owner: 'a' });
+    await queue.enqueue('a1', { priority: 0, owner: 'a' });
+    await queue.enqueue('a3', { priority: 0, owner: 'a' });
+    expect(await queue.stats()).toEqual({ waiting: 4, delayed: 0, active: 0 });
+    // a1 is the one in line, a2 is held behind it.
+    await queue.remove('a1');
+    await queue.remove('a2');
+    expect(await queue.stats()).toEqual({ waiting: 2, delayed: 0, active: 0 });
+    const seen: string[] = [];
+    queue.consume(async (id) => void seen.push(id), { concurrency: 1, ...quiet });
+    await until(() => seen.length === 2);
+    await tick(100);
+    expect(seen).toEqual(['a3', 'a4']);
+  });
+
   it('answers ping until it is closed, and closes twice without error', async () => {
     const queue = fresh();
     await expect(queue.ping()).resolves.toBeUndefined();
@@ -320,6 +391,18 @@ describe.each(adapters)('$name queue', (adapter) => {
     expect(overlaps).toBe(0);
     expect(turns.get('held')).toBe(2);
     expect([...turns.entries()].filter(([id, count]) => id.startsWith('job-') && count !== 1)).toEqual([]);
+  });
+
+  it.skipIf(!adapter.shared)('takes turns across the owners enqueued through every instance', async () => {
+    const first = fresh();
+    const second = open();
+    for (const id of ['a1', 'a2', 'a3']) await first.enqueue(id, { priority: 0, owner: 'a' });
+    for (const id of ['b1', 'b2']) await second.enqueue(id, { priority: 0, owner: 'b' });
+    await second.enqueue('a4', { priority: 0, owner: 'a' });
+    const seen: string[] = [];
+    second.consume(async (id) => void seen.push(id), { concurrency: 1, ...quiet });
+    await until(() => seen.length === 6);
+    expect(seen).toEqual(['a1', 'b1', 'a2', 'b2', 'a3', 'a4']);
   });
 
   it.skipIf(!adapter.shared)('hands the entry of a consumer that died mid-turn to another consumer', async () => {

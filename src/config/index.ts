@@ -18,6 +18,8 @@ export interface Config {
   redisUrl: string | undefined;
   /** BullMQ queue name: deployments that share one Redis or database tell their queues apart by it. */
   queueName: string;
+  /** How many never-started jobs of one owner and priority wait in line at once: its turn in each round. */
+  fairShareQuantum: number;
   /**
    * Limits per provider that hold across every worker of every process (QUEUE=redis|postgres; the
    * embedded queue serves one process and ignores them).
@@ -353,6 +355,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     queue,
     redisUrl,
     queueName: read('QUEUE_NAME') ?? 'darkroom',
+    fairShareQuantum: integer('FAIR_SHARE_QUANTUM', 1, 1, 1000),
     providerLimits: providerLimits(),
     storage,
     s3: {

@@ -4,7 +4,7 @@ import { readObject, THUMBNAIL_SIZE, type ObjectStorage } from './ports/storage.
 import type { Caller } from './caller.ts';
 import type { Logger } from './ports/logger.ts';
 import type { EventBus } from './ports/events.ts';
-import type { JobQueue } from './ports/queue.ts';
+import { entryOptions, type JobQueue } from './ports/queue.ts';
 import { CAPABILITY_NAMES, neededCapabilities, type ProviderRegistry } from './ports/provider.ts';
 import { badRequest, conflict, DarkroomError, notFound } from './errors.ts';
 import { ACTIVE_STATUSES, isTerminal, JOB_STATUSES, type Job, type JobImage, type JobStatus } from './job.ts';
@@ -223,7 +223,7 @@ export function makeJobService(deps: JobServiceDeps) {
 
   async function enqueueAll(jobs: Job[]): Promise<void> {
     for (const job of jobs) {
-      await queue.enqueue(job.id, { priority: job.priority, group: job.provider }).catch((error: unknown) => {
+      await queue.enqueue(job.id, entryOptions(job)).catch((error: unknown) => {
         // The row is committed; a later resume (or the reconciler) enqueues it again.
         logger.error({ err: error, jobId: job.id }, 'could not enqueue a stored job');
       });
@@ -586,7 +586,7 @@ export function makeJobService(deps: JobServiceDeps) {
       const unfinished = await repo.listUnfinished();
       for (const job of unfinished) {
         const delayMs = Math.max(0, job.runAfter.getTime() - Date.now());
-        await queue.enqueue(job.id, { priority: job.priority, delayMs, group: job.provider });
+        await queue.enqueue(job.id, entryOptions(job, delayMs));
       }
       return unfinished.length;
     },

@@ -16,6 +16,7 @@ import {
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Consumer, EnqueueOptions, JobHandler, JobQueue, QueueStats } from '../core/ports/queue.ts';
+import { makePostgresFairShare, makeRedisFairShare, parseSlotKey, slotKey, type FairShare, type FairSlot } from './fair-share.ts';
 
 /** Limits that hold across every worker of every process, for the jobs of one group (provider). */
 export interface GroupLimits {
@@ -30,6 +31,8 @@ export interface BullmqQueueOptions {
   queueName?: string;
   /** Redis key prefix; the PostgreSQL backend namespaces by schema and has no prefix. */
   prefix?: string;
+  /** How many never-started entries of one owner and priority are in BullMQ at once (FAIR_SHARE_QUANTUM; 1 by default). */
+  fairShareQuantum?: number;
   /** Groups with limits get a BullMQ queue of their own; every other group shares the main queue. */
   groups?: Record<string, GroupLimits>;
   /**
@@ -48,6 +51,8 @@ interface EntryData {
   dueAt: number;
   /** Asked for by an enqueue that found the job active: another run once that turn ends. */
   rerun?: { turn: number; dueAt: number };
+  /** The fair-share slot (its key) that admitted this entry: its first turn releases the place. */
+  slot?: string;
 }
 
 /**
@@ -95,6 +100,8 @@ interface Store {
   prepare(): Promise<void>;
   makeQueue(name: string): EntryQueue;
   makeWorker(name: string, processor: Processor, settings: WorkerSettings): EntryWorker;
+  /** The admission book of fair shares, kept beside the queues named after `queueName`. */
+  makeFairShare(queueName: string, quantum: number): FairShare;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -146,12 +153,14 @@ export function makeBullmqQueue(options: BullmqQueueOptions): BullmqJobQueue {
   const nameOf = (group: string | undefined) => (group === undefined ? queueName : `${queueName}-${group}`);
   const queuesByName = new Map<string, EntryQueue>();
   const allQueues = () => [...queuesByName.values()];
+  const fair = store.makeFairShare(queueName, Math.max(1, options.fairShareQuantum ?? 1));
 
   let preparing: Promise<void> | undefined;
   /** Prepares the store and the queues once; a failed attempt (the store unreachable) is tried again by the next caller. */
   function ready(): Promise<void> {
     preparing ??= (async () => {
       await store.prepare();
+      await fair.prepare();
       if (queuesByName.size === 0) {
         for (const name of [nameOf(undefined), ...groups.map(([group]) => nameOf(group))]) {
           const queue = store.makeQueue(name);
@@ -245,6 +254,56 @@ export function makeBullmqQueue(options: BullmqQueueOptions): BullmqJobQueue {
     else await queue.removeGlobalRateLimit();
   }
 
+  function queueNameOf(queue: EntryQueue): string {
+    for (const [name, each] of queuesByName) if (each === queue) return name;
+    throw new Error('The queue is not one of this adapter');
+  }
+
+  /** Schedules the entry of `jobId`, whatever state another process leaves its current entry in. */
+  async function place(queue: EntryQueue, jobId: string, entry: NewEntry): Promise<void> {
+    let rounds = 0;
+    let finishingSince: number | undefined;
+    for (;;) {
+      const outcome = await settle(queue, jobId, entry);
+      if (outcome === 'settled') return;
+      if (outcome === 'again' && ++rounds >= ENQUEUE_ROUNDS) {
+        throw new Error(`Could not schedule job ${jobId}: its queue entry kept changing state`);
+      }
+      if (outcome === 'finishing') {
+        finishingSince ??= Date.now();
+        // A turn stuck this long between its last step and its final move belongs to a worker
+        // that died there; stalled-job recovery delivers that entry again.
+        if (Date.now() - finishingSince > FINISHING_WAIT_MS) return;
+        await sleep(FINISHING_POLL_MS);
+      }
+    }
+  }
+
+  /**
+   * Adds the entries a slot has just admitted; each goes behind every entry of its priority. An
+   * admitted id has no entry (its enqueue found none), so a plain add does: if one appeared meanwhile,
+   * BullMQ keeps that one, and the place is given back by `reclaim` once it is gone.
+   */
+  async function admit(slot: FairSlot, jobIds: string[]): Promise<void> {
+    const queue = queuesByName.get(slot.queue);
+    if (!queue) throw new Error(`No queue ${slot.queue} for a fair-share slot`);
+    for (const jobId of jobIds) await queue.add(JOB_NAME, { dueAt: Date.now(), slot: slotKey(slot) }, entryOptions(jobId, slot.priority));
+  }
+
+  /**
+   * Gives back the places of admitted ids that have no entry: a process that admitted them died
+   * before adding the entry. Run when an id is offered again (the reconciler does that to a held
+   * job nobody has touched), so such a slot is freed within RECONCILE_STALE_MS.
+   */
+  async function reclaim(slot: FairSlot): Promise<void> {
+    const queue = queuesByName.get(slot.queue);
+    if (!queue) return;
+    for (const jobId of await fair.admittedOf(slot)) {
+      const state = await queue.getJobState(jobId);
+      if (state === 'unknown' || state === 'completed' || state === 'failed') await admit(slot, await fair.release(slot, jobId));
+    }
+  }
+
   return {
     kind: options.backend,
 
@@ -257,37 +316,23 @@ export function makeBullmqQueue(options: BullmqQueueOptions): BullmqJobQueue {
     async enqueue(jobId, enqueueOptions: EnqueueOptions) {
       const queue = await queueFor(enqueueOptions.group);
       const delayMs = Math.max(0, enqueueOptions.delayMs ?? 0);
-      const entry: NewEntry = {
-        data: { dueAt: Date.now() + delayMs },
-        opts: {
-          jobId,
-          priority: bullmqPriority(enqueueOptions.priority),
-          removeOnComplete: true,
-          removeOnFail: true,
-          attempts: NEVER_GIVE_UP,
-          backoff: { type: 'fixed', delay: REDELIVERY_DELAY_MS },
-        },
-      };
-      let rounds = 0;
-      let finishingSince: number | undefined;
-      for (;;) {
-        const outcome = await settle(queue, jobId, entry);
-        if (outcome === 'settled') return;
-        if (outcome === 'again' && ++rounds >= ENQUEUE_ROUNDS) {
-          throw new Error(`Could not schedule job ${jobId}: its queue entry kept changing state`);
-        }
-        if (outcome === 'finishing') {
-          finishingSince ??= Date.now();
-          // A turn stuck this long between its last step and its final move belongs to a worker
-          // that died there; stalled-job recovery delivers that entry again.
-          if (Date.now() - finishingSince > FINISHING_WAIT_MS) return;
-          await sleep(FINISHING_POLL_MS);
-        }
+      const priority = bullmqPriority(enqueueOptions.priority);
+      // Only an entry due now takes its owner's turn, and only when the id has no entry yet: one that
+      // exists (a continuation, or the same fresh job enqueued again) keeps the usual rules.
+      if (enqueueOptions.owner !== undefined && delayMs === 0 && (await queue.getJobState(jobId)) === 'unknown') {
+        const slot: FairSlot = { queue: queueNameOf(queue), priority, owner: enqueueOptions.owner };
+        const { added, admitted } = await fair.offer(slot, jobId);
+        await admit(slot, admitted);
+        if (!added) await reclaim(slot);
+        return;
       }
+      await place(queue, jobId, { data: { dueAt: Date.now() + delayMs }, opts: entryOptions(jobId, priority) });
     },
 
     async remove(jobId) {
       await ready();
+      const forgotten = await fair.forget(jobId);
+      if (forgotten) await admit(forgotten.slot, forgotten.admitted);
       // Without the group, the entry may be in any queue; a job id is only ever in one of them.
       await Promise.all(allQueues().map((queue) => queue.remove(jobId)));
     },
@@ -301,6 +346,12 @@ export function makeBullmqQueue(options: BullmqQueueOptions): BullmqJobQueue {
         const jobId = job.id;
         if (jobId === undefined) throw new Error('BullMQ delivered a job without an id');
         const turn = job.attemptsStarted;
+        // The job's start is its owner's turn: the owner's next held entry joins the back of the line.
+        // A throw here fails the turn before the handler runs; BullMQ delivers the entry again.
+        if (job.data.slot !== undefined) {
+          const slot = parseSlotKey(job.data.slot);
+          await admit(slot, await fair.release(slot, jobId));
+        }
         let next: number | undefined;
         try {
           const result = await handler(jobId);
@@ -376,9 +427,12 @@ export function makeBullmqQueue(options: BullmqQueueOptions): BullmqJobQueue {
 
     async stats(): Promise<QueueStats> {
       await ready();
-      const stats: QueueStats = { waiting: 0, delayed: 0, active: 0 };
-      for (const queue of allQueues()) {
-        const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active');
+      const [held, perQueue] = await Promise.all([
+        fair.heldCount(),
+        Promise.all(allQueues().map((queue) => queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active'))),
+      ]);
+      const stats: QueueStats = { waiting: held, delayed: 0, active: 0 };
+      for (const counts of perQueue) {
         stats.waiting += (counts.waiting ?? 0) + (counts.prioritized ?? 0);
         stats.delayed += counts.delayed ?? 0;
         stats.active += counts.active ?? 0;
@@ -400,6 +454,17 @@ export function makeBullmqQueue(options: BullmqQueueOptions): BullmqJobQueue {
       })();
       return closing;
     },
+  };
+}
+
+function entryOptions(jobId: string, priority: number): JobsOptions {
+  return {
+    jobId,
+    priority,
+    removeOnComplete: true,
+    removeOnFail: true,
+    attempts: NEVER_GIVE_UP,
+    backoff: { type: 'fixed', delay: REDELIVERY_DELAY_MS },
   };
 }
 
@@ -450,6 +515,7 @@ function makeRedisStore(options: BullmqQueueOptions, reportError: (error: unknow
   return {
     async prepare() {},
     makeQueue: (name) => new Queue<EntryData, void, string>(name, { connection: client, ...prefix }),
+    makeFairShare: (queueName, quantum) => makeRedisFairShare(client, `${options.prefix ?? 'bull'}:${queueName}:darkroom-fair`, quantum),
     makeWorker: (name, processor, settings) =>
       new Worker<EntryData, void, string>(name, processor, {
         connection: { url: options.url, maxRetriesPerRequest: null },
@@ -485,6 +551,7 @@ function makePostgresStore(options: BullmqQueueOptions, reportError: (error: unk
       }
     },
     makeQueue: (name) => new postgres.Queue<EntryData, void, string>(name, { connection: pool }),
+    makeFairShare: (queueName, quantum) => makePostgresFairShare(pool, queueName, quantum),
     makeWorker: (name, processor, settings) =>
       new postgres.Worker<EntryData, void, string>(name, processor, {
         connection: { connectionString: options.url, max: settings.concurrency + 2 },

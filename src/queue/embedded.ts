@@ -10,18 +10,39 @@ interface Entry {
   /** Set when the id is enqueued again while active: the next run to schedule once it returns. */
   rerun?: EnqueueOptions;
   removed?: boolean;
+  /** The fair-share slot of an entry that waits its owner's turn (see Slot); unset for continuations. */
+  slot?: string;
+}
+
+/**
+ * One owner's entries of one priority. Only `fairShareQuantum` of them are in p-queue at a time (admitted);
+ * the rest are held in arrival order. When an admitted entry starts, the next held one is admitted
+ * and joins p-queue behind everything of its priority, so owners take turns.
+ */
+interface Slot {
+  admitted: Set<string>;
+  /** Held job ids, in arrival order (a Map keeps insertion order and deletes in O(1)). */
+  held: Map<string, true>;
 }
 
 /** A handler that throws (a bug, the database gone) is retried after this long, not dropped. */
 const REDELIVERY_DELAY_MS = 1000;
 
+export interface EmbeddedQueueOptions {
+  /** How many never-started entries of one owner and priority are in line at once (FAIR_SHARE_QUANTUM). */
+  fairShareQuantum?: number;
+}
+
 /**
  * In-process queue for the embedded mode. Entries live in memory: durability comes from the
  * database, whose unfinished jobs are enqueued again at start. p-queue does priority ordering and
- * concurrency; this adapter adds what p-queue lacks: one entry per job id, delays and removal.
+ * concurrency; this adapter adds what p-queue lacks: one entry per job id, delays, removal, and
+ * round-robin across owners within a priority (the slots).
  */
-export function makeEmbeddedQueue(): JobQueue {
+export function makeEmbeddedQueue(options: EmbeddedQueueOptions = {}): JobQueue {
+  const quantum = Math.max(1, options.fairShareQuantum ?? 1);
   const entries = new Map<string, Entry>();
+  const slots = new Map<string, Slot>();
   const runner = new PQueue({ autoStart: false, concurrency: 1 });
   let handler: JobHandler | undefined;
   let onError: (error: unknown, jobId: string) => void = () => undefined;
@@ -37,13 +58,51 @@ export function makeEmbeddedQueue(): JobQueue {
     const delayMs = Math.max(0, options.delayMs ?? 0);
     const entry: Entry = { state: 'delayed', priority: options.priority, dueAt: Date.now() + delayMs };
     entries.set(jobId, entry);
-    if (delayMs === 0) makeDeliverable(jobId, entry);
+    // Only an entry due now takes its owner's turn; a delayed one is a continuation when due.
+    if (delayMs === 0 && options.owner !== undefined) hold(jobId, entry, options.owner);
+    else if (delayMs === 0) makeDeliverable(jobId, entry);
     else entry.timer = setTimeout(() => makeDeliverable(jobId, entry), delayMs);
+  }
+
+  function hold(jobId: string, entry: Entry, owner: string): void {
+    const key = `${entry.priority}:${owner}`;
+    let slot = slots.get(key);
+    if (!slot) {
+      slot = { admitted: new Set(), held: new Map() };
+      slots.set(key, slot);
+    }
+    entry.state = 'waiting';
+    entry.slot = key;
+    slot.held.set(jobId, true);
+    admit(key);
+  }
+
+  /** Leaves the slot (the entry started or was removed) and admits the next held entries in its place. */
+  function release(jobId: string, key: string): void {
+    const slot = slots.get(key);
+    if (!slot) return;
+    slot.admitted.delete(jobId);
+    slot.held.delete(jobId);
+    admit(key);
+  }
+
+  function admit(key: string): void {
+    const slot = slots.get(key);
+    if (!slot) return;
+    for (const jobId of slot.held.keys()) {
+      if (slot.admitted.size >= quantum) break;
+      slot.held.delete(jobId);
+      slot.admitted.add(jobId);
+      const entry = entries.get(jobId);
+      if (entry) makeDeliverable(jobId, entry);
+    }
+    if (slot.admitted.size === 0 && slot.held.size === 0) slots.delete(key);
   }
 
   async function deliver(jobId: string, entry: Entry): Promise<void> {
     if (entry.removed || entries.get(jobId) !== entry || !handler) return;
     entry.state = 'active';
+    if (entry.slot) release(jobId, entry.slot);
     let next: EnqueueOptions | undefined;
     try {
       const result = await handler(jobId);
@@ -67,7 +126,8 @@ export function makeEmbeddedQueue(): JobQueue {
       const entry = entries.get(jobId);
       if (!entry) return schedule(jobId, options);
       if (entry.state === 'active') {
-        entry.rerun = pickSooner(entry.rerun, options);
+        // The job has had its start: what follows is a continuation.
+        entry.rerun = pickSooner(entry.rerun, { ...options, owner: undefined });
         return;
       }
       if (entry.state === 'delayed' && Date.now() + (options.delayMs ?? 0) < entry.dueAt) {
@@ -83,6 +143,7 @@ export function makeEmbeddedQueue(): JobQueue {
       entry.removed = true;
       clearTimeout(entry.timer);
       if (entry.state !== 'active') entries.delete(jobId);
+      if (entry.state !== 'active' && entry.slot) release(jobId, entry.slot);
     },
 
     consume(jobHandler, options) {
@@ -120,6 +181,7 @@ export function makeEmbeddedQueue(): JobQueue {
       runner.clear();
       for (const entry of entries.values()) clearTimeout(entry.timer);
       entries.clear();
+      slots.clear();
     },
   };
 }

@@ -6,7 +6,7 @@ import type { JobQueue } from '../core/ports/queue.ts';
 
 /** The queue adapter that configuration names (QUEUE), on the connection it names. */
 export function makeQueue(config: Config, logger: Logger): JobQueue | BullmqJobQueue {
-  if (config.queue === 'embedded') return makeEmbeddedQueue();
+  if (config.queue === 'embedded') return makeEmbeddedQueue({ fairShareQuantum: config.fairShareQuantum });
   // loadConfig refuses QUEUE=redis without REDIS_URL and QUEUE=postgres without DATABASE_URL.
   const url = config.queue === 'redis' ? config.redisUrl : config.databaseUrl;
   if (!url) throw new Error(`QUEUE=${config.queue} has no connection URL`);
@@ -15,6 +15,7 @@ export function makeQueue(config: Config, logger: Logger): JobQueue | BullmqJobQ
     backend: config.queue,
     url,
     queueName: config.queueName,
+    fairShareQuantum: config.fairShareQuantum,
     groups: config.providerLimits,
     // A worker that died keeps its entries until their lock expires and a stalled check finds them:
     // at most 1.25 × JOB_LEASE_MS. The job leases of its turns have expired by then too.

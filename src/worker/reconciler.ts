@@ -1,6 +1,6 @@
 import type { Logger } from '../core/ports/logger.ts';
 import type { JobStore } from '../core/ports/job-store.ts';
-import type { JobQueue } from '../core/ports/queue.ts';
+import { entryOptions, type JobQueue } from '../core/ports/queue.ts';
 
 export interface ReconcilerDeps {
   repo: JobStore;
@@ -37,11 +37,7 @@ export function makeReconciler(deps: ReconcilerDeps): Reconciler {
   async function runOnce(): Promise<number> {
     const stale = await deps.repo.listStale(new Date(Date.now() - deps.staleMs), BATCH);
     for (const job of stale) {
-      await deps.queue.enqueue(job.id, {
-        priority: job.priority,
-        delayMs: Math.max(0, job.runAfter.getTime() - Date.now()),
-        group: job.provider,
-      });
+      await deps.queue.enqueue(job.id, entryOptions(job, Math.max(0, job.runAfter.getTime() - Date.now())));
     }
     if (stale.length > 0) deps.logger.info({ count: stale.length }, 'reconciler enqueued stale jobs again');
     for (const chore of deps.housekeeping ?? []) {
