@@ -36,7 +36,7 @@ export interface JobsOptions {
   http?: { options: HttpOptions; bareGetRps: number };
 }
 
-interface Sample {
+export interface Sample {
   /** completedAt − createdAt, both stamped by darkroom. */
   totalMs: number;
   providerMs: number;
@@ -96,7 +96,7 @@ async function pool<T>(count: number, limit: number, task: (index: number) => Pr
   return results;
 }
 
-async function overhead(url: string, options: JobsOptions): Promise<Sample[]> {
+export async function overhead(url: string, options: Pick<JobsOptions, 'warmupJobs' | 'overheadJobs' | 'inFlight'>): Promise<Sample[]> {
   progress(`jobs: overhead: ${options.warmupJobs} warm-up + ${options.overheadJobs} jobs, ${options.inFlight} at a time`);
   await pool(options.warmupJobs, options.inFlight, (index) => runOne(url, -1 - index));
   const samples = await pool(options.overheadJobs, options.inFlight, (index) => runOne(url, index));

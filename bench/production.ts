@@ -7,8 +7,8 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { JOB_BODY, measure, type HttpOptions, type LoadResult } from './http.ts';
-import type { BatchJson, JobJson } from './jobs.ts';
-import { expectJson, isAlive, makeTempDir, progress, sleep, waitUntilReady, type Cleanup, type Row } from './lib.ts';
+import { overhead, type BatchJson, type JobJson, type Sample } from './jobs.ts';
+import { expectJson, isAlive, makeTempDir, percentile, progress, sleep, waitUntilReady, type Cleanup, type Row } from './lib.ts';
 
 /**
  * Item 6: darkroom in its production shape (`darkroom api` + `darkroom worker` processes on Postgres
@@ -26,6 +26,10 @@ export interface ProductionOptions {
   /** Width and height of every image. */
   size: number;
   http: HttpOptions;
+  /** Jobs measured one at a time on api + 1 worker for the overhead rows. */
+  overheadJobs: number;
+  /** The scale-out row: a provider this slow, this many jobs, this concurrency per worker process. */
+  scaleOut: { jobs: number; latencyMs: number; workerConcurrency: number };
 }
 
 export interface Services {
@@ -530,6 +534,18 @@ async function apiThroughput(deployment: Deployment, label: string, options: Htt
   return { get, post };
 }
 
+/** GET of a queued job of an API key's, with that key: what the key lookup adds to a read. */
+async function keyedGet(deployment: Deployment, label: string, options: HttpOptions): Promise<LoadResult> {
+  const { key } = await expectJson<{ key: string }>(201, `${deployment.url}/api/v1/keys`, {
+    method: 'POST',
+    body: { name: 'bench' },
+    headers: { authorization: `Bearer ${ADMIN_API_KEY}` },
+  });
+  const headers = { authorization: `Bearer ${key}` };
+  const owned = await expectJson<{ id: string }>(202, `${deployment.url}/api/v1/jobs`, { method: 'POST', body: JOB_BODY, headers });
+  return measure(`${label} GET /api/v1/jobs/{id} with an API key`, { url: `${deployment.url}/api/v1/jobs/${owned.id}`, headers }, options);
+}
+
 export async function benchProduction(cleanup: Cleanup, options: ProductionOptions): Promise<{ rows: Row[]; notes: string[] }> {
   const probed = await probeServices();
   if ('skip' in probed) {
@@ -551,7 +567,10 @@ export async function benchProduction(cleanup: Cleanup, options: ProductionOptio
     return result;
   };
   const embedded = await run(() => startServe(cleanup, 'serve (PGlite)', jobEnv), 'serve (PGlite)');
-  const oneWorker = await run(() => startDistributed(cleanup, services, 'api + 1 worker', 1, jobEnv), 'api + 1 worker');
+  const oneWorkerDeployment = await startDistributed(cleanup, services, 'api + 1 worker', 1, jobEnv);
+  const oneWorker = await throughput(oneWorkerDeployment, 'api + 1 worker', options);
+  const postgresOverhead = await overhead(oneWorkerDeployment.url, { warmupJobs: 10, overheadJobs: options.overheadJobs, inFlight: 1 });
+  await oneWorkerDeployment.close();
   const twoWorkers = await run(() => startDistributed(cleanup, services, 'api + 2 workers', 2, jobEnv), 'api + 2 workers');
 
   const pglite = await startServe(cleanup, 'serve (PGlite), WORKER_CONCURRENCY=0', { WORKER_CONCURRENCY: '0' });
@@ -559,7 +578,20 @@ export async function benchProduction(cleanup: Cleanup, options: ProductionOptio
   await pglite.close();
   const postgres = await startDistributed(cleanup, services, 'api alone (Postgres + Redis, no worker)', 0, {});
   const postgresHttp = await apiThroughput(postgres, 'api child (Postgres)', options.http);
+  const postgresKeyGet = await keyedGet(postgres, 'api child (Postgres)', options.http);
   await postgres.close();
+
+  // Scale-out: the provider, not darkroom, is the limit, so a second worker process should double the rate.
+  const slowEnv = { MOCK_LATENCY_MS: String(options.scaleOut.latencyMs), WORKER_CONCURRENCY: String(options.scaleOut.workerConcurrency) };
+  const scaleOptions = { ...options, jobs: options.scaleOut.jobs, warmupJobs: options.scaleOut.workerConcurrency * 2, size: 64 };
+  const scaleRun = async (workers: number) => {
+    const deployment = await startDistributed(cleanup, services, `api + ${workers} worker(s), slow provider`, workers, slowEnv);
+    const result = await throughput(deployment, `scale-out, ${workers} worker(s)`, scaleOptions);
+    await deployment.close();
+    return result;
+  };
+  const scaleOne = await scaleRun(1);
+  const scaleTwo = await scaleRun(2);
 
   const size = `${options.size}×${options.size}`;
   const local = [services.adminUrl, services.redisUrl].every((url) => LOCAL_HOSTS.includes(new URL(url).hostname));
@@ -593,6 +625,33 @@ export async function benchProduction(cleanup: Cleanup, options: ProductionOptio
       reference: { value: pgliteHttp.get.latencyP99Ms, label: 'serve child, PGlite' },
     },
   ];
+  const p50 = (pick: (sample: Sample) => number) => percentile(postgresOverhead.map(pick), 50);
+  rows.push(
+    {
+      metric: 'HTTP GET /api/v1/jobs/{id} with an API key, Postgres',
+      value: postgresKeyGet.requestsPerSecond,
+      unit: 'req/s',
+      reference: { value: postgresHttp.get.requestsPerSecond, label: 'the same as a guest' },
+    },
+    {
+      metric: 'Job overhead p50, api + 1 worker (Postgres, Redis)',
+      value: p50((sample) => sample.overheadMs),
+      unit: 'ms',
+      reference: { value: p50((sample) => sample.totalMs), label: 'total p50' },
+    },
+    {
+      metric: 'Job overhead p99, api + 1 worker (Postgres, Redis)',
+      value: percentile(postgresOverhead.map((sample) => sample.overheadMs), 99),
+      unit: 'ms',
+      reference: { value: percentile(postgresOverhead.map((sample) => sample.totalMs), 99), label: 'total p99' },
+    },
+    {
+      metric: `Scale-out, ${options.scaleOut.jobs} jobs of ${options.scaleOut.latencyMs} ms, api + 2 workers`,
+      value: scaleTwo.jobsPerSecond,
+      unit: 'jobs/s',
+      reference: { value: scaleOne.jobsPerSecond, label: 'api + 1 worker' },
+    },
+  );
   const retried = embedded.retried + oneWorker.retried + twoWorkers.retried;
   const notes = [
     `Production: every darkroom is a child process (node bin/darkroom.js, LOG_LEVEL=info with its output drained by the bench, fs storage in a temp DATA_DIR shared by api and workers); ` +
@@ -604,7 +663,8 @@ export async function benchProduction(cleanup: Cleanup, options: ProductionOptio
       `Ratio = redis / embedded; 2 workers / 1 worker = ${(twoWorkers.jobsPerSecond / oneWorker.jobsPerSecond).toFixed(2)}×. ${retried} of the ${3 * options.jobs} measured jobs needed a retry.`,
     `Production HTTP: autocannon as in the HTTP rows (${options.http.connections} connections, ${options.http.durationSeconds} s after ${options.http.warmupSeconds} s warm-up) against a \`darkroom api\` child ` +
       `(DATABASE_URL on a fresh database, QUEUE=redis, no worker, so jobs stay queued: its POST also adds a BullMQ entry in Redis) and a \`darkroom serve\` child on PGlite with WORKER_CONCURRENCY=0 (in-process queue); ` +
-      `the GET reads a queued job. Ratio = Postgres / PGlite. The POST runs inserted ${postgresHttp.post.requests.toLocaleString('en-US')} (Postgres) and ${pgliteHttp.post.requests.toLocaleString('en-US')} (PGlite) jobs.`,
+      `the GET reads a queued job. Ratio = Postgres / PGlite. Overhead rows: ${options.overheadJobs} jobs one at a time on api + 1 worker (long poll), as in the embedded rows. ` +
+      `Scale-out: MOCK_LATENCY_MS=${options.scaleOut.latencyMs}, WORKER_CONCURRENCY=${options.scaleOut.workerConcurrency} per worker process, ${options.scaleOut.jobs} jobs (goal: 2 workers ≥ 1.8× one). The POST runs inserted ${postgresHttp.post.requests.toLocaleString('en-US')} (Postgres) and ${pgliteHttp.post.requests.toLocaleString('en-US')} (PGlite) jobs.`,
   ];
   return { rows, notes };
 }

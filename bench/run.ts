@@ -98,7 +98,17 @@ async function main(): Promise<void> {
     if (sections.has('thumbnail')) add(await benchThumbnail({ iterations: 50, warmup: 5 }));
     if (sections.has('memory')) add(await benchMemory(cleanup, { idleMs: 3000 }));
     if (sections.has('production')) {
-      add(await benchProduction(cleanup, { jobs: 300, warmupJobs: 20, workerConcurrency: 4, size: 256, http: HTTP }));
+      add(
+        await benchProduction(cleanup, {
+          jobs: 300,
+          warmupJobs: 20,
+          workerConcurrency: 4,
+          size: 256,
+          http: HTTP,
+          overheadJobs: 100,
+          scaleOut: { jobs: 24, latencyMs: 1000, workerConcurrency: 2 },
+        }),
+      );
     }
     if (sections.has('takeover')) {
       add(await benchTakeover(cleanup, { jobs: 60, warmupJobs: 60, upstreamLatencyMs: 800, killAfterMs: 2000, workerConcurrency: 4, size: 256 }));
