@@ -75,50 +75,40 @@ export function makeCachedJobStore(store: JobStore, options: JobCacheOptions): C
     if (current) current.version += 1;
   }
 
-  /** A write that answers the job's new row (null: nothing changed, or the job is gone). */
-  async function writeJob(id: string, write: () => Promise<Job | null>): Promise<Job | null> {
-    entries.delete(id);
+  /**
+   * Runs one read or write of job `id`; `keep` stores what it learned only when nothing else began or
+   * ended on the job meanwhile. A write forgets the job first, so nobody reads the old row from
+   * memory while the write is under way.
+   */
+  async function tracked<T>(id: string, kind: 'read' | 'write', operation: () => Promise<T>, keep: (result: T) => void): Promise<T> {
+    if (kind === 'write') entries.delete(id);
     const started = begin(id);
+    let result: T;
     try {
-      const job = await write();
-      end(id, started, () => {
-        // A refused compare-and-set says nothing of the row: the next read looks.
-        if (job) entries.set(id, { job });
-      });
-      return job;
+      result = await operation();
     } catch (error) {
       end(id, started, () => undefined);
       throw error;
     }
+    end(id, started, () => keep(result));
+    return result;
   }
 
-  /** A write whose result says nothing of the row: the job is read again next time. */
-  async function writeOther<T>(ids: string[], write: () => Promise<T>): Promise<T> {
-    const started = ids.map((id) => {
-      entries.delete(id);
-      return [id, begin(id)] as const;
+  /** A write that answers the job's new row (null: a refused compare-and-set says nothing of the row, which the next read looks up). */
+  const writeJob = (id: string, write: () => Promise<Job | null>) =>
+    tracked(id, 'write', write, (job) => {
+      if (job) entries.set(id, { job });
     });
-    try {
-      return await write();
-    } finally {
-      for (const [id, begun] of started) end(id, begun, () => undefined);
-    }
-  }
+
+  /** A write whose result says nothing of the row: the job is read again next time. */
+  const writeOther = <T>(id: string, write: () => Promise<T>) => tracked(id, 'write', write, () => undefined);
 
   async function get(id: string): Promise<Job | null> {
     const hit = entries.get(id);
     if (hit) return hit.job;
-    const started = begin(id);
-    try {
-      const job = await store.get(id);
-      end(id, started, () => {
-        if (job) entries.set(id, { job });
-      });
-      return job;
-    } catch (error) {
-      end(id, started, () => undefined);
-      throw error;
-    }
+    return tracked(id, 'read', () => store.get(id), (job) => {
+      if (job) entries.set(id, { job });
+    });
   }
 
   /** One job's images come from the entry when it knows them; several jobs' (a list page) from the store. */
@@ -127,19 +117,11 @@ export function makeCachedJobStore(store: JobStore, options: JobCacheOptions): C
     if (jobIds.length !== 1 || id === undefined) return store.listImages(jobIds);
     const known = entries.get(id);
     if (known?.images) return known.images;
-    const started = begin(id);
-    try {
-      const images = await store.listImages(jobIds);
-      end(id, started, () => {
-        // Kept with the row it belongs to; without a row in memory, the next read fetches both.
-        const entry = entries.get(id);
-        if (entry) entries.set(id, { job: entry.job, images }, { noUpdateTTL: true });
-      });
-      return images;
-    } catch (error) {
-      end(id, started, () => undefined);
-      throw error;
-    }
+    return tracked(id, 'read', () => store.listImages(jobIds), (images) => {
+      // Kept with the row it belongs to; without a row in memory, the next read fetches both.
+      const entry = entries.get(id);
+      if (entry) entries.set(id, { job: entry.job, images }, { noUpdateTTL: true });
+    });
   }
 
   return {
@@ -158,11 +140,11 @@ export function makeCachedJobStore(store: JobStore, options: JobCacheOptions): C
       return jobs;
     },
     mergeDialectData: (id, data, owner) => writeJob(id, () => store.mergeDialectData(id, data, owner)),
-    claimDialectKey: (id, key, value, owner) => writeOther([id], () => store.claimDialectKey(id, key, value, owner)),
+    claimDialectKey: (id, key, value, owner) => writeOther(id, () => store.claimDialectKey(id, key, value, owner)),
     transition: (id, from, to, patch, event, lease) => writeJob(id, () => store.transition(id, from, to, patch, event, lease)),
     update: (id, status, patch, event, lease) => writeJob(id, () => store.update(id, status, patch, event, lease)),
     succeed: (jobId, rows, patch, event, lease) => writeJob(jobId, () => store.succeed(jobId, rows, patch, event, lease)),
-    deleteImages: (jobId) => writeOther([jobId], () => store.deleteImages(jobId)),
+    deleteImages: (jobId) => writeOther(jobId, () => store.deleteImages(jobId)),
     async expireImages(before, limit) {
       const ids = await store.expireImages(before, limit);
       for (const id of ids) forget(id);
@@ -173,19 +155,9 @@ export function makeCachedJobStore(store: JobStore, options: JobCacheOptions): C
       for (const job of deleted) forget(job.id);
       return deleted;
     },
-    async acquireLease(id, durationMs) {
-      entries.delete(id);
-      const started = begin(id);
-      try {
-        const claim = await store.acquireLease(id, durationMs);
-        end(id, started, () => {
-          if (claim.job) entries.set(id, { job: claim.job });
-        });
-        return claim;
-      } catch (error) {
-        end(id, started, () => undefined);
-        throw error;
-      }
-    },
+    acquireLease: (id, durationMs) =>
+      tracked(id, 'write', () => store.acquireLease(id, durationMs), (claim) => {
+        if (claim.job) entries.set(id, { job: claim.job });
+      }),
   };
 }
