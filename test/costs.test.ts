@@ -14,9 +14,9 @@ describe('PROVIDER_PRICES', () => {
   it('reads per image, per megapixel and per second prices, with model, size and an estimate of seconds', () => {
     expect(parsePrices('runpod=0.00025/s~30, openai=gpt-image-1:0.04/image@1024x1024,civitai=0.0015/megapixel')).toEqual({
       rules: [
-        { provider: 'runpod', amount: 0.00025, unit: 'second', estimatedSeconds: 30 },
-        { provider: 'openai', model: 'gpt-image-1', size: { width: 1024, height: 1024 }, amount: 0.04, unit: 'image', estimatedSeconds: 10 },
-        { provider: 'civitai', amount: 0.0015, unit: 'megapixel', estimatedSeconds: 10 },
+        { provider: 'runpod', terms: [{ amount: 0.00025, unit: 'second', estimate: 30 }] },
+        { provider: 'openai', model: 'gpt-image-1', size: { width: 1024, height: 1024 }, terms: [{ amount: 0.04, unit: 'image' }] },
+        { provider: 'civitai', terms: [{ amount: 0.0015, unit: 'megapixel' }] },
       ],
     });
     expect(() => loadConfig({ PROVIDER_PRICES: 'mock=cheap' })).toThrow(ConfigError);

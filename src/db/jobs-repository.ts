@@ -50,7 +50,7 @@ export type EventOutbox = (tx: Db, written: { event: JobEvent; job: Job }[]) => 
  */
 export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): JobStore {
   const toJob = (row: typeof jobs.$inferSelect): Job => {
-    const { idempotencyKey, leaseToken, leaseExpiresAt, ...job } = row;
+    const { idempotencyKey, leaseToken, leaseExpiresAt, spendPeriod, ...job } = row;
     return job;
   };
 
@@ -61,10 +61,31 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
   const toOutbox = async (tx: Db, events: JobEvent[], job: Job): Promise<boolean> =>
     events.length > 0 && options.outbox ? options.outbox(tx, events.map((event) => ({ event, job }))) : false;
 
+  /** Serialises, across processes, everything that reads or changes one owner's spend. */
+  const lockSpend = (tx: Db, owner: string) => tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`darkroom:spend:${owner}`}, 0))`);
+
+  /**
+   * In the transaction that ends a job: its actual cost replaces its estimate in the spend row it
+   * was charged to. Runs once per job, since only one transition ever ends it (compare-and-set); a
+   * job whose actual cost is unknown keeps its estimate charged.
+   */
+  async function settleSpend(tx: Db, row: typeof jobs.$inferSelect): Promise<void> {
+    const estimated = row.cost?.estimated;
+    const actual = row.cost?.actual;
+    if (row.spendPeriod === null || row.owner === null || estimated == null || actual == null) return;
+    const correction = Math.round((actual - estimated) * 1e6) / 1e6;
+    if (correction === 0) return;
+    await lockSpend(tx, row.owner);
+    await tx
+      .update(spend)
+      .set({ amount: sql`${spend.amount} + ${correction}` })
+      .where(and(eq(spend.owner, row.owner), eq(spend.period, row.spendPeriod)));
+  }
+
   async function insertJobs(rows: NewJob[], cap?: ActiveCap, budget?: BudgetCharge): Promise<Job[]> {
     const { inserted, events } = await db.transaction(async (tx) => {
       if (budget) {
-        await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`darkroom:spend:${budget.owner}`}, 0))`);
+        await lockSpend(tx, budget.owner);
         const [current] = await tx.select({ amount: spend.amount }).from(spend).where(and(eq(spend.owner, budget.owner), eq(spend.period, budget.period)));
         const spent = current?.amount ?? 0;
         // Micro-units: the sum of many estimates must not drift past an amount it exactly reaches.
@@ -84,7 +105,10 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
         const current = active?.n ?? 0;
         if (current + rows.length > cap.max) throw new ActiveCapExceeded(current, cap.max);
       }
-      const inserted = await tx.insert(jobs).values(rows).returning();
+      const inserted = await tx
+        .insert(jobs)
+        .values(rows.map((row) => ({ ...row, spendPeriod: budget?.period ?? null })))
+        .returning();
       const events = await tx
         .insert(jobEvents)
         .values(inserted.map((job) => ({ jobId: job.id, type: 'created' as const, status: job.status, data: {} })))
@@ -193,6 +217,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
         .where(and(eq(jobs.id, id), inArray(jobs.status, [...from]), leaseIs(lease)))
         .returning();
       if (!row) return null;
+      if (isTerminal(to)) await settleSpend(tx, row);
       const events = await tx
         .insert(jobEvents)
         .values({
@@ -359,6 +384,11 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     return row?.id ?? 0;
   }
 
+  async function spendOf(owner: string, period: string): Promise<number> {
+    const [row] = await db.select({ amount: spend.amount }).from(spend).where(and(eq(spend.owner, owner), eq(spend.period, period)));
+    return Math.round((row?.amount ?? 0) * 1e6) / 1e6;
+  }
+
   /** `dialectData` narrows to jobs whose dialect data contains it (jsonb @>), e.g. one RunPod endpoint's jobs. */
   async function costsByOwner(owner?: string | null): Promise<OwnerCosts[]> {
     const rows = await db
@@ -477,6 +507,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     lastEventId,
     countByStatus,
     costsByOwner,
+    spendOf,
     acquireLease,
     renewLease,
     releaseLease,

@@ -309,6 +309,19 @@ export const QueueStatsResponse = Type.Object({
     }),
     { description: "What priced jobs cost per key: the caller's own, or with the admin scope every key's" },
   ),
+  budget: Type.Optional(
+    Type.Object(
+      {
+        amount: Type.Number(),
+        period: Type.Union([Type.Literal('day'), Type.Literal('month')]),
+        currency: Type.String(),
+        current: Type.String({ description: 'The UTC day (`2026-12-06`) or month (`2026-12`) the figures are of' }),
+        spent: Type.Number({ description: 'Actual costs of the jobs that ended, estimates of those that have not' }),
+        left: Type.Number(),
+      },
+      { description: "The caller's budget, when its key has one" },
+    ),
+  ),
 });
 
 export const problemResponses = (...statuses: number[]) =>
