@@ -199,10 +199,21 @@ export const JobSchema = Type.Object(
       Type.Object(
         {
           estimated: Nullable(Type.Number({ description: 'At submission, from the request' })),
-          actual: Nullable(Type.Number({ description: 'When the job ended: images stored, their pixels, upstream seconds' })),
+          actual: Nullable(Type.Number({ description: 'When the job ended: images stored, their pixels, upstream seconds, tokens' })),
           currency: Type.String(),
         },
         { description: 'What the job costs on its provider (PROVIDER_PRICES); null when the provider is not priced' },
+      ),
+    ),
+    usage: Nullable(
+      Type.Object(
+        {
+          inputTokens: Type.Integer(),
+          outputTokens: Type.Integer(),
+          inputTextTokens: Type.Optional(Type.Integer()),
+          inputImageTokens: Type.Optional(Type.Integer()),
+        },
+        { description: "The tokens the job's provider reported once it succeeded (OpenAI's GPT image models); null when it reported none" },
       ),
     ),
     inputs: Type.Array(InputSchema),
