@@ -88,6 +88,7 @@ describe('PROVIDER_PRICES', () => {
       expect(job.cost).toEqual({ estimated: 0.001049, actual: 0.001049, currency: 'EUR' });
       const metrics = await (await fetch(`${dr.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
       expect(metrics).toContain('darkroom_job_cost_total{provider="mock",currency="EUR"} 0.001049');
+      expect(metrics).toContain('darkroom_job_cost_estimated_total{provider="mock",currency="EUR"} 0.001049');
       const stats = (await dr.api('GET', '/api/v1/queue/stats')).body;
       expect(stats.costs).toEqual([{ owner: expect.any(String), currency: 'EUR', jobs: 1, estimated: 0.001049, actual: 0.001049 }]);
       // Another key sees its own costs only: none yet.
