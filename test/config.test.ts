@@ -45,6 +45,16 @@ describe('loadConfig', () => {
     expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe(true);
   });
 
+  it('reads RETAIN_UPLOADS and UPLOAD_TTL as one setting, refusing them when they disagree', () => {
+    expect(loadConfig({}).inputs.uploadTtlSeconds).toBe(86_400);
+    expect(loadConfig({ UPLOAD_TTL: '600' }).inputs.uploadTtlSeconds).toBe(600);
+    expect(loadConfig({ RETAIN_UPLOADS: '2h' }).inputs.uploadTtlSeconds).toBe(7200);
+    expect(loadConfig({ RETAIN_UPLOADS: '2h', UPLOAD_TTL: '7200' }).inputs.uploadTtlSeconds).toBe(7200);
+    expect(() => loadConfig({ RETAIN_UPLOADS: '2h', UPLOAD_TTL: '600' })).toThrow(/RETAIN_UPLOADS="2h" and UPLOAD_TTL="600" both say how long an upload lives, and disagree/);
+    expect(() => loadConfig({ RETAIN_UPLOADS: '31d' })).toThrow(/RETAIN_UPLOADS="31d" must be at most 30d/);
+    expect(() => loadConfig({ RETAIN_UPLOADS: 'forever' })).toThrow(/RETAIN_UPLOADS="forever" must be a duration/);
+  });
+
   it('strips a trailing slash from URLs', () => {
     expect(loadConfig({ PUBLIC_URL: 'https://img.example.com/' }).publicUrl).toBe('https://img.example.com');
   });

@@ -7,6 +7,7 @@ import { renderMockImage } from '../src/providers/mock/image.ts';
 import type { GenerationRequest } from '../src/core/request.ts';
 import type { ProviderContext } from '../src/core/ports/provider.ts';
 import { ProviderError } from '../src/core/errors.ts';
+import { imageTokens, textTokens } from '../src/core/pricing.ts';
 import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { providerContract } from './helpers/provider-contract.ts';
@@ -60,6 +61,50 @@ describe('model routing through the openai provider', () => {
       await upstream.close({ removeData: true });
     }
   });
+});
+
+describe('token usage through the openai provider', () => {
+  it("answers the upstream's token usage to clients and prices the job by it; without usage upstream, none is answered", async () => {
+    const counting = await startDarkroom({ AUTH: 'off', MOCK_USAGE: 'true', MOCK_LATENCY_MS: '0' });
+    const silent = await startDarkroom({ AUTH: 'off', MOCK_LATENCY_MS: '0' });
+    // Estimated at 1000 input and 100 output tokens an image, so that the actual cost shows it was counted from the usage.
+    const priced = { OPENAI_API_KEY: 'sk-test-key-for-darkroom', OPENAI_MODELS: 'gpt-image-1', PROVIDER_PRICES: 'openai=gpt-image-1:5/Mtok-in~1000+40/Mtok-out~100', METRICS_TOKEN: 'scraper-token-for-the-usage-test' };
+    const darkroom = await startDarkroom({ ...priced, OPENAI_BASE_URL: `${counting.url}/v1` });
+    const unreported = await startDarkroom({ ...priced, OPENAI_BASE_URL: `${silent.url}/v1` });
+    try {
+      const prompt = 'a lighthouse counted in tokens';
+      const text = textTokens(prompt);
+      const output = imageTokens(1024, 1024);
+      const expected = { input_tokens: text, input_tokens_details: { image_tokens: 0, text_tokens: text }, output_tokens: 2 * output, total_tokens: text + 2 * output };
+
+      // A client of darkroom's OpenAI dialect, in front of the openai provider, in front of another darkroom's OpenAI dialect.
+      const client = new OpenAI({ apiKey: 'sk-anything', baseURL: `${darkroom.url}/v1` });
+      const answer = await client.images.generate({ model: 'gpt-image-1', prompt, n: 2, size: '1024x1024' }).withResponse();
+      expect(answer.data.usage).toEqual(expected);
+      const job = (await darkroom.api('GET', `/api/v1/jobs/${answer.response.headers.get('darkroom-job-id')}`)).body;
+      expect(job).toMatchObject({ provider: 'openai', status: 'succeeded' });
+      expect(job.usage).toEqual({ inputTokens: text, outputTokens: 2 * output, inputTextTokens: text, inputImageTokens: 0 });
+      expect(job.cost).toEqual({ estimated: (5 * 1000 + 40 * 100 * 2) / 1e6, actual: Math.round((5 * text + 40 * 2 * output) / 1e6 * 1e6) / 1e6, currency: 'USD' });
+      // The upstream darkroom's own job says the same.
+      expect((await counting.api('GET', '/api/v1/jobs?limit=1')).body.items[0].usage).toEqual(job.usage);
+      const metrics = await (await fetch(`${darkroom.url}/metrics`, { headers: { authorization: 'Bearer scraper-token-for-the-usage-test' } })).text();
+      expect(metrics).toContain(`darkroom_job_cost_total{provider="openai",currency="USD"} ${job.cost.actual}`);
+      expect(metrics).toContain(`darkroom_job_cost_estimated_total{provider="openai",currency="USD"} ${job.cost.estimated}`);
+
+      // An upstream that counts nothing: no usage in the answer (as OpenAI's own for dall-e), and the job keeps its estimate of the tokens.
+      const plain = new OpenAI({ apiKey: 'sk-anything', baseURL: `${unreported.url}/v1` });
+      const bare = await plain.images.generate({ model: 'gpt-image-1', prompt, size: '1024x1024' }).withResponse();
+      expect(bare.data).not.toHaveProperty('usage');
+      const bareJob = (await unreported.api('GET', `/api/v1/jobs/${bare.response.headers.get('darkroom-job-id')}`)).body;
+      expect(bareJob).toMatchObject({ provider: 'openai', status: 'succeeded', usage: null });
+      expect(bareJob.cost).toEqual({ estimated: (5 * 1000 + 40 * 100) / 1e6, actual: (5 * 1000 + 40 * 100) / 1e6, currency: 'USD' });
+    } finally {
+      await unreported.close({ removeData: true });
+      await darkroom.close({ removeData: true });
+      await silent.close({ removeData: true });
+      await counting.close({ removeData: true });
+    }
+  }, 90_000);
 });
 
 describe('openai provider', () => {
@@ -167,6 +212,16 @@ describe('openai provider, against a recording server', () => {
     expect(first?.headers).toMatchObject({ authorization: `Bearer ${KEY}`, 'openai-organization': 'org-42', 'openai-project': 'proj-7', 'idempotency-key': gpt.providerJobId });
     expect(first?.json).toEqual({ model: 'gpt-image-1', prompt: 'a bridge', n: 1, size: '1024x1024' });
     expect(second?.json).toEqual({ model: 'dall-e-3', prompt: 'a bridge', n: 1, size: '1792x1024', response_format: 'b64_json', style: 'natural' });
+  });
+
+  it('reads the token usage of an answer; a malformed one is no usage', async () => {
+    const usage = { input_tokens: 50, input_tokens_details: { image_tokens: 40, text_tokens: 10 }, output_tokens: 4160, total_tokens: 4210 };
+    answer = () => ({ status: 200, body: { created: 1, data: [{ b64_json: png.toString('base64') }], usage } });
+    expect((await run(['gpt-image-1'], request())).result).toMatchObject({ state: 'succeeded', usage: { inputTokens: 50, outputTokens: 4160, inputTextTokens: 10, inputImageTokens: 40 } });
+    for (const malformed of [{ ...usage, output_tokens: -1 }, { ...usage, input_tokens: '50' }, 'lots']) {
+      answer = () => ({ status: 200, body: { created: 1, data: [{ b64_json: png.toString('base64') }], usage: malformed } });
+      expect((await run(['gpt-image-1'], request())).result).not.toHaveProperty('usage');
+    }
   });
 
   it('downloads images answered as links, without the key', async () => {

@@ -345,6 +345,23 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     return limits;
   };
 
+  /**
+   * How long an upload lives: RETAIN_UPLOADS (a duration, like the other RETAIN_* variables) or
+   * UPLOAD_TTL (seconds), two names for one setting. Uploads are temporary by design, so unset means
+   * a day, not for ever; both set to different times is refused rather than one silently winning.
+   */
+  const uploadTtlSeconds = (): number => {
+    const maxSeconds = 30 * 24 * 3600;
+    const ttl = integer('UPLOAD_TTL', 24 * 3600, 1, maxSeconds);
+    const retainMs = duration('RETAIN_UPLOADS');
+    if (retainMs === undefined) return ttl;
+    if (retainMs > maxSeconds * 1000) problems.push(`RETAIN_UPLOADS="${read('RETAIN_UPLOADS')}" must be at most 30d`);
+    else if (read('UPLOAD_TTL') !== undefined && retainMs !== ttl * 1000) {
+      problems.push(`RETAIN_UPLOADS="${read('RETAIN_UPLOADS')}" and UPLOAD_TTL="${read('UPLOAD_TTL')}" both say how long an upload lives, and disagree; set one of them`);
+    }
+    return Math.min(retainMs, maxSeconds * 1000) / 1000;
+  };
+
   // One switch for every URL a client gives darkroom to call or fetch: input images and webhooks.
   const allowPrivateUrls = boolean('ALLOW_PRIVATE_URLS', false);
   const config: Config = {
@@ -398,7 +415,7 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     retention: { imagesMs: duration('RETAIN_IMAGES'), jobsMs: duration('RETAIN_JOBS'), deliveriesMs: duration('RETAIN_DELIVERIES') },
     inputs: {
       maxBytes: integer('UPLOAD_MAX_BYTES', 20 * 1_048_576, 1024, 100 * 1_048_576),
-      uploadTtlSeconds: integer('UPLOAD_TTL', 24 * 3600, 1, 30 * 24 * 3600),
+      uploadTtlSeconds: uploadTtlSeconds(),
       fetchTimeoutMs: integer('INPUT_FETCH_TIMEOUT_MS', 15_000, 100, 300_000),
       allowPrivate: allowPrivateUrls,
     },

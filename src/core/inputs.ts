@@ -118,10 +118,10 @@ export function makeInputService(deps: InputServiceDeps) {
     return upload;
   }
 
-  /** Deletes the stored input bytes among `keys` that no upload and no job uses any more (inputs are shared by content). */
-  async function deleteUnused(keys: string[]): Promise<void> {
+  /** Deletes the stored input bytes among `keys` that no live upload and no job uses any more (inputs are shared by content). */
+  async function deleteUnused(keys: string[], now = new Date()): Promise<void> {
     const distinct = [...new Set(keys)];
-    const unused = (await Promise.all(distinct.map(async (key) => ((await deps.uploads.isKeyInUse(key)) ? null : key)))).filter((key) => key !== null);
+    const unused = (await Promise.all(distinct.map(async (key) => ((await deps.uploads.isKeyInUse(key, now)) ? null : key)))).filter((key) => key !== null);
     await storage.delete(unused);
   }
 
@@ -223,12 +223,19 @@ export function makeInputService(deps: InputServiceDeps) {
       return { ...uploadView(upload), url: (await storage.signedUrl(upload.key, deps.signedUrlTtlSeconds)).url };
     },
 
-    /** Forgets expired uploads, and deletes their bytes unless another upload or a job uses them. */
-    async sweep(now = new Date()): Promise<number> {
-      const expired = await deps.uploads.listExpired(now, 500);
+    /**
+     * Up to `limit` expired uploads: their bytes go unless a live upload or a job uses them, then
+     * their records. In that order, so a sweep stopped in between leaves records of expired uploads
+     * (never served) that the next sweep removes, rather than bytes nothing refers to.
+     */
+    async sweep(now = new Date(), limit = 500): Promise<number> {
+      const expired = await deps.uploads.listExpired(now, limit);
       if (expired.length === 0) return 0;
+      await deleteUnused(
+        expired.map((upload) => upload.key),
+        now,
+      );
       await deps.uploads.delete(expired.map((upload) => upload.id));
-      await deleteUnused(expired.map((upload) => upload.key));
       return expired.length;
     },
 

@@ -230,12 +230,23 @@ export function makeJobService(deps: JobServiceDeps) {
     }
   }
 
+  /** The budget period now is in: its UTC day (`2026-12-06`) or month (`2026-12`). */
+  const currentPeriod = (period: 'day' | 'month') => new Date().toISOString().slice(0, period === 'day' ? 10 : 7);
+
   /** What the rows are estimated to cost against the caller's budget, or undefined when it has none (unpriced jobs count nothing). */
   function budgetCharge(caller: Caller, rows: NewJob[]): BudgetCharge | undefined {
     if (!caller.budget || caller.owner === null) return undefined;
     const cost = Math.round(rows.reduce((sum, row) => sum + (row.cost?.estimated ?? 0), 0) * 1e6) / 1e6;
-    const today = new Date().toISOString();
-    return { owner: caller.owner, period: caller.budget.period === 'day' ? today.slice(0, 10) : today.slice(0, 7), amount: caller.budget.amount, cost };
+    return { owner: caller.owner, period: currentPeriod(caller.budget.period), amount: caller.budget.amount, cost };
+  }
+
+  /** The caller's budget in the current period: what its jobs cost there so far (estimates until they end) and what is left. */
+  async function budgetUse(caller: Caller) {
+    if (!caller.budget || caller.owner === null) return undefined;
+    const current = currentPeriod(caller.budget.period);
+    const spent = await repo.spendOf(caller.owner, current);
+    const left = Math.max(0, Math.round((caller.budget.amount - spent) * 1e6) / 1e6);
+    return { ...caller.budget, currency: deps.pricing.currency, current, spent, left };
   }
 
   /** Stores the rows unless they would take the caller over its active-jobs cap (then nothing is stored: 429). */
@@ -501,13 +512,14 @@ export function makeJobService(deps: JobServiceDeps) {
      * anyone else their own jobs and how much work is waiting overall (not who does it).
      */
     async queueStats() {
-      const [jobs, pending, workers, costs] = await Promise.all([
+      const [jobs, pending, workers, costs, budget] = await Promise.all([
         repo.countByStatus(caller.admin ? {} : { owner: ownerFilter(caller) }),
         queue.stats(),
         caller.admin ? repo.listWorkers(new Date(Date.now() - WORKER_STALE_MS)) : Promise.resolve(undefined),
         repo.costsByOwner(caller.admin ? undefined : ownerFilter(caller)),
+        budgetUse(caller),
       ]);
-      return { queue: queue.kind, jobs, pending, workers, costs };
+      return { queue: queue.kind, jobs, pending, workers, costs, budget };
     },
 
     /** Of the jobs queueStats counts as queued, those waiting out a retry backoff (not due yet). */

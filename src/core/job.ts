@@ -1,4 +1,4 @@
-import type { JobCost } from './pricing.ts';
+import type { JobCost, TokenUsage } from './pricing.ts';
 import type { GenerationRequest } from './request.ts';
 
 /**
@@ -94,6 +94,8 @@ export interface Job {
   imagesExpiredAt: Date | null;
   /** What the job is expected to cost and, once it ended, what it cost; null on an unpriced provider. */
   cost: JobCost | null;
+  /** The tokens the provider reported for the job (OpenAI's GPT image models), once it succeeded; null when it reported none. */
+  usage: TokenUsage | null;
 }
 
 export interface JobImage {

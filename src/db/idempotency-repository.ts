@@ -68,9 +68,17 @@ export function makeIdempotencyRepository(db: Db, options: { ttlMs: number; aban
         );
     },
 
-    /** Deletes expired records; returns how many. */
-    async prune(): Promise<number> {
-      const removed = await db.delete(idempotencyKeys).where(olderThan(options.ttlMs)).returning({ key: idempotencyKeys.key });
+    /** Deletes up to `limit` expired records; returns how many. */
+    async prune(limit: number): Promise<number> {
+      const due = db
+        .select({ scope: idempotencyKeys.scope, key: idempotencyKeys.key })
+        .from(idempotencyKeys)
+        .where(olderThan(options.ttlMs))
+        .limit(limit);
+      const removed = await db
+        .delete(idempotencyKeys)
+        .where(sql`(${idempotencyKeys.scope}, ${idempotencyKeys.key}) in (${due})`)
+        .returning({ key: idempotencyKeys.key });
       return removed.length;
     },
   };

@@ -62,7 +62,7 @@ interface PendingInsert {
  */
 export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): JobStore {
   const toJob = (row: typeof jobs.$inferSelect): Job => {
-    const { idempotencyKey, leaseToken, leaseExpiresAt, ...job } = row;
+    const { idempotencyKey, leaseToken, leaseExpiresAt, spendPeriod, ...job } = row;
     return job;
   };
 
@@ -72,6 +72,27 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
   };
   const toOutbox = async (tx: Db, events: JobEvent[], job: Job): Promise<boolean> =>
     events.length > 0 && options.outbox ? options.outbox(tx, events.map((event) => ({ event, job }))) : false;
+
+  /** Serialises, across processes, everything that reads or changes one owner's spend. */
+  const lockSpend = (tx: Db, owner: string) => tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`darkroom:spend:${owner}`}, 0))`);
+
+  /**
+   * In the transaction that ends a job: its actual cost replaces its estimate in the spend row it
+   * was charged to. Runs once per job, since only one transition ever ends it (compare-and-set); a
+   * job whose actual cost is unknown keeps its estimate charged.
+   */
+  async function settleSpend(tx: Db, row: typeof jobs.$inferSelect): Promise<void> {
+    const estimated = row.cost?.estimated;
+    const actual = row.cost?.actual;
+    if (row.spendPeriod === null || row.owner === null || estimated == null || actual == null) return;
+    const correction = Math.round((actual - estimated) * 1e6) / 1e6;
+    if (correction === 0) return;
+    await lockSpend(tx, row.owner);
+    await tx
+      .update(spend)
+      .set({ amount: sql`${spend.amount} + ${correction}` })
+      .where(and(eq(spend.owner, row.owner), eq(spend.period, row.spendPeriod)));
+  }
 
   /**
    * Group commit: a submission that arrives while another group's transaction runs waits for it and
@@ -133,7 +154,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     const spent = new Map<string, number>();
     for (const key of budgetKeys) {
       const [owner = '', period = ''] = key.split('\n');
-      await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`darkroom:spend:${owner}`}, 0))`);
+      await lockSpend(tx, owner);
       const [current] = await tx.select({ amount: spend.amount }).from(spend).where(and(eq(spend.owner, owner), eq(spend.period, period)));
       spent.set(key, current?.amount ?? 0);
     }
@@ -179,7 +200,8 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
         .values({ owner: charge.owner, period: charge.period, amount: charge.cost })
         .onConflictDoUpdate({ target: [spend.owner, spend.period], set: { amount: sql`${spend.amount} + ${charge.cost}` } });
     }
-    const rows = accepted.flatMap((pending) => pending.rows);
+    // The period each job's estimate was charged to, where its actual cost settles when it ends.
+    const rows = accepted.flatMap((pending) => pending.rows.map((row) => ({ ...row, spendPeriod: pending.budget?.period ?? null })));
     const inserted = rows.length > 0 ? await tx.insert(jobs).values(rows).returning() : [];
     const events =
       inserted.length > 0
@@ -291,6 +313,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
         .where(and(eq(jobs.id, id), inArray(jobs.status, [...from]), leaseIs(lease)))
         .returning();
       if (!row) return null;
+      if (isTerminal(to)) await settleSpend(tx, row);
       const events = await tx
         .insert(jobEvents)
         .values({
@@ -373,6 +396,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
         .where(eq(jobs.id, jobId))
         .returning();
       if (!row) return null;
+      await settleSpend(tx, row);
       // One insert, in order: the images as they were stored, then the status.
       const events = await tx
         .insert(jobEvents)
@@ -470,6 +494,11 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
   async function lastEventId(): Promise<number> {
     const [row] = await db.select({ id: max(jobEvents.id) }).from(jobEvents);
     return row?.id ?? 0;
+  }
+
+  async function spendOf(owner: string, period: string): Promise<number> {
+    const [row] = await db.select({ amount: spend.amount }).from(spend).where(and(eq(spend.owner, owner), eq(spend.period, period)));
+    return Math.round((row?.amount ?? 0) * 1e6) / 1e6;
   }
 
   /** `dialectData` narrows to jobs whose dialect data contains it (jsonb @>), e.g. one RunPod endpoint's jobs. */
@@ -590,6 +619,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     lastEventId,
     countByStatus,
     costsByOwner,
+    spendOf,
     acquireLease,
     renewLease,
     releaseLease,

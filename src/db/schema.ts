@@ -17,7 +17,7 @@ import {
 } from 'drizzle-orm/pg-core';
 import type { JobError, JobEventType, JobStage, JobStatus, JobTimings } from '../core/job.ts';
 import type { GenerationRequest } from '../core/request.ts';
-import type { JobCost } from '../core/pricing.ts';
+import type { JobCost, TokenUsage } from '../core/pricing.ts';
 import type { Budget } from '../core/ports/stores.ts';
 import type { WebhookDeliveryStatus, WebhookEventType, WebhookFormat, WebhookSnapshot } from '../core/ports/webhooks.ts';
 
@@ -66,6 +66,12 @@ export const jobs = pgTable(
      */
     imagesExpiredAt: timestamp('images_expired_at', { withTimezone: true, mode: 'date' }),
     cost: jsonb('cost').$type<JobCost>(),
+    usage: jsonb('usage').$type<TokenUsage>(),
+    /**
+     * The budget period (a `spend` row of the owner) the job's estimate was charged to; null when it
+     * was charged to none. When the job ends its actual cost replaces the estimate there.
+     */
+    spendPeriod: text('spend_period'),
   },
   (t) => [
     index('jobs_status_id_idx').on(t.status, t.id),
@@ -260,7 +266,10 @@ export const providerChecks = pgTable(
   (t) => [index('provider_checks_created_idx').on(t.createdAt)],
 );
 
-/** What each owner's jobs are estimated to cost per budget period (`2026-12-06`, `2026-12`). */
+/**
+ * What each owner's jobs cost per budget period (`2026-12-06`, `2026-12`): the estimates of jobs
+ * not ended yet and the actual costs of those that ended.
+ */
 export const spend = pgTable(
   'spend',
   {

@@ -1,4 +1,4 @@
-import { asc, eq, inArray, lte, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, lte, sql } from 'drizzle-orm';
 import type { Upload, UploadStore } from '../core/ports/inputs.ts';
 import type { Db } from './client.ts';
 import { jobs, uploads } from './schema.ts';
@@ -23,8 +23,12 @@ export function makeUploadRepository(db: Db): UploadStore {
       if (ids.length > 0) await db.delete(uploads).where(inArray(uploads.id, ids));
     },
 
-    async isKeyInUse(key: string): Promise<boolean> {
-      const [upload] = await db.select({ id: uploads.id }).from(uploads).where(eq(uploads.key, key)).limit(1);
+    async isKeyInUse(key: string, now = new Date()): Promise<boolean> {
+      const [upload] = await db
+        .select({ id: uploads.id })
+        .from(uploads)
+        .where(and(eq(uploads.key, key), gt(uploads.expiresAt, now)))
+        .limit(1);
       if (upload) return true;
       const [job] = await db
         .select({ id: jobs.id })

@@ -34,6 +34,7 @@ import { makePipeline } from '../worker/pipeline.ts';
 import { inspectImage, prepareImage } from '../storage/thumbnail.ts';
 import { makeInputService } from '../core/inputs.ts';
 import { makeRetention } from '../core/retention.ts';
+import { makeExclusiveLock } from '../db/exclusive-lock.ts';
 import { makePrometheusMetrics } from '../metrics/index.ts';
 import { makeUploadRepository } from '../db/uploads-repository.ts';
 import { makeInputFetcher } from '../webhooks/input-fetcher.ts';
@@ -174,13 +175,18 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   const webhookTargets = makeWebhookTargets({ allowPrivate: config.webhooks.allowPrivate });
 
   const uploadRepo = makeUploadRepository(database.db);
+  const idempotencyRepo = makeIdempotencyRepository(database.db, { ttlMs: IDEMPOTENCY_TTL_MS, abandonedAfterMs: IDEMPOTENCY_ABANDONED_MS });
+  const retentionLog = logger.child({ component: 'retention' });
   const retention = makeRetention(config.retention, {
     repo,
     storage,
     // Called during sweeps, by which time the input service below exists.
     deleteUnusedInputs: (keys) => inputs.deleteUnused(keys),
     pruneDeliveries: (before, limit) => webhookRepo.prune(before, limit),
-    logger: logger.child({ component: 'retention' }),
+    sweepUploads: (now, limit) => inputs.sweep(now, limit),
+    pruneIdempotencyKeys: (limit) => idempotencyRepo.prune(limit),
+    exclusive: makeExclusiveLock({ name: 'darkroom:retention', pool: database.pool, logger: retentionLog }),
+    logger: retentionLog,
     onRemoved: (kind, count) => metrics.retentionRemoved(kind, count),
   });
   const inputs = makeInputService({
@@ -266,10 +272,9 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     intervalMs: config.reconcileIntervalMs,
     staleMs: config.reconcileStaleMs,
     housekeeping: [
-      { name: 'expired uploads', run: () => inputs.sweep() },
       {
-        name: 'what outlived its retention',
-        run: async () => Object.values(await retention.sweep()).reduce((sum, count) => sum + count, 0),
+        name: 'what outlived its retention or expired',
+        run: async () => Object.values((await retention.sweep()).removed).reduce((sum, count) => sum + count, 0),
       },
     ],
   });
@@ -312,7 +317,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     },
     trustProxy: config.trustProxy,
     resources: makeResourceRepository(database.db),
-    idempotency: makeIdempotencyRepository(database.db, { ttlMs: IDEMPOTENCY_TTL_MS, abandonedAfterMs: IDEMPOTENCY_ABANDONED_MS }),
+    idempotency: idempotencyRepo,
     feed: makeEventFeed({ repo, events }),
     sseHeartbeatMs: config.sseHeartbeatMs,
     openaiWaitMs: config.openaiWaitMs,

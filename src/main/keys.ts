@@ -24,7 +24,7 @@ ${formatOptions([
   ['--admin', 'the admin scope: key management, queue-wide stats, /admin/queues'],
   ['--max-active-jobs N', 'queued plus running jobs at once (default MAX_ACTIVE_JOBS_PER_KEY)'],
   ['--max-batch-size N', 'jobs per batch, at most MAX_BATCH_SIZE (the default)'],
-  ['--budget AMOUNT/day|month', 'the most its jobs may be estimated to cost per UTC day or month, in PRICE_CURRENCY (e.g. 10/day)'],
+  ['--budget AMOUNT/day|month', 'the most its jobs may cost per UTC day or month, in PRICE_CURRENCY (e.g. 10/day): estimates until they end, then actual costs'],
   SERVER_ROW,
   JSON_ROW,
   HELP_ROW,

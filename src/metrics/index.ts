@@ -33,6 +33,12 @@ export function makePrometheusMetrics(options: { queueDepth: () => Promise<Recor
   const requests = new Counter({ name: 'darkroom_http_requests_total', help: 'HTTP requests by dialect and status code', labelNames: ['dialect', 'status'], registers: [registry] });
   const requestSeconds = new Histogram({ name: 'darkroom_http_request_duration_seconds', help: 'HTTP request duration by dialect', labelNames: ['dialect'], buckets: HTTP_BUCKETS, registers: [registry] });
   const cost = new Counter({ name: 'darkroom_job_cost_total', help: 'Actual cost of ended jobs on priced providers (PROVIDER_PRICES)', labelNames: ['provider', 'currency'], registers: [registry] });
+  const estimated = new Counter({
+    name: 'darkroom_job_cost_estimated_total',
+    help: 'Estimated cost of the same ended jobs: what budgets were charged at submission, before the actual cost replaced it',
+    labelNames: ['provider', 'currency'],
+    registers: [registry],
+  });
   const removed = new Counter({ name: 'darkroom_retention_removed_total', help: 'What retention removed, by kind (images, jobs, deliveries)', labelNames: ['kind'], registers: [registry] });
   new Gauge({
     name: 'darkroom_queue_depth',
@@ -53,6 +59,7 @@ export function makePrometheusMetrics(options: { queueDepth: () => Promise<Recor
       if (!isTerminal(job.status)) return;
       jobs.inc({ provider: job.provider, dialect: job.dialect, status: job.status });
       if (job.cost?.actual) cost.inc({ provider: job.provider, currency: job.cost.currency }, job.cost.actual);
+      if (job.cost?.estimated) estimated.inc({ provider: job.provider, currency: job.cost.currency }, job.cost.estimated);
       const end = (job.completedAt ?? new Date()).getTime();
       const created = job.createdAt.getTime();
       if (job.startedAt) durations.observe({ provider: job.provider, phase: 'queued' }, Math.max(0, job.startedAt.getTime() - created) / 1000);

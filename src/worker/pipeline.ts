@@ -8,7 +8,7 @@ import type { HandlerResult } from '../core/ports/queue.ts';
 import type { Provider, ProviderContext, ProviderOutput, ProviderRegistry } from '../core/ports/provider.ts';
 import { imageKeys, readObject, type ImagePreparer, type ObjectStorage } from '../core/ports/storage.ts';
 import type { JobInput } from '../core/request.ts';
-import { actualCost, type Pricing } from '../core/pricing.ts';
+import { actualCost, type Pricing, type TokenUsage } from '../core/pricing.ts';
 import { pollDelayMs, retryDelayMs } from '../core/backoff.ts';
 import { holdLease, type HeldLease } from './lease.ts';
 
@@ -164,11 +164,11 @@ export function makePipeline(deps: PipelineDeps) {
       case 'cancelled':
         return fail(job, lease, { code: 'upstream_cancelled', message: 'The upstream service cancelled the job', retryable: false }, timings);
       case 'succeeded':
-        return store(turn, result.outputs);
+        return store(turn, result.outputs, result.usage ?? null);
     }
   }
 
-  async function store(turn: Turn, allOutputs: ProviderOutput[]): Promise<HandlerResult> {
+  async function store(turn: Turn, allOutputs: ProviderOutput[], usage: TokenUsage | null): Promise<HandlerResult> {
     const { job, timings, lease } = turn;
     const outputs = allOutputs.slice(0, job.request.numImages);
     if (outputs.length === 0) {
@@ -216,7 +216,7 @@ export function makePipeline(deps: PipelineDeps) {
     const done = await repo.succeed(
       job.id,
       rows,
-      { stage: null, progress: 1, queuePosition: null, error: null, completedAt: new Date(), timings, ...costPatch(job, rows, timings) },
+      { stage: null, progress: 1, queuePosition: null, error: null, completedAt: new Date(), timings, usage, ...costPatch(job, rows, timings, usage) },
       { type: 'status', data: { images: rows.length } },
       lease.token,
     );
@@ -274,10 +274,10 @@ export function makePipeline(deps: PipelineDeps) {
     return new ProviderError('darkroom hit an internal error while running the job', { code: 'internal_error', retryable: true });
   }
 
-  /** A priced job's actual cost: the images it stored and the upstream time it spent (billed even when it failed). */
-  function costPatch(job: Job, images: { width: number; height: number }[], timings: JobTimings): Partial<Pick<Job, 'cost'>> {
+  /** A priced job's actual cost: the images it stored, the upstream time it spent (billed even when it failed) and the tokens reported. */
+  function costPatch(job: Job, images: { width: number; height: number }[], timings: JobTimings, usage: TokenUsage | null = null): Partial<Pick<Job, 'cost'>> {
     if (!job.cost || !deps.pricing) return {};
-    return { cost: actualCost(deps.pricing, job.provider, job.request, { images, upstreamMs: timings.providerMs }, job.cost) };
+    return { cost: actualCost(deps.pricing, job.provider, job.request, { images, upstreamMs: timings.providerMs, usage }, job.cost) };
   }
 
   async function fail(job: Job, lease: HeldLease, error: JobError, timings?: JobTimings): Promise<HandlerResult> {

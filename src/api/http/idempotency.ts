@@ -19,7 +19,6 @@ export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
  * waits up to 5 minutes).
  */
 export const IDEMPOTENCY_ABANDONED_MS = 10 * 60_000;
-const PRUNE_EVERY_MS = 3_600_000;
 const HEADER = 'idempotency-key';
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
@@ -64,7 +63,6 @@ export function registerIdempotency(app: FastifyInstance, options: IdempotencyOp
   const { store } = options;
   const { scopeOf } = options;
   const tracked = new WeakMap<FastifyRequest, Tracked>();
-  let lastPrune = 0;
 
   const readKey: onRequestHookHandler = async (request) => {
     const header = request.headers[HEADER];
@@ -122,10 +120,6 @@ export function registerIdempotency(app: FastifyInstance, options: IdempotencyOp
     if (!state) return;
     const claim: ClaimRequest = { scope: scopeOf(request), key: state.key, fingerprint: await fingerprint(request, state), claim: randomUUID() };
     state.chunks = [];
-    if (Date.now() - lastPrune > PRUNE_EVERY_MS) {
-      lastPrune = Date.now();
-      store.prune().catch((error: unknown) => request.log.warn({ err: error }, 'could not prune idempotency keys'));
-    }
 
     const until = Date.now() + (options.waitForFirstMs ?? 60_000);
     for (let delayMs = 10; ; delayMs = Math.min(delayMs * 2, 500)) {

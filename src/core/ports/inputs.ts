@@ -24,8 +24,8 @@ export interface UploadStore {
   /** Uploads whose time is up, oldest first. */
   listExpired(now: Date, limit: number): Promise<Upload[]>;
   delete(ids: string[]): Promise<void>;
-  /** Whether any upload or job still refers to the stored object `key`. */
-  isKeyInUse(key: string): Promise<boolean>;
+  /** Whether an upload not expired at `now`, or any job, still refers to the stored object `key`. */
+  isKeyInUse(key: string, now?: Date): Promise<boolean>;
 }
 
 /** What an image's header says. */

@@ -39,7 +39,7 @@ export type LeaseClaim =
 /** A job as it is first stored. */
 export type NewJob = Omit<
   Job,
-  'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'createdAt' | 'updatedAt' | 'startedAt' | 'completedAt' | 'imagesExpiredAt' | 'cost'
+  'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'createdAt' | 'updatedAt' | 'startedAt' | 'completedAt' | 'imagesExpiredAt' | 'cost' | 'usage'
 > &
   Partial<Pick<Job, 'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'cost'>>;
 
@@ -48,7 +48,7 @@ export type NewImage = Omit<JobImage, 'createdAt'>;
 
 /** Columns a caller may change alongside (or without) a status change. */
 export type JobPatch = Partial<
-  Pick<Job, 'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'startedAt' | 'completedAt'>
+  Pick<Job, 'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'startedAt' | 'completedAt' | 'cost' | 'usage'>
 >;
 
 export interface CountFilter {
@@ -71,7 +71,6 @@ export interface ActiveCap {
   max: number;
 }
 
-/** Raised by insertJobs when the rows would take their owner over its active-jobs cap; nothing is stored. */
 /** The spend of one owner in one period (`2026-12-06` for a day, `2026-12` for a month), and its limit. */
 export interface BudgetCharge {
   owner: string;
@@ -101,6 +100,7 @@ export class BudgetExceeded extends Error {
   }
 }
 
+/** Raised by insertJobs when the rows would take their owner over its active-jobs cap; nothing is stored. */
 export class ActiveCapExceeded extends Error {
   constructor(
     readonly active: number,
@@ -141,6 +141,12 @@ export interface JobStore {
    * Exact across processes: one owner's inserts are serialised.
    */
   insertJobs(rows: NewJob[], cap?: ActiveCap, budget?: BudgetCharge): Promise<Job[]>;
+  /**
+   * What `owner` spent in a budget period: the estimates of its jobs charged there that have not
+   * ended, and the actual costs of those that have. A job's actual cost replaces its estimate in the
+   * transaction of the transition that ends it (`transition` to a final status), once.
+   */
+  spendOf(owner: string, period: string): Promise<number>;
   /** The costs of priced jobs per owner (only `owner`'s when given). */
   costsByOwner(owner?: string | null): Promise<OwnerCosts[]>;
   get(id: string): Promise<Job | null>;

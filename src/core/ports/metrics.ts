@@ -1,5 +1,8 @@
 import type { Job } from '../job.ts';
 
+/** What retention removes. */
+export type RemovedKind = 'images' | 'jobs' | 'deliveries' | 'uploads' | 'idempotency_keys';
+
 /** How a provider call failed, as metrics count it. */
 export type ProviderErrorClass = 'retryable' | 'permanent' | 'timeout' | 'rate_limited';
 
@@ -14,7 +17,7 @@ export interface Metrics {
   webhookAttempt(outcome: 'delivered' | 'failed' | 'retry'): void;
   httpRequest(dialect: string, status: number, seconds: number): void;
   /** Retention removed `count` things of `kind`. */
-  retentionRemoved(kind: 'images' | 'jobs' | 'deliveries', count: number): void;
+  retentionRemoved(kind: RemovedKind, count: number): void;
 }
 
 /** Counts nothing: for code paths built without monitoring (unit tests of one part). */

@@ -1,3 +1,4 @@
+import type { TokenUsage } from '../pricing.ts';
 import type { GenerationRequest, JobInput } from '../request.ts';
 
 /**
@@ -30,7 +31,8 @@ export interface ProviderOutput {
 export type PollResult =
   | { state: 'queued'; queuePosition?: number; nextPollMs?: number }
   | { state: 'running'; progress?: number; nextPollMs?: number }
-  | { state: 'succeeded'; outputs: ProviderOutput[] }
+  /** `usage`: the tokens the upstream says the job took, when it says (OpenAI's GPT image models); it prices token-priced jobs. */
+  | { state: 'succeeded'; outputs: ProviderOutput[]; usage?: TokenUsage }
   | { state: 'cancelled' };
 
 export interface ProviderCheck {

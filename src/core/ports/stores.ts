@@ -113,8 +113,8 @@ export interface IdempotencyStore {
   complete(request: ClaimRequest, answer: StoredAnswer): Promise<void>;
   /** Lets the key go (the request failed in a way a repeat may retry). */
   release(request: ClaimRequest): Promise<void>;
-  /** Deletes expired records; answers how many. */
-  prune(): Promise<number>;
+  /** Deletes up to `limit` expired records; answers how many. */
+  prune(limit: number): Promise<number>;
 }
 
 export interface ProviderCheckRecord {

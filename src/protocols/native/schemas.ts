@@ -199,10 +199,21 @@ export const JobSchema = Type.Object(
       Type.Object(
         {
           estimated: Nullable(Type.Number({ description: 'At submission, from the request' })),
-          actual: Nullable(Type.Number({ description: 'When the job ended: images stored, their pixels, upstream seconds' })),
+          actual: Nullable(Type.Number({ description: 'When the job ended: images stored, their pixels, upstream seconds, tokens' })),
           currency: Type.String(),
         },
         { description: 'What the job costs on its provider (PROVIDER_PRICES); null when the provider is not priced' },
+      ),
+    ),
+    usage: Nullable(
+      Type.Object(
+        {
+          inputTokens: Type.Integer(),
+          outputTokens: Type.Integer(),
+          inputTextTokens: Type.Optional(Type.Integer()),
+          inputImageTokens: Type.Optional(Type.Integer()),
+        },
+        { description: "The tokens the job's provider reported once it succeeded (OpenAI's GPT image models); null when it reported none" },
       ),
     ),
     inputs: Type.Array(InputSchema),
@@ -308,6 +319,19 @@ export const QueueStatsResponse = Type.Object({
       actual: Type.Number({ description: 'Of the jobs that ended' }),
     }),
     { description: "What priced jobs cost per key: the caller's own, or with the admin scope every key's" },
+  ),
+  budget: Type.Optional(
+    Type.Object(
+      {
+        amount: Type.Number(),
+        period: Type.Union([Type.Literal('day'), Type.Literal('month')]),
+        currency: Type.String(),
+        current: Type.String({ description: 'The UTC day (`2026-12-06`) or month (`2026-12`) the figures are of' }),
+        spent: Type.Number({ description: 'Actual costs of the jobs that ended, estimates of those that have not' }),
+        left: Type.Number(),
+      },
+      { description: "The caller's budget, when its key has one" },
+    ),
   ),
 });
 

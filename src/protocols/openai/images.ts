@@ -138,6 +138,28 @@ export interface ImageUsage {
   total_tokens: number;
 }
 
+const tokenCount = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 0;
+
+/**
+ * The `usage` of an ImagesResponse, when it is there and well formed (the GPT image models send
+ * it, dall-e does not): counts that are not whole non-negative numbers are no usage at all, and
+ * missing details are read as text tokens only.
+ */
+export function readImageUsage(value: unknown): ImageUsage | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const usage = value as Record<string, unknown>;
+  if (!tokenCount(usage.input_tokens) || !tokenCount(usage.output_tokens)) return undefined;
+  const details = (typeof usage.input_tokens_details === 'object' && usage.input_tokens_details !== null ? usage.input_tokens_details : {}) as Record<string, unknown>;
+  const image = tokenCount(details.image_tokens) ? details.image_tokens : 0;
+  const text = tokenCount(details.text_tokens) ? details.text_tokens : usage.input_tokens - image;
+  return {
+    input_tokens: usage.input_tokens,
+    input_tokens_details: { image_tokens: image, text_tokens: Math.max(0, text) },
+    output_tokens: usage.output_tokens,
+    total_tokens: tokenCount(usage.total_tokens) ? usage.total_tokens : usage.input_tokens + usage.output_tokens,
+  };
+}
+
 export interface ImagesResponse {
   created: number;
   data?: ImageObject[];

@@ -1,12 +1,15 @@
 import { ProviderError } from '../../core/errors.ts';
 import type { PollResult, Provider, ProviderJobRef, ProviderModule, SettingsReader } from '../../core/ports/provider.ts';
-import { DEFAULT_STRENGTH, inputOf, referencesOf } from '../../core/request.ts';
+import { imageTokens, textTokens, type TokenUsage } from '../../core/pricing.ts';
+import { DEFAULT_STRENGTH, inputOf, referencesOf, type GenerationRequest } from '../../core/request.ts';
 import { blendWithInit, renderMockImage } from './image.ts';
 
 export interface MockProviderOptions {
   latencyMs: { min: number; max: number };
   /** Share of submissions that fail: a third each are retryable submit errors, permanent rejections, and worker failures. */
   failureRate: number;
+  /** Report token usage as OpenAI's GPT image models do (MOCK_USAGE), for token prices and the OpenAI dialect's `usage`. */
+  usage?: boolean;
   random?: () => number;
   now?: () => number;
 }
@@ -110,7 +113,7 @@ export function makeMockProvider(options: MockProviderOptions): Provider {
           return { bytes, contentType: 'image/png', seed };
         }),
       );
-      return { state: 'succeeded', outputs };
+      return options.usage ? { state: 'succeeded', outputs, usage: usageOf(job.request) } : { state: 'succeeded', outputs };
     },
 
     async cancel(job) {
@@ -121,6 +124,14 @@ export function makeMockProvider(options: MockProviderOptions): Provider {
       return { ok: true, detail: 'The mock provider runs in-process' };
     },
   };
+
+  /** Tokens counted the way darkroom estimates them: the prompt's text, the pixels of the input images and of the outputs. */
+  function usageOf(request: GenerationRequest): TokenUsage {
+    const inputTextTokens = textTokens(request.prompt);
+    const inputImageTokens = (request.inputs ?? []).reduce((sum, input) => sum + imageTokens(input.width, input.height), 0);
+    const outputTokens = imageTokens(request.width, request.height) * request.numImages;
+    return { inputTokens: inputTextTokens + inputImageTokens, outputTokens, inputTextTokens, inputImageTokens };
+  }
 
   function ticketFor(seed: number | undefined, fails: 0 | 1): MockTicket {
     const { min, max } = options.latencyMs;
@@ -134,7 +145,7 @@ export function makeMockProvider(options: MockProviderOptions): Provider {
   }
 }
 
-type MockSettings = Pick<MockProviderOptions, 'latencyMs' | 'failureRate'>;
+type MockSettings = Pick<MockProviderOptions, 'latencyMs' | 'failureRate' | 'usage'>;
 
 const DEFAULT_LATENCY_MS = { min: 1500, max: 4000 };
 
@@ -155,6 +166,10 @@ function latency(read: SettingsReader): MockSettings['latencyMs'] {
 /** The mock is always configured: it is what darkroom runs on when nothing else is set up. */
 export const mockProviderModule: ProviderModule<MockSettings> = {
   name: 'mock',
-  settings: (read) => ({ latencyMs: latency(read), failureRate: read.number('MOCK_FAILURE_RATE', 0, 0, 1) }),
+  settings: (read) => ({
+    latencyMs: latency(read),
+    failureRate: read.number('MOCK_FAILURE_RATE', 0, 0, 1),
+    usage: read.oneOf('MOCK_USAGE', ['true', 'false'] as const, 'false') === 'true',
+  }),
   create: (settings, shared) => makeMockProvider({ ...settings, random: shared.random }),
 };

@@ -3,7 +3,7 @@ import sharp from 'sharp';
 import { ProviderError } from '../../core/errors.ts';
 import { inputOf, referencesOf, type GenerationRequest } from '../../core/request.ts';
 import type { PollResult, Provider, ProviderContext, ProviderModule, ProviderOutput } from '../../core/ports/provider.ts';
-import { limitsOf, MAX_IMAGES, MAX_PROMPT_LENGTH, sizeText, STYLES } from '../../protocols/openai/index.ts';
+import { limitsOf, MAX_IMAGES, MAX_PROMPT_LENGTH, readImageUsage, sizeText, STYLES } from '../../protocols/openai/index.ts';
 import { imageBytes, makeOpenAIHttp } from './http.ts';
 
 export interface OpenAIProviderOptions {
@@ -107,18 +107,26 @@ export function makeOpenAIProvider(options: OpenAIProviderOptions): Provider {
         ? await http.send('POST', 'images/edits', action, { ...init, form: await editForm(request, fields, context) })
         : await http.send('POST', 'images/generations', action, { ...init, json: { ...fields, n: request.numImages } });
       if (answer.status < 200 || answer.status >= 300) throw http.failure(answer, action);
-      let data: unknown;
+      let body: { data?: unknown; usage?: unknown } = {};
       try {
-        data = (JSON.parse(answer.text) as { data?: unknown }).data;
+        body = (JSON.parse(answer.text) as typeof body | null) ?? {};
       } catch {
-        data = undefined;
+        body = {};
       }
+      const { data } = body;
       if (!Array.isArray(data) || data.length === 0) {
         throw new ProviderError(`OpenAI answered ${action} without images`, { code: 'invalid_response', retryable: true, resubmit: true });
       }
       const outputs: ProviderOutput[] = [];
       for (const item of data as { b64_json?: unknown; url?: unknown }[]) outputs.push(await imageBytes(item, { signal: context.signal, maxBytes: options.maxImageBytes }));
-      return { state: 'succeeded', outputs };
+      const usage = readImageUsage(body.usage);
+      if (!usage) return { state: 'succeeded', outputs };
+      const { input_tokens_details: details } = usage;
+      return {
+        state: 'succeeded',
+        outputs,
+        usage: { inputTokens: usage.input_tokens, outputTokens: usage.output_tokens, inputTextTokens: details.text_tokens, inputImageTokens: details.image_tokens },
+      };
     },
 
     async cancel() {

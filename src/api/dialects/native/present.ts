@@ -38,6 +38,7 @@ export function presentJob(job: JobView): Static<typeof JobSchema> {
     images: job.images.map(presentImage),
     imagesExpiredAt: iso(job.imagesExpiredAt),
     cost: job.cost,
+    usage: job.usage,
     inputs: job.inputs,
   };
 }
@@ -134,6 +135,7 @@ function reviveJob(json: Jsonified<Job>): Job {
     // Snapshots taken before retention existed have no such field.
     imagesExpiredAt: orNull(json.imagesExpiredAt ?? null),
     deadlineAt: orNull(json.deadlineAt),
+    usage: json.usage ?? null,
   };
 }
 

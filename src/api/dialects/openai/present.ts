@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import type { ImageView, JobView, ScopedJobs } from '../../../core/job-service.ts';
-import { limitsOf, sizeText, type ImageObject, type ImagesResponse, type ImageStreamEvent, type OutputFormat, type ResponseFormat } from '../../../protocols/openai/index.ts';
+import type { TokenUsage } from '../../../core/pricing.ts';
+import { limitsOf, sizeText, type ImageObject, type ImagesResponse, type ImageStreamEvent, type ImageUsage, type OutputFormat, type ResponseFormat } from '../../../protocols/openai/index.ts';
 
 /** What the dialect keeps with each of its jobs to answer in OpenAI's shape. */
 export interface OpenAIJobData {
@@ -59,6 +60,17 @@ async function imageObject(jobs: ScopedJobs, job: JobView, image: ImageView, dat
 
 const seconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
+/** The tokens the job's provider reported, in OpenAI's words. */
+function usageOf(usage: TokenUsage): ImageUsage {
+  const image = usage.inputImageTokens ?? 0;
+  return {
+    input_tokens: usage.inputTokens,
+    input_tokens_details: { image_tokens: image, text_tokens: usage.inputTextTokens ?? usage.inputTokens - image },
+    output_tokens: usage.outputTokens,
+    total_tokens: usage.inputTokens + usage.outputTokens,
+  };
+}
+
 /** A succeeded job as OpenAI's ImagesResponse. */
 export async function presentImages(jobs: ScopedJobs, job: JobView): Promise<ImagesResponse & { data: ImageObject[] }> {
   const data = openaiData(job);
@@ -73,6 +85,8 @@ export async function presentImages(jobs: ScopedJobs, job: JobView): Promise<Ima
     ...(outputFormat ? { output_format: outputFormat } : {}),
     ...(data.quality === 'low' || data.quality === 'medium' || data.quality === 'high' ? { quality: data.quality } : {}),
     ...(first ? { size: sizeText(first.width, first.height) } : {}),
+    // Only when the job's provider counted tokens, as OpenAI answers only for its GPT image models.
+    ...(job.usage ? { usage: usageOf(job.usage) } : {}),
   };
 }
 
@@ -90,8 +104,8 @@ export async function presentCompletedEvents(jobs: ScopedJobs, job: JobView, typ
         output_format: rendered.format ?? 'png',
         quality: data.quality === 'low' || data.quality === 'medium' || data.quality === 'high' ? data.quality : 'auto',
         size: sizeText(image.width, image.height),
-        // darkroom counts no tokens.
-        usage: { input_tokens: 0, input_tokens_details: { image_tokens: 0, text_tokens: 0 }, output_tokens: 0, total_tokens: 0 },
+        // A completed event always carries usage: zero when the job's provider counted no tokens.
+        usage: job.usage ? usageOf(job.usage) : { input_tokens: 0, input_tokens_details: { image_tokens: 0, text_tokens: 0 }, output_tokens: 0, total_tokens: 0 },
       };
     }),
   );

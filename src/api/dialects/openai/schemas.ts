@@ -42,6 +42,17 @@ export const ImagesResponseSchema = Type.Object({
   output_format: Type.Optional(Type.String()),
   quality: Type.Optional(Type.String()),
   size: Type.Optional(Type.String()),
+  usage: Type.Optional(
+    Type.Object(
+      {
+        input_tokens: Type.Integer(),
+        input_tokens_details: Type.Object({ image_tokens: Type.Integer(), text_tokens: Type.Integer() }),
+        output_tokens: Type.Integer(),
+        total_tokens: Type.Integer(),
+      },
+      { description: "The tokens the job's provider counted; only when it counted them (OpenAI's GPT image models do)" },
+    ),
+  ),
 });
 
 export const ErrorSchema = Type.Object(
