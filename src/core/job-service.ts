@@ -574,7 +574,21 @@ export function makeJobService(deps: JobServiceDeps) {
     /** Every configured provider with the result of its health check, its circuit, its recent calls and the jobs queued for it. */
     async providers() {
       const names = deps.providers.names();
-      const [checks, circuits] = await Promise.all([Promise.all(names.map((name) => this.testProvider(name))), deps.circuits.overview(names)]);
+      const circuits = await deps.circuits.overview(names);
+      // A provider that asked for a pause (429 Retry-After) is sent nothing before it ends, not even a health check.
+      const checks = await Promise.all(
+        circuits.map((circuit) =>
+          circuit.pausedUntil
+            ? {
+                name: circuit.provider,
+                default: circuit.provider === deps.defaultProvider,
+                healthy: false,
+                detail: `Paused until ${circuit.pausedUntil.toISOString()}: the upstream answered 429 with Retry-After, and darkroom sends it nothing before then`,
+                latencyMs: 0,
+              }
+            : this.testProvider(circuit.provider),
+        ),
+      );
       return checks.map((check, index) => {
         const circuit = circuits[index] as (typeof circuits)[number];
         return {
