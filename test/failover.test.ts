@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Darkroom } from '../src/client/index.ts';
 import { ConfigError, loadConfig } from '../src/config/index.ts';
 import { startDarkroom, type TestDarkroom } from './helpers/darkroom.ts';
 import { startFaultProxy, type FaultProxy, type RecordedRequest } from './helpers/fault-proxy.ts';
@@ -146,7 +147,9 @@ describe('failover when the upstream refuses connections', { timeout: 90_000 }, 
 
   it('keeps a job whose caller named the provider there, unless it asked for fallback (jobs and batch entries)', async () => {
     const pinned = await dr.api('POST', '/api/v1/jobs', { prompt: 'pinned', provider: 'runpod' });
-    const allowed = await dr.api('POST', '/api/v1/jobs', { prompt: 'allowed to move', provider: 'runpod', fallback: true });
+    // The typed client takes the field as the API does.
+    const client = new Darkroom({ baseUrl: dr.url });
+    const allowed = { status: 202, body: await client.create({ prompt: 'allowed to move', provider: 'runpod', fallback: true }) };
     const batch = await dr.api('POST', '/api/v1/jobs/batch', {
       jobs: [
         { prompt: 'batch entry that may move', provider: 'runpod', fallback: true },
@@ -169,6 +172,9 @@ describe('failover when the upstream refuses connections', { timeout: 90_000 }, 
       expect(await dr.waitForJob(id)).toMatchObject({ status: 'succeeded', provider: 'mock' });
       expect(failovers(await eventsOf(dr, id))).toHaveLength(1);
     }
+    const seen: string[] = [];
+    for await (const event of client.events(allowed.body.id)) if (event.type === 'failover') seen.push(`${event.from}>${event.to}:${event.reason}`);
+    expect(seen).toEqual(['runpod>mock:network_error']);
   });
 
   it('refuses a fallback that is not a boolean', async () => {
