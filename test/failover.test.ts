@@ -184,6 +184,27 @@ describe('failover when the upstream refuses connections', { timeout: 90_000 }, 
   });
 });
 
+describe('readiness with providers down', { timeout: 90_000 }, () => {
+  it('/ready answers 503 once no provider can take work, naming them all', async () => {
+    // Every mock submission fails with a retryable 503 (its randomness pinned), and runpod refuses connections.
+    const dr = await startDarkroom(
+      { ...runpodAt(`http://127.0.0.1:${await closedPort()}`), CIRCUIT_FAILURES: '1', CIRCUIT_COOLDOWN: '10m', MOCK_FAILURE_RATE: '1' },
+      { random: () => 0 },
+    );
+    try {
+      expect((await dr.api('GET', '/ready')).body).toMatchObject({ status: 'ready', providersDown: [] });
+      await dr.api('POST', '/api/v1/jobs', { prompt: 'on runpod', provider: 'runpod' });
+      const halfway = await waitUntil('runpod down', () => dr.api('GET', '/ready'), (ready) => ready.body.providersDown?.length === 1);
+      expect([halfway.status, halfway.body.providersDown]).toEqual([200, ['runpod']]);
+      await dr.api('POST', '/api/v1/jobs', { prompt: 'on the mock', provider: 'mock' });
+      const none = await waitUntil('every provider down', () => dr.api('GET', '/ready'), (ready) => ready.status === 503);
+      expect(none.body).toMatchObject({ status: 503, code: 'not_ready', checks: { database: 'ok', providers: 'failed' }, providersDown: ['mock', 'runpod'] });
+    } finally {
+      await dr.close({ removeData: true });
+    }
+  });
+});
+
 describe('failover of a job the upstream already runs (5xx and timeouts on its polls)', { timeout: 90_000 }, () => {
   let upstream: TestDarkroom;
   let proxy: FaultProxy;
