@@ -12,21 +12,24 @@
  *   7. takeover: the drain time of 60 jobs through `darkroom api` + 2 `darkroom worker` children on
  *      the runpod provider (an upstream of 800 ms per job), undisturbed and with one worker SIGKILLed
  *      2 s in (skipped like the production section)
+ *   8. failover: end-to-end jobs/s with a runpod>mock fallback chain when the runpod upstream fails
+ *      half its calls, next to both healthy
  *
- * `npm run bench -- --only=http,jobs,thumbnail,memory,production,takeover` runs a subset. Progress goes to stderr.
+ * `npm run bench -- --only=http,jobs,thumbnail,memory,production,takeover,failover` runs a subset. Progress goes to stderr.
  * Nothing here is imported by the tests.
  */
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchHttp, type HttpOptions } from './http.ts';
 import { benchJobs } from './jobs.ts';
+import { benchFailover } from './failover.ts';
 import { Cleanup, progress, renderTable, sweepStaleTempDirs, type Row } from './lib.ts';
 import { benchMemory } from './memory.ts';
 import { benchProduction } from './production.ts';
 import { benchTakeover } from './takeover.ts';
 import { benchThumbnail } from './thumbnail.ts';
 
-const SECTIONS = ['http', 'jobs', 'thumbnail', 'memory', 'production', 'takeover'] as const;
+const SECTIONS = ['http', 'jobs', 'thumbnail', 'memory', 'production', 'takeover', 'failover'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const HTTP: HttpOptions = { durationSeconds: 5, warmupSeconds: 1, connections: 50 };
@@ -113,6 +116,7 @@ async function main(): Promise<void> {
     if (sections.has('takeover')) {
       add(await benchTakeover(cleanup, { jobs: 60, warmupJobs: 60, upstreamLatencyMs: 800, killAfterMs: 2000, workerConcurrency: 4, size: 256 }));
     }
+    if (sections.has('failover')) add(await benchFailover(cleanup, { jobs: 200, warmupJobs: 20, workerConcurrency: 4, size: 256 }));
   } finally {
     await cleanup.runAll();
   }

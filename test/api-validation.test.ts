@@ -658,7 +658,7 @@ describe('operations and documentation routes', () => {
     const health = await dr.api('GET', '/health');
     expect([health.status, health.body]).toEqual([200, { status: 'ok' }]);
     const ready = await dr.api('GET', '/ready');
-    expect([ready.status, ready.body]).toEqual([200, { status: 'ready', checks: { database: 'ok', queue: 'ok', storage: 'ok' } }]);
+    expect([ready.status, ready.body]).toEqual([200, { status: 'ready', checks: { database: 'ok', queue: 'ok', storage: 'ok', providers: 'ok' }, providersDown: [] }]);
   });
 
   it('GET /openapi.json describes the API as OpenAPI 3.1.0', async () => {

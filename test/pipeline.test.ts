@@ -154,7 +154,8 @@ describe('worker pipeline', () => {
   });
 
   it('runs the mock failure injection: every job ends, failures carry their codes, successes have all images', async () => {
-    dr = await startDarkroom({ MOCK_FAILURE_RATE: '0.6', JOB_MAX_ATTEMPTS: '4' });
+    // Runs of failures are what this test wants: the mock's circuit must not open over them (test/failover.test.ts covers that).
+    dr = await startDarkroom({ MOCK_FAILURE_RATE: '0.6', JOB_MAX_ATTEMPTS: '4', CIRCUIT_FAILURES: '1000' });
     const created = await dr.api('POST', '/api/v1/jobs/batch', { prompts: Array.from({ length: 40 }, (_, i) => `dice ${i}`), numImages: 2 });
     const jobs = await Promise.all((created.body.jobs as { id: string }[]).map((job) => dr!.waitForJob(job.id)));
     const codes = new Set<string>();

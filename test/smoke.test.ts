@@ -41,7 +41,17 @@ describe('providers', () => {
     const { status, body } = await dr.api('GET', '/api/v1/providers');
     expect(status).toBe(200);
     expect(body.items).toEqual([
-      { name: 'mock', default: true, healthy: true, detail: 'The mock provider runs in-process', latencyMs: expect.any(Number) },
+      {
+        name: 'mock',
+        default: true,
+        healthy: true,
+        detail: 'The mock provider runs in-process',
+        latencyMs: expect.any(Number),
+        circuit: { state: 'closed', openedAt: null, retryAt: null, consecutiveFailures: 0, pausedUntil: null },
+        fallback: [],
+        recent: { calls: 0, errorRate: null, p50LatencyMs: null },
+        queued: 0,
+      },
     ]);
   });
 

@@ -38,6 +38,8 @@ export interface AppDeps {
   bodyLimitBytes: number;
   /** Named checks run by /ready; each throws when its component is not usable. */
   readiness: Record<string, () => Promise<void>>;
+  /** Which providers can take work: /ready fails only when none can, and names those that are down. */
+  providerAvailability: () => Promise<{ available: string[]; down: string[] }>;
   version: string;
   /** Bull Board's queues, when BULL_BOARD is on. */
   adminQueues?: { queues: Queue[] };
@@ -179,25 +181,37 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.get('/health', { config: { public: true }, schema: { tags: ['operations'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
-  app.get('/ready', { config: { public: true }, schema: { tags: ['operations'], summary: 'Readiness: database, queue and storage checked' } }, async (_request, reply) => {
-    const checks: Record<string, string> = {};
-    await Promise.all(
-      Object.entries(deps.readiness).map(async ([name, check]) => {
-        checks[name] = await check().then(
-          () => 'ok',
-          (error: unknown) => {
-            deps.logger.warn({ err: error, check: name }, 'readiness check failed');
-            return 'failed';
-          },
-        );
-      }),
-    );
-    const failed = Object.entries(checks).filter(([, state]) => state !== 'ok').map(([name]) => name);
-    if (failed.length > 0) {
-      return sendProblem(reply, { ...problem(503, 'not_ready', `Not ready: ${failed.join(', ')} failed its check`), checks } as never);
-    }
-    return { status: 'ready', checks };
-  });
+  app.get(
+    '/ready',
+    { config: { public: true }, schema: { tags: ['operations'], summary: 'Readiness: database, queue and storage checked, and at least one provider whose circuit is closed' } },
+    async (_request, reply) => {
+      const checks: Record<string, string> = {};
+      let providers: { available: string[]; down: string[] } = { available: [], down: [] };
+      await Promise.all([
+        ...Object.entries(deps.readiness).map(async ([name, check]) => {
+          checks[name] = await check().then(
+            () => 'ok',
+            (error: unknown) => {
+              deps.logger.warn({ err: error, check: name }, 'readiness check failed');
+              return 'failed';
+            },
+          );
+        }),
+        deps.providerAvailability().then(
+          (availability) => void (providers = availability),
+          (error: unknown) => deps.logger.warn({ err: error }, 'readiness could not read the provider circuits'),
+        ),
+      ]);
+      // One provider down is degraded service, not an outage: jobs go elsewhere or wait for its probe.
+      checks.providers = providers.available.length > 0 ? 'ok' : 'failed';
+      const failed = Object.entries(checks).filter(([, state]) => state !== 'ok').map(([name]) => name);
+      const body = { checks, providersDown: providers.down };
+      if (failed.length > 0) {
+        return sendProblem(reply, { ...problem(503, 'not_ready', `Not ready: ${failed.join(', ')} failed its check`), ...body } as never);
+      }
+      return { status: 'ready', ...body };
+    },
+  );
 
   return app;
 }

@@ -33,7 +33,7 @@ export type JobPage = Static<typeof ListResponse>;
 export type ImageLink = Static<typeof ImageLinkResponse>;
 /** RFC 9457 problem details: every error answer of the native API. */
 export type Problem = Static<typeof ProblemSchema>;
-/** One live event of a job: `status`, `stage`, `progress` or `image` (see `events`). */
+/** One live event of a job: `status`, `stage`, `progress`, `image` or `failover` (see `events`). */
 export type JobStreamEvent = Static<typeof JobStreamEventSchema>;
 
 /** Where a job stands while it runs: what `wait` reports through `onProgress`. */

@@ -25,6 +25,15 @@ export interface Config {
    * embedded queue serves one process and ignores them).
    */
   providerLimits: Record<string, { concurrency?: number; rateLimit?: { max: number; durationMs: number } }>;
+  /**
+   * PROVIDER_FALLBACK: per first provider, the providers its jobs move to, in order, when it is down
+   * (`runpod>comfyui>mock` gives runpod's jobs comfyui, then mock).
+   */
+  providerFallback: Record<string, string[]>;
+  /** Retryable failures on one provider after which a job moves to the next of its chain. */
+  failoverAfterAttempts: number;
+  /** Circuit breakers: consecutive retryable failures that open a provider's circuit, and how long it stays open before one probe. */
+  circuit: { failures: number; cooldownMs: number };
   storage: 'fs' | 's3';
   s3: {
     endpoint: string | undefined;
@@ -211,6 +220,39 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     return Number(match[1]) * (DURATION_UNITS[match[2] as string] as number);
   };
 
+  const SHORT_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  /** A duration such as `30s`, `500ms` or `5m` (a bare number is milliseconds), from `min` to `max` ms. */
+  const shortDuration = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    const match = /^(\d{1,9})(ms|s|m|h)?$/.exec(raw);
+    const value = match ? Number(match[1]) * (SHORT_UNITS[match[2] ?? 'ms'] as number) : Number.NaN;
+    if (!(value >= min && value <= max)) {
+      problems.push(`${name}="${raw}" must be a duration from ${min} ms to ${max / 1000} s, such as 30s, 500ms or 2m`);
+      return fallback;
+    }
+    return value;
+  };
+
+  /** "runpod>comfyui>mock,civitai>runpod": each chain's first provider and where its jobs go next. */
+  const fallbackChains = (): Record<string, string[]> => {
+    const raw = read('PROVIDER_FALLBACK');
+    if (raw === undefined) return {};
+    const chains: Record<string, string[]> = {};
+    for (const text of raw.split(',')) {
+      const names = text.split('>').map((name) => name.trim());
+      const [first, ...rest] = names;
+      if (!first || rest.length === 0 || names.some((name) => !/^[a-z0-9_-]{1,64}$/.test(name))) {
+        problems.push(`PROVIDER_FALLBACK="${raw}" must be chains of provider names joined by ">", separated by commas, like "runpod>comfyui>mock,civitai>runpod"`);
+        return {};
+      }
+      if (new Set(names).size !== names.length) problems.push(`PROVIDER_FALLBACK: the chain "${text.trim()}" names a provider twice`);
+      if (first in chains) problems.push(`PROVIDER_FALLBACK: two chains start with "${first}"; a provider has one chain`);
+      chains[first] = rest;
+    }
+    return chains;
+  };
+
   const prices = (): Pricing => {
     const currency = read('PRICE_CURRENCY') ?? 'USD';
     if (!/^[A-Z]{3}$/.test(currency)) problems.push(`PRICE_CURRENCY="${currency}" must be a three-letter currency code such as USD`);
@@ -374,6 +416,9 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     queueName: read('QUEUE_NAME') ?? 'darkroom',
     fairShareQuantum: integer('FAIR_SHARE_QUANTUM', 1, 1, 1000),
     providerLimits: providerLimits(),
+    providerFallback: fallbackChains(),
+    failoverAfterAttempts: integer('FAILOVER_AFTER_ATTEMPTS', 2, 1, 100),
+    circuit: { failures: integer('CIRCUIT_FAILURES', 5, 1, 1000), cooldownMs: shortDuration('CIRCUIT_COOLDOWN', 30_000, 100, 24 * 3_600_000) },
     storage,
     s3: {
       endpoint: url('S3_ENDPOINT', ['http:', 'https:']),
@@ -432,6 +477,12 @@ export function loadConfig(env: Env = readEnvironment()): Config {
     logFile: logFile(),
   };
 
+  const configuredNames = Object.keys(providers);
+  for (const name of new Set(Object.entries(config.providerFallback).flatMap(([first, rest]) => [first, ...rest]))) {
+    if (!(name in providers)) {
+      problems.push(`PROVIDER_FALLBACK names "${name}", which is not a configured provider (configured: ${configuredNames.join(', ')}); set its credentials or leave it out`);
+    }
+  }
   if (config.signingSecret !== undefined && config.signingSecret.length < 32) {
     problems.push('SIGNING_SECRET must be at least 32 characters');
   }

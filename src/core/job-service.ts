@@ -14,6 +14,8 @@ import { actualCost, estimateCost, priceRuleFor, type Pricing } from './pricing.
 import { METADATA_MAX_BYTES, normaliseRequest, type CreateJobInput, type GenerationRequest } from './request.ts';
 import { findUnstorable, pointerOf } from './storable.ts';
 import type { DeliveryLogEntry } from './ports/webhooks.ts';
+import type { CircuitStore } from './ports/circuits.ts';
+import { firstStint, type FallbackChains } from './failover.ts';
 
 export interface JobServiceDeps {
   repo: JobStore;
@@ -28,6 +30,10 @@ export interface JobServiceDeps {
   webhooks: WebhookPort;
   inputs: InputService;
   pricing: Pricing;
+  /** Each provider's circuit and recent figures, for GET /providers and readiness. */
+  circuits: CircuitStore;
+  /** PROVIDER_FALLBACK: where each provider's jobs move when it is down. */
+  fallbackChains: FallbackChains;
 }
 
 /** What the core needs of webhooks: the check of a submitted URL, and the delivery log. */
@@ -187,6 +193,9 @@ export function makeJobService(deps: JobServiceDeps) {
   function row(caller: Caller, input: CreateJobInput, context: CreateContext, batchId: string | null, field: string, index = 0): NewJob {
     const { request, deadlineAt } = prepare(input, field, batchId !== null);
     return {
+      // A caller who named the provider keeps the job there unless it asked for fallback.
+      fallback: input.fallback ?? input.provider === undefined,
+      providerHistory: [firstStint(request.provider as string, new Date())],
       id: uuidv7(),
       owner: caller.owner,
       batchId,
@@ -468,11 +477,16 @@ export function makeJobService(deps: JobServiceDeps) {
         throw conflict(`Job ${id} has already finished (${current.status}) and cannot be cancelled`);
       }
       await queue.remove(id);
-      const provider = deps.providers.get(cancelled.provider);
-      if (provider && cancelled.providerJobId) {
-        await provider
-          .cancel({ providerJobId: cancelled.providerJobId, request: cancelled.request })
-          .catch((error: unknown) => logger.warn({ err: error, jobId: id }, 'could not cancel the upstream job'));
+      // The upstream job, and any a failover left on a provider the job moved away from.
+      const upstream = [
+        ...cancelled.providerHistory.flatMap((stint) => (stint.cancel ? [{ provider: stint.provider, providerJobId: stint.cancel }] : [])),
+        ...(cancelled.providerJobId ? [{ provider: cancelled.provider, providerJobId: cancelled.providerJobId }] : []),
+      ];
+      for (const { provider: name, providerJobId } of upstream) {
+        await deps.providers
+          .get(name)
+          ?.cancel({ providerJobId, request: cancelled.request })
+          .catch((error: unknown) => logger.warn({ err: error, jobId: id, provider: name }, 'could not cancel the upstream job'));
       }
       return view(cancelled);
     },
@@ -569,9 +583,47 @@ export function makeJobService(deps: JobServiceDeps) {
       return deps.defaultProvider;
     },
 
-    /** Every configured provider with the result of its health check. */
+    /** Every configured provider with the result of its health check, its circuit, its recent calls and the jobs queued for it. */
     async providers() {
-      return Promise.all(deps.providers.names().map((name) => this.testProvider(name)));
+      const names = deps.providers.names();
+      const circuits = await deps.circuits.overview(names);
+      // A provider that asked for a pause (429 Retry-After) is sent nothing before it ends, not even a health check.
+      const checks = await Promise.all(
+        circuits.map((circuit) =>
+          circuit.pausedUntil
+            ? {
+                name: circuit.provider,
+                default: circuit.provider === deps.defaultProvider,
+                healthy: false,
+                detail: `Paused until ${circuit.pausedUntil.toISOString()}: the upstream answered 429 with Retry-After, and darkroom sends it nothing before then`,
+                latencyMs: 0,
+              }
+            : this.testProvider(circuit.provider),
+        ),
+      );
+      return checks.map((check, index) => {
+        const circuit = circuits[index] as (typeof circuits)[number];
+        return {
+          ...check,
+          circuit: {
+            state: circuit.state,
+            openedAt: circuit.openedAt,
+            retryAt: circuit.retryAt,
+            consecutiveFailures: circuit.consecutiveFailures,
+            pausedUntil: circuit.pausedUntil,
+          },
+          fallback: [...(deps.fallbackChains[check.name] ?? [])],
+          recent: { calls: circuit.recentCalls, errorRate: circuit.errorRate, p50LatencyMs: circuit.p50LatencyMs },
+          queued: circuit.queued,
+        };
+      });
+    },
+
+    /** Which configured providers can take work (their circuit is closed) and which are down. */
+    async availability(): Promise<{ available: string[]; down: string[] }> {
+      const unavailable = await deps.circuits.unavailable();
+      const names = deps.providers.names();
+      return { available: names.filter((name) => !unavailable.has(name)), down: names.filter((name) => unavailable.has(name)) };
     },
 
     /** Checks one provider's connection (credentials, reachability), never throwing for an unhealthy one. */

@@ -66,6 +66,23 @@ export interface JobTimings {
   storageMs: number;
 }
 
+/**
+ * One provider a job was on: from which of its attempts (the job's `attempts` when it moved there)
+ * and since when. The last stint is the current provider's.
+ */
+export interface ProviderStint {
+  provider: string;
+  /** The job's `attempts` when it came to this provider: attempts on it are counted from there. */
+  since: number;
+  /** ISO time of the move (of the creation for the first stint). */
+  at: string;
+  /**
+   * The upstream job the job left on this provider, until it is cancelled there: nothing is
+   * submitted to another provider while one is set (invariant 7).
+   */
+  cancel?: string;
+}
+
 export interface Job {
   id: string;
   owner: string | null;
@@ -78,6 +95,13 @@ export interface Job {
   priority: number;
   provider: string;
   providerJobId: string | null;
+  /**
+   * Whether the job may move along its provider's fallback chain (PROVIDER_FALLBACK): true unless the
+   * caller named the provider without asking for `fallback`.
+   */
+  fallback: boolean;
+  /** Every provider the job has been on, the current one last (empty for jobs stored before failover existed). */
+  providerHistory: ProviderStint[];
   request: GenerationRequest;
   dialectData: Record<string, unknown>;
   attempts: number;
@@ -113,7 +137,8 @@ export interface JobImage {
   createdAt: Date;
 }
 
-export type JobEventType = 'created' | 'status' | 'stage' | 'progress' | 'image';
+/** `failover`: the job moved to another provider (data: from, to, reason). */
+export type JobEventType = 'created' | 'status' | 'stage' | 'progress' | 'image' | 'failover';
 
 export interface JobEvent {
   id: number;

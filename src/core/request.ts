@@ -1,5 +1,5 @@
-/** What a job's webhook is told of: terminal statuses (`completed`, the default), every status change, each stored image, its batch's end. */
-export const WEBHOOK_EVENT_FILTERS = ['completed', 'status', 'image', 'batch.completed'] as const;
+/** What a job's webhook is told of: terminal statuses (`completed`, the default), every status change, each stored image, each move to another provider, its batch's end. */
+export const WEBHOOK_EVENT_FILTERS = ['completed', 'status', 'image', 'failover', 'batch.completed'] as const;
 export type WebhookEventFilter = (typeof WEBHOOK_EVENT_FILTERS)[number];
 export const WEBHOOK_URL_MAX_LENGTH = 2000;
 
@@ -57,6 +57,8 @@ export interface CreateJobInput {
   additionalNetworks?: Record<string, NetworkSettings>;
   numImages?: number;
   provider?: string;
+  /** Lets a job that names its provider still move along that provider's fallback chain. */
+  fallback?: boolean;
   priority?: number;
   deadline?: string;
   metadata?: Record<string, unknown>;

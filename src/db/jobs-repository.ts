@@ -293,6 +293,16 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     return rows.map(toJob);
   }
 
+  async function listMovable(provider: string, limit: number): Promise<Job[]> {
+    const rows = await db
+      .select()
+      .from(jobs)
+      .where(and(eq(jobs.status, 'queued'), eq(jobs.provider, provider), eq(jobs.fallback, true)))
+      .orderBy(asc(jobs.id))
+      .limit(limit);
+    return rows.map(toJob);
+  }
+
   /**
    * Moves a job to `to` only if its status is still one of `from`; returns the updated job, or null
    * when the job is missing or another actor changed its status first.
@@ -606,6 +616,7 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
     listByBatch,
     listUnfinished,
     listStale,
+    listMovable,
     transition,
     update,
     succeed,

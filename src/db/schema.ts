@@ -15,7 +15,8 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
-import type { JobError, JobEventType, JobStage, JobStatus, JobTimings } from '../core/job.ts';
+import type { JobError, JobEventType, JobStage, JobStatus, JobTimings, ProviderStint } from '../core/job.ts';
+import type { CallOutcome, CircuitState } from '../core/ports/circuits.ts';
 import type { GenerationRequest } from '../core/request.ts';
 import type { JobCost, TokenUsage } from '../core/pricing.ts';
 import type { Budget } from '../core/ports/stores.ts';
@@ -39,6 +40,9 @@ export const jobs = pgTable(
     priority: integer('priority').notNull().default(0),
     provider: text('provider').notNull(),
     providerJobId: text('provider_job_id'),
+    /** Whether the job may move along its provider's fallback chain (not pinned by its caller). */
+    fallback: boolean('fallback').notNull().default(false),
+    providerHistory: jsonb('provider_history').$type<ProviderStint[]>().notNull().default([]),
     request: jsonb('request').$type<GenerationRequest>().notNull(),
     attempts: integer('attempts').notNull().default(0),
     maxAttempts: integer('max_attempts').notNull(),
@@ -79,6 +83,7 @@ export const jobs = pgTable(
     index('jobs_batch_idx').on(t.batchId),
     index('jobs_dialect_id_idx').on(t.dialect, t.id),
     index('jobs_completed_idx').on(t.completedAt),
+    index('jobs_queued_provider_idx').on(t.provider, t.id).where(sql`${t.status} = 'queued'`),
     uniqueIndex('jobs_owner_idempotency_idx')
       .on(t.owner, t.idempotencyKey)
       .where(sql`${t.idempotencyKey} is not null`),
@@ -302,4 +307,38 @@ export const uploads = pgTable(
   (t) => [index('uploads_expires_idx').on(t.expiresAt), index('uploads_key_idx').on(t.key)],
 );
 
-export const schema = { jobs, images, jobEvents, workers, resources, webhookDeliveries, webhookAttempts, idempotencyKeys, apiKeys, providerChecks, uploads, spend };
+/**
+ * One row per provider: its circuit breaker and its upstream pause, shared by every process. All
+ * times are the database's (`now()`), so processes on machines with skewed clocks agree.
+ */
+export const providerCircuits = pgTable('provider_circuits', {
+  provider: text('provider').primaryKey(),
+  state: text('state').$type<CircuitState>().notNull().default('closed'),
+  /** Retryable failures and timeouts in a row; a success resets it. */
+  consecutiveFailures: integer('consecutive_failures').notNull().default(0),
+  openedAt: timestamp('opened_at', { withTimezone: true, mode: 'date' }),
+  /** While open: when one probe may go through (the circuit turns half-open). */
+  retryAt: timestamp('retry_at', { withTimezone: true, mode: 'date' }),
+  /** While half-open: the job whose call is the probe, and until when its claim holds (a dead worker's claim lapses). */
+  probeJobId: uuid('probe_job_id'),
+  probeExpiresAt: timestamp('probe_expires_at', { withTimezone: true, mode: 'date' }),
+  /** An upstream's Retry-After: nothing is sent to the provider before then. */
+  pausedUntil: timestamp('paused_until', { withTimezone: true, mode: 'date' }),
+  updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});
+
+/** Recent provider calls (submit, poll), for the error rate and latency that GET /providers shows; pruned after a few minutes. */
+export const providerCalls = pgTable(
+  'provider_calls',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    provider: text('provider').notNull(),
+    /** How it ended: `ok`, `failure` (retryable or a timeout: what counts against the circuit), `rate_limited` or `refused`. */
+    outcome: text('outcome').$type<CallOutcome['kind']>().notNull(),
+    ms: integer('ms').notNull(),
+    at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [index('provider_calls_provider_at_idx').on(t.provider, t.at)],
+);
+
+export const schema = { jobs, images, jobEvents, workers, resources, webhookDeliveries, webhookAttempts, idempotencyKeys, apiKeys, providerChecks, uploads, spend, providerCircuits, providerCalls };

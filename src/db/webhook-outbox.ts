@@ -27,6 +27,7 @@ function eventTypesFor(event: JobEvent, job: Job, format: WebhookFormat): Webhoo
   if (event.type === 'status' && wanted.includes('status')) types.push('job.status');
   if (finished && wanted.includes('completed')) types.push('job.completed');
   if (event.type === 'image' && wanted.includes('image')) types.push('job.image');
+  if (event.type === 'failover' && wanted.includes('failover')) types.push('job.failover');
   return types;
 }
 
@@ -51,7 +52,8 @@ export function makeWebhookOutbox(repo: WebhookRepository, ownPayloadDialects: R
       if (format === NATIVE_WEBHOOK_FORMAT) {
         if (!imagesOf.has(job.id)) imagesOf.set(job.id, (await tx.select().from(images).where(eq(images.jobId, job.id))).map(toJson));
         const imageIndex = event.type === 'image' && typeof event.data.index === 'number' ? event.data.index : null;
-        payload = { job: toJson(job), images: imagesOf.get(job.id) ?? [], imageIndex };
+        const failover = event.type === 'failover' ? { from: String(event.data.from), to: String(event.data.to), reason: String(event.data.reason) } : undefined;
+        payload = { job: toJson(job), images: imagesOf.get(job.id) ?? [], imageIndex, ...(failover ? { failover } : {}) };
       }
       for (const type of types) {
         rows.push({ id: newDeliveryId(), jobId: job.id, batchId: job.batchId, url: job.request.webhook as string, event: type, format, payload });

@@ -42,6 +42,8 @@ import { makeReconciler } from '../worker/reconciler.ts';
 import { makeWorker, type Worker } from '../worker/worker.ts';
 import { makeWebhookDispatcher } from '../webhooks/dispatcher.ts';
 import { makeWebhookOutbox } from '../db/webhook-outbox.ts';
+import { makeCircuitRepository } from '../db/circuits-repository.ts';
+import { makeFailover } from '../worker/failover.ts';
 import { makePayloadRenderer } from '../api/http/dialect.ts';
 import { DIALECTS } from '../api/dialects/registry.ts';
 import { makeWebhookRepository } from '../db/webhooks-repository.ts';
@@ -118,6 +120,10 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
       `DEFAULT_PROVIDER="${config.defaultProvider}" is not a configured provider (configured: ${providers.names().join(', ')}); set its credentials or choose another`,
     ]);
   }
+  const unknownInChains = [...new Set(Object.entries(config.providerFallback).flatMap(([first, rest]) => [first, ...rest]))].filter((name) => !providers.get(name));
+  if (unknownInChains.length > 0) {
+    throw new ConfigError([`PROVIDER_FALLBACK names ${unknownInChains.map((name) => `"${name}"`).join(', ')}, not configured (configured: ${providers.names().join(', ')})`]);
+  }
   const processLogger = overrides.logger ? { logger: overrides.logger, close: async () => undefined } : makeProcessLogger(config);
   const { logger } = processLogger;
   const database = await openDatabase({
@@ -139,8 +145,16 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     : makeLocalEventBus();
   const events = overrides.wrapEvents ? overrides.wrapEvents(bus) : bus;
   const jobLog = logger.child({ component: 'jobs' });
-  // The queue depth is read from the repository below at each scrape.
-  const metrics = makePrometheusMetrics({ queueDepth: () => repo.countByStatus({}) });
+  // A probe's claim outlives its call (PROVIDER_TIMEOUT_MS) and the turn's lease, so only a dead worker's claim lapses.
+  const circuits = makeCircuitRepository(database.db, { ...config.circuit, probeMs: config.providerTimeoutMs + config.jobLeaseMs });
+  // The queue depth and the circuits are read from the shared store at each scrape.
+  const metrics = makePrometheusMetrics({
+    queueDepth: () => repo.countByStatus({}),
+    circuitsOpen: async () => {
+      const down = await circuits.unavailable();
+      return Object.fromEntries(providers.names().map((name) => [name, down.has(name)]));
+    },
+  });
   const webhookRepo = makeWebhookRepository(database.db);
   const jobRows = makeJobRepository(database.db, {
     outbox: makeWebhookOutbox(webhookRepo, new Set(DIALECTS.filter((dialect) => dialect.webhookPayload).map((dialect) => dialect.name))),
@@ -214,6 +228,8 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     webhooks: { refusal: webhookTargets.refusal, deliveriesOf: (job) => webhookRepo.listForJob(job.id, job.batchId) },
     inputs,
     pricing: config.pricing,
+    circuits,
+    fallbackChains: config.providerFallback,
   });
 
   const providerChecks = makeProviderChecks({
@@ -243,7 +259,19 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     userAgent: `darkroom/${packageJson.version}`,
   });
 
+  const failover = makeFailover({
+    repo,
+    queue,
+    providers,
+    circuits,
+    chains: config.providerFallback,
+    afterAttempts: config.failoverAfterAttempts,
+    leaseMs: config.jobLeaseMs,
+    logger: logger.child({ component: 'failover' }),
+  });
   const pipeline = makePipeline({
+    circuits,
+    failover,
     prepareImage,
     repo,
     providers,
@@ -272,6 +300,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     intervalMs: config.reconcileIntervalMs,
     staleMs: config.reconcileStaleMs,
     housekeeping: [
+      { name: 'provider calls older than the recent window', run: () => circuits.prune() },
       {
         name: 'what outlived its retention or expired',
         run: async () => Object.values((await retention.sweep()).removed).reduce((sum, count) => sum + count, 0),
@@ -301,6 +330,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     logger,
     bodyLimitBytes: config.bodyLimitBytes,
     readiness: { database: database.ping, queue: queue.ping, storage: storage.check },
+    providerAvailability: () => jobs.availability(),
     version: packageJson.version,
     adminQueues:
       config.bullBoard && config.adminApiKey && 'dashboardQueues' in configuredQueue

@@ -16,7 +16,11 @@ const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
  * with Node's default metrics. `queueDepth` reads the shared store at each scrape, so every process
  * reports the same global figure.
  */
-export function makePrometheusMetrics(options: { queueDepth: () => Promise<Record<string, number>> }): PrometheusMetrics {
+export function makePrometheusMetrics(options: {
+  queueDepth: () => Promise<Record<string, number>>;
+  /** Per configured provider, whether its circuit is open (or half-open), read from the shared store. */
+  circuitsOpen?: () => Promise<Record<string, boolean>>;
+}): PrometheusMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
@@ -50,6 +54,19 @@ export function makePrometheusMetrics(options: { queueDepth: () => Promise<Recor
       for (const status of JOB_STATUSES) this.set({ status }, counts[status] ?? 0);
     },
   });
+
+  const { circuitsOpen } = options;
+  if (circuitsOpen) {
+    new Gauge({
+      name: 'darkroom_provider_circuit_open',
+      help: "1 while a provider's circuit is open or half-open (no work goes to it but one probe), 0 while closed; the same in every process",
+      labelNames: ['provider'],
+      registers: [registry],
+      async collect() {
+        for (const [provider, open] of Object.entries(await circuitsOpen())) this.set({ provider }, open ? 1 : 0);
+      },
+    });
+  }
 
   return {
     contentType: registry.contentType,

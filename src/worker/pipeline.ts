@@ -11,6 +11,9 @@ import type { JobInput } from '../core/request.ts';
 import { actualCost, type Pricing, type TokenUsage } from '../core/pricing.ts';
 import { pollDelayMs, retryDelayMs } from '../core/backoff.ts';
 import { holdLease, type HeldLease } from './lease.ts';
+import { attemptsOnCurrent } from '../core/failover.ts';
+import type { CallOutcome, CircuitStore } from '../core/ports/circuits.ts';
+import type { Failover } from './failover.ts';
 
 export interface PipelineDeps {
   repo: JobStore;
@@ -30,6 +33,13 @@ export interface PipelineDeps {
   metrics?: Metrics;
   /** What jobs cost (PROVIDER_PRICES): a priced job records its actual cost when it ends. */
   pricing?: Pricing;
+  /**
+   * Circuit breakers and upstream pauses, shared by every process: a turn asks before it calls a
+   * provider, and tells the outcome of every call. Absent: every call is made (unit tests of one part).
+   */
+  circuits?: CircuitStore;
+  /** Moves jobs along their fallback chains (PROVIDER_FALLBACK); absent: jobs stay on their provider. */
+  failover?: Failover;
   random?: () => number;
 }
 
@@ -39,6 +49,14 @@ export type Pipeline = ReturnType<typeof makePipeline>;
 export const MAX_POLL_DELAY_MS = 5000;
 /** A delivery that finds another turn holding the lease looks again this long after it expires. */
 export const LEASE_RECHECK_MARGIN_MS = 100;
+
+/** How a failed provider call counts for its circuit. */
+function outcomeOf(error: ProviderError, ms: number): CallOutcome {
+  const kind = errorClass(error);
+  if (kind === 'rate_limited') return { kind: 'rate_limited', ms, retryAfterMs: error.retryAfterMs };
+  if (kind === 'permanent') return { kind: 'refused', ms };
+  return { kind: 'failure', ms };
+}
 
 interface Turn {
   job: Job;
@@ -82,6 +100,17 @@ export function makePipeline(deps: PipelineDeps) {
     if (waitMs > 0) return { runAgainInMs: waitMs };
     if (job.deadlineAt && job.deadlineAt.getTime() <= Date.now()) return expire(job, lease);
 
+    if (job.status === 'queued' && deps.failover) {
+      // An upstream job left on a provider the job moved away from is cancelled before anything is submitted elsewhere.
+      const settled = await deps.failover.settle(job, lease.token);
+      if (settled === null) return undefined;
+      if ('blocked' in settled) return { runAgainInMs: untilDeadline(job, retryDelayMs(job.attempts + 1, deps.retry, random)) };
+      job = settled;
+    }
+
+    const gate = await admit(job, lease);
+    if (gate !== null) return gate;
+
     if (job.status === 'queued') {
       job = await repo.transition(
         job.id,
@@ -121,7 +150,7 @@ export function makePipeline(deps: PipelineDeps) {
     if (!job.providerJobId) {
       if (lease.lost) return undefined;
       const started = performance.now();
-      const { providerJobId } = await provider.submit(job.request, context(turn));
+      const { providerJobId } = await observed(turn, () => provider.submit(job.request, context(turn)));
       timings.providerMs += performance.now() - started;
       const saved = await repo.update(
         job.id,
@@ -141,7 +170,7 @@ export function makePipeline(deps: PipelineDeps) {
 
     const started = performance.now();
     const providerJobId = job.providerJobId as string;
-    const result = await provider.poll({ providerJobId, request: job.request }, context(turn));
+    const result = await observed(turn, () => provider.poll({ providerJobId, request: job.request }, context(turn)));
     timings.providerMs += performance.now() - started;
 
     switch (result.state) {
@@ -241,6 +270,14 @@ export function makePipeline(deps: PipelineDeps) {
     const failure = classify(error, job);
     if (error instanceof ProviderError) deps.metrics?.providerError(job.provider, errorClass(failure));
     const jobError: JobError = { code: failure.code, message: failure.message, retryable: failure.retryable };
+    // A provider that keeps failing a job hands it to the next of its chain: after FAILOVER_AFTER_ATTEMPTS
+    // attempts on it, or at the job's last attempt. A 429 asks for patience, not another provider.
+    const movable = error instanceof ProviderError && failure.retryable && errorClass(failure) !== 'rate_limited' && deps.failover !== undefined;
+    if (movable && (attemptsOnCurrent(job) >= (deps.failover?.afterAttempts ?? Infinity) || job.attempts >= job.maxAttempts)) {
+      const result = await deps.failover?.move(job, lease.token, failure.code, { upstreamGone: failure.resubmit || job.providerJobId === null, error: jobError, timings });
+      if (result && 'refused' in result) return undefined;
+      if (result && 'moved' in result) return { runAgainInMs: 0 };
+    }
     if (failure.retryable && job.attempts < job.maxAttempts) {
       const delay = untilDeadline(job, Math.max(failure.retryAfterMs ?? 0, retryDelayMs(job.attempts, deps.retry, random)));
       const keepUpstream = !failure.resubmit && job.providerJobId !== null;
@@ -266,6 +303,49 @@ export function makePipeline(deps: PipelineDeps) {
     }
     if (job.providerJobId && !failure.resubmit) await cancelUpstream(provider, job, job.providerJobId);
     return fail(job, lease, jobError, timings);
+  }
+
+  /**
+   * The provider's circuit and pause, asked before the turn calls it. A job whose provider is down
+   * moves along its chain when it may; otherwise (pinned, nowhere to go, or only paused) it waits
+   * until the provider may be asked again. Answers what the turn returns, or undefined to go on.
+   */
+  async function admit(job: Job, lease: HeldLease): Promise<HandlerResult | null> {
+    if (!deps.circuits) return null;
+    const admission = await deps.circuits.admit(job.provider, job.id);
+    if (admission.admitted) return null;
+    if (admission.reason !== 'paused' && deps.failover) {
+      const result = await deps.failover.move(job, lease.token, 'circuit_open');
+      if ('refused' in result) return undefined;
+      if ('moved' in result) return { runAgainInMs: 0 };
+    }
+    return { runAgainInMs: untilDeadline(job, admission.retryInMs) };
+  }
+
+  /** Runs one provider call and tells the circuit how it went (a call aborted because the turn lost its lease is nobody's failure). */
+  async function observed<T>(turn: Turn, call: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const result = await call();
+      await tell(turn, { kind: 'ok', ms: performance.now() - started });
+      return result;
+    } catch (error) {
+      if (!turn.lease.lost && error instanceof ProviderError) await tell(turn, outcomeOf(error, performance.now() - started));
+      throw error;
+    }
+  }
+
+  async function tell(turn: Turn, outcome: CallOutcome): Promise<void> {
+    if (!deps.circuits) return;
+    const provider = turn.job.provider;
+    try {
+      const { opened } = await deps.circuits.record(provider, turn.job.id, outcome);
+      if (!opened) return;
+      logger.warn({ provider }, 'provider circuit opened: its jobs go elsewhere or wait for the probe');
+      deps.failover?.rerouteQueued(provider).catch((error: unknown) => logger.warn({ err: error, provider }, 'could not re-route the queued jobs of an open circuit'));
+    } catch (error) {
+      logger.warn({ err: error, provider }, 'could not record a provider call in its circuit');
+    }
   }
 
   function classify(error: unknown, job: Job): ProviderError {
@@ -311,8 +391,13 @@ export function makePipeline(deps: PipelineDeps) {
       undefined,
       lease.token,
     );
+    if (!expired) return undefined;
     const provider = deps.providers.get(job.provider);
-    if (expired && provider && job.providerJobId) await cancelUpstream(provider, job, job.providerJobId);
+    if (provider && job.providerJobId) await cancelUpstream(provider, job, job.providerJobId);
+    for (const stint of deps.failover?.leftovers(job) ?? []) {
+      const left = deps.providers.get(stint.provider);
+      if (left) await cancelUpstream(left, job, stint.cancel);
+    }
     return undefined;
   }
 

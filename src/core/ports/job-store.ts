@@ -39,16 +39,16 @@ export type LeaseClaim =
 /** A job as it is first stored. */
 export type NewJob = Omit<
   Job,
-  'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'createdAt' | 'updatedAt' | 'startedAt' | 'completedAt' | 'imagesExpiredAt' | 'cost' | 'usage'
+  'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'createdAt' | 'updatedAt' | 'startedAt' | 'completedAt' | 'imagesExpiredAt' | 'cost' | 'usage' | 'fallback' | 'providerHistory'
 > &
-  Partial<Pick<Job, 'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'cost'>>;
+  Partial<Pick<Job, 'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'cost' | 'fallback' | 'providerHistory'>>;
 
 /** An image row as the pipeline stores it. */
 export type NewImage = Omit<JobImage, 'createdAt'>;
 
 /** Columns a caller may change alongside (or without) a status change. */
 export type JobPatch = Partial<
-  Pick<Job, 'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'startedAt' | 'completedAt' | 'cost' | 'usage'>
+  Pick<Job, 'stage' | 'progress' | 'queuePosition' | 'providerJobId' | 'attempts' | 'error' | 'timings' | 'runAfter' | 'startedAt' | 'completedAt' | 'cost' | 'usage' | 'provider' | 'providerHistory'>
 >;
 
 export interface CountFilter {
@@ -163,6 +163,8 @@ export interface JobStore {
   listUnfinished(): Promise<Job[]>;
   /** Unfinished jobs not updated since `before` (the reconciler's candidates), oldest first. */
   listStale(before: Date, limit: number): Promise<Job[]>;
+  /** Queued jobs on `provider` that may fail over, oldest first: what an opening circuit re-routes. */
+  listMovable(provider: string, limit: number): Promise<Job[]>;
   /**
    * Compare-and-set status change with its event; null when the job is missing or not in `from`,
    * or, given a lease token, when the job's lease has been taken with a newer one.

@@ -8,7 +8,7 @@ import type { Job, JobImage } from '../job.ts';
  * - format: whose payload is sent: darkroom's envelope (`native`), or the status body of the dialect
  *   the job came in through (a dialect that declares a webhook payload, e.g. Civitai's callbackUrl).
  */
-export const WEBHOOK_EVENT_TYPES = ['job.completed', 'job.status', 'job.image', 'batch.completed'] as const;
+export const WEBHOOK_EVENT_TYPES = ['job.completed', 'job.status', 'job.image', 'job.failover', 'batch.completed'] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
 /** `native`, or the name of the dialect whose payload the delivery carries. */
@@ -25,6 +25,8 @@ export interface WebhookSnapshot {
   images: Jsonified<JobImage>[];
   /** For `job.image`: the image the event announces. */
   imageIndex: number | null;
+  /** For `job.failover`: the move the event announces. */
+  failover?: { from: string; to: string; reason: string };
 }
 
 export interface WebhookDelivery {

@@ -16,8 +16,8 @@ export const NetworkSchema = Type.Object(
   { additionalProperties: false },
 );
 
-/** What a job's webhook is told of: terminal statuses (`completed`, the default), every status change, each stored image, its batch's end. */
-export const WEBHOOK_EVENT_FILTERS = ['completed', 'status', 'image', 'batch.completed'] as const;
+/** What a job's webhook is told of: terminal statuses (`completed`, the default), every status change, each stored image, each move to another provider, its batch's end. */
+export const WEBHOOK_EVENT_FILTERS = ['completed', 'status', 'image', 'failover', 'batch.completed'] as const;
 export type WebhookEventFilter = (typeof WEBHOOK_EVENT_FILTERS)[number];
 export const WEBHOOK_URL_MAX_LENGTH = 2000;
 
@@ -61,7 +61,13 @@ export const GenerationOptionsSchema = Type.Object(
     strength: Type.Optional(
       Type.Number({ minimum: 0, maximum: 1, description: `How much the init image may change: 0 keeps it, 1 ignores it (default ${DEFAULT_STRENGTH} with an init image).` }),
     ),
-    provider: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    provider: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Runs the job on this provider only, unless `fallback` is true.' })),
+    fallback: Type.Optional(
+      Type.Boolean({
+        description:
+          "Whether the job may move to the next provider of its provider's fallback chain (PROVIDER_FALLBACK) when that provider is down. Default: true, unless `provider` names one.",
+      }),
+    ),
     priority: Type.Optional(
       Type.Integer({ minimum: -100, maximum: 100, default: 0, description: 'Higher runs first.' }),
     ),
@@ -186,6 +192,15 @@ export const JobSchema = Type.Object(
     maxAttempts: Type.Integer(),
     provider: Type.String(),
     providerJobId: Nullable(Type.String()),
+    fallback: Type.Boolean({ description: 'Whether the job may move along its fallback chain (false: pinned to its provider)' }),
+    providerHistory: Type.Array(
+      Type.Object({
+        provider: Type.String(),
+        attempts: Type.Integer({ description: 'Attempts made on this provider' }),
+        at: DateTime,
+      }),
+      { description: 'Every provider the job has been on, the current one last; a move is a `failover` event' },
+    ),
     request: Type.Object({ prompt: Type.String(), ...GenerationOptionsSchema.properties }),
     error: Nullable(JobErrorSchema),
     timings: Type.Object({ providerMs: Type.Number(), imageMs: Type.Number(), storageMs: Type.Number() }),
@@ -346,6 +361,32 @@ export const ProviderStatusSchema = Type.Object({
   latencyMs: Type.Integer({ description: 'How long the check took' }),
 });
 
+const NullableDateTime = Nullable(DateTime);
+
+/** One provider in GET /providers: its check, its circuit, what it has done lately and what waits for it. */
+export const ProviderOverviewSchema = Type.Intersect([
+  ProviderStatusSchema,
+  Type.Object({
+    circuit: Type.Object({
+      state: Type.Enum(['closed', 'open', 'half_open'], { description: '`open`: no work is sent to it; `half_open`: one probe job may go' }),
+      openedAt: NullableDateTime,
+      retryAt: Nullable(Type.String({ format: 'date-time', description: 'While open: when one probe job may go through' })),
+      consecutiveFailures: Type.Integer(),
+      pausedUntil: Nullable(Type.String({ format: 'date-time', description: "While the upstream's Retry-After lasts: nothing is sent to it before then" })),
+    }),
+    fallback: Type.Array(Type.String(), { description: 'Where its jobs move when it is down (PROVIDER_FALLBACK)' }),
+    recent: Type.Object(
+      {
+        calls: Type.Integer(),
+        errorRate: Nullable(Type.Number({ description: 'Share of the calls that failed (retryable failures and timeouts)' })),
+        p50LatencyMs: Nullable(Type.Integer({ description: 'Median duration of the calls that succeeded' })),
+      },
+      { description: 'Submits and polls of the last 5 minutes, by every worker' },
+    ),
+    queued: Type.Integer({ description: 'Jobs queued for it' }),
+  }),
+]);
+
 export const ProviderParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9_-]+$' }) });
 
 export const GetJobQuery = Type.Object(
@@ -399,12 +440,22 @@ export const ImageStreamEvent = Type.Object(
   },
   { description: 'One image is stored; its links work at once' },
 );
-export const JobStreamEventSchema = Type.Union([StatusStreamEvent, StageStreamEvent, ProgressStreamEvent, ImageStreamEvent]);
+export const FailoverStreamEvent = Type.Object(
+  {
+    type: Type.Literal('failover'),
+    ...streamEventBase,
+    from: Type.String({ description: 'The provider the job left' }),
+    to: Type.String({ description: 'The provider it moved to' }),
+    reason: Type.String({ description: '`circuit_open`, or the code of the failure that made it move' }),
+  },
+  { description: "The job moved to the next provider of its chain; it is queued there" },
+);
+export const JobStreamEventSchema = Type.Union([StatusStreamEvent, StageStreamEvent, ProgressStreamEvent, ImageStreamEvent, FailoverStreamEvent]);
 
 /** `text/event-stream`: `id: <event id>`, `event: <type>`, `data: <JSON of JobStreamEventSchema>`; `:` lines are heartbeats. */
 export const EventStreamResponse = Type.String({
   description:
-    'Server-sent events. Each has `id` (send the last one back as Last-Event-ID to resume), `event` (status, stage, progress or image) and `data` (JSON). Lines starting with `:` are heartbeats.',
+    'Server-sent events. Each has `id` (send the last one back as Last-Event-ID to resume), `event` (status, stage, progress, image or failover) and `data` (JSON). Lines starting with `:` are heartbeats.',
 });
 
 export const LastEventIdHeaders = Type.Object({

@@ -7,6 +7,7 @@ import type { DeliveryLogEntry, Jsonified, WebhookDelivery, WebhookSnapshot } fr
 import type { KeySchema, WebhookDeliverySchema } from './schemas.ts';
 import { SYSTEM_CALLER } from '../../../core/caller.ts';
 import type { PayloadSource } from '../../http/dialect.ts';
+import { stintAttempts } from '../../../core/failover.ts';
 
 const iso = (date: Date | null) => (date ? date.toISOString() : null);
 
@@ -28,6 +29,8 @@ export function presentJob(job: JobView): Static<typeof JobSchema> {
     maxAttempts: job.maxAttempts,
     provider: job.provider,
     providerJobId: job.providerJobId,
+    fallback: job.fallback,
+    providerHistory: stintAttempts(job),
     request: job.request,
     error: job.error,
     timings: job.timings,
@@ -48,6 +51,7 @@ export function presentEvents(events: JobEvent[]): Static<typeof EventsResponse>
 }
 
 const numberOrNull = (value: unknown) => (typeof value === 'number' ? value : null);
+const text = (value: unknown) => (typeof value === 'string' ? value : '');
 
 /**
  * One job_events row as a server-sent event. `image` is the stored image the row announces, when
@@ -65,6 +69,8 @@ export function presentStreamEvent(event: JobEvent, image?: ImageView): Static<t
       return { type: 'stage', ...base };
     case 'progress':
       return { type: 'progress', ...base, progress: numberOrNull(event.data.progress), queuePosition: numberOrNull(event.data.queuePosition) };
+    case 'failover':
+      return { type: 'failover', ...base, from: text(event.data.from), to: text(event.data.to), reason: text(event.data.reason) };
     case 'image':
       return {
         type: 'image',
@@ -132,8 +138,10 @@ function reviveJob(json: Jsonified<Job>): Job {
     updatedAt: new Date(json.updatedAt),
     startedAt: orNull(json.startedAt),
     completedAt: orNull(json.completedAt),
-    // Snapshots taken before retention existed have no such field.
+    // Snapshots taken before retention (or failover) existed have no such field.
     imagesExpiredAt: orNull(json.imagesExpiredAt ?? null),
+    fallback: json.fallback ?? false,
+    providerHistory: json.providerHistory ?? [],
     deadlineAt: orNull(json.deadlineAt),
     usage: json.usage ?? null,
   };
@@ -161,5 +169,5 @@ async function webhookData(delivery: WebhookDelivery, source: PayloadSource): Pr
   if (!isSnapshot(payload)) throw new Error(`delivery ${delivery.id} has no job snapshot`);
   const view = await source.viewAt(reviveJob(payload.job), payload.images.map(reviveImage));
   const image = view.images.find((candidate) => candidate.index === payload.imageIndex);
-  return { ...presentJob(view), ...(image ? { image: presentImage(image) } : {}) };
+  return { ...presentJob(view), ...(image ? { image: presentImage(image) } : {}), ...(payload.failover ? { failover: payload.failover } : {}) };
 }

@@ -8,7 +8,7 @@ import { wantsEventStream } from '../../http/sse.ts';
 import { workflowFields } from '../../../protocols/comfyui/index.ts';
 import { presentEvents, presentJob } from './present.ts';
 import { makeEventStreams } from './streams.ts';
-import { BatchBody, DEFAULT_PAGE_SIZE, ListQuery, ListResponse, QueueStatsResponse, BatchResponse, BatchStatusResponse, CreateJobBody, EventsResponse, EventStreamResponse, GetJobQuery, ImageLinkResponse, ImageParams, ImageQuery, JobIdParams, JobSchema, LastEventIdHeaders, problemResponses, ProviderParams, ProviderStatusSchema } from '../../../protocols/native/schemas.ts';
+import { BatchBody, DEFAULT_PAGE_SIZE, ListQuery, ListResponse, QueueStatsResponse, BatchResponse, BatchStatusResponse, CreateJobBody, EventsResponse, EventStreamResponse, GetJobQuery, ImageLinkResponse, ImageParams, ImageQuery, JobIdParams, JobSchema, LastEventIdHeaders, problemResponses, ProviderOverviewSchema, ProviderParams, ProviderStatusSchema } from '../../../protocols/native/schemas.ts';
 
 export interface NativeRoutesOptions {
   jobs: JobService;
@@ -210,11 +210,20 @@ export const nativeRoutes: FastifyPluginAsyncTypebox<NativeRoutesOptions> = asyn
     {
       schema: {
         tags: ['operations'],
-        summary: 'Configured providers and whether each is healthy',
-        response: { 200: Type.Object({ items: Type.Array(ProviderStatusSchema) }) },
+        summary: 'Configured providers: whether each is healthy, its circuit breaker, its recent error rate and latency, and the jobs queued for it',
+        response: { 200: Type.Object({ items: Type.Array(ProviderOverviewSchema) }) },
       },
     },
-    async () => ({ items: await jobs.providers() }),
+    async () => {
+      const iso = (date: Date | null) => date?.toISOString() ?? null;
+      const items = await jobs.providers();
+      return {
+        items: items.map((item) => ({
+          ...item,
+          circuit: { ...item.circuit, openedAt: iso(item.circuit.openedAt), retryAt: iso(item.circuit.retryAt), pausedUntil: iso(item.circuit.pausedUntil) },
+        })),
+      };
+    },
   );
 
   app.post(
