@@ -32,7 +32,7 @@ describe('group commit of concurrent submissions', () => {
     const model = await modelJob(dr);
     const first = like(model);
     const rows = [first, like(model), { ...first }, like(model), like(model)];
-    // The first commits alone; the other four wait for it and go together, where one repeats its id.
+    // All five go in one group, where one repeats another's id: the group fails, and each goes again alone.
     const results = await Promise.allSettled(rows.map((row) => repo.insertJobs([row])));
     expect(results.map((result) => result.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
     for (const [index, result] of results.entries()) {

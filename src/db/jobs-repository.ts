@@ -107,12 +107,15 @@ export function makeJobRepository(db: Db, options: JobRepositoryOptions = {}): J
   function insertJobs(rows: NewJob[], cap?: ActiveCap, budget?: BudgetCharge): Promise<Job[]> {
     return new Promise<Job[]>((resolve, reject) => {
       waiting.push({ rows, cap, budget, resolve, reject });
-      if (!committing) void commitWaiting();
+      if (committing) return;
+      committing = true;
+      // One turn of the event loop first: requests already received are parsed and join this group.
+      // PGlite runs a query without yielding to I/O, so without it every group would be one.
+      setImmediate(() => void commitWaiting());
     });
   }
 
   async function commitWaiting(): Promise<void> {
-    committing = true;
     try {
       while (waiting.length > 0) {
         let taken = 0;
