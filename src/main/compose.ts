@@ -143,13 +143,13 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
       }
     },
   });
-  const configuredQueue = makeQueue(config, logger);
+  const configuredQueue = await makeQueue(config, logger);
   const queue = overrides.wrapQueue ? overrides.wrapQueue(configuredQueue) : configuredQueue;
 
   let listeningUrl = `http://${config.host}:${config.port}`;
   const baseUrl = () => config.publicUrl ?? listeningUrl;
   const signer = makeLinkSigner(resolveSigningSecret(config.signingSecret, config.dataDir));
-  const storage = makeStorage(config, { signer, baseUrl });
+  const storage = await makeStorage(config, { signer, baseUrl });
   const webhookTargets = makeWebhookTargets({ allowPrivate: config.webhooks.allowPrivate });
 
   const uploadRepo = makeUploadRepository(database.db);
