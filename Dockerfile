@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
-# darkroom runs its TypeScript through tsx (a runtime dependency), so the server needs no build step;
-# the web UI does. One stage resolves production dependencies, one builds the UI with the dev
-# dependencies (Vite, Preact, TypeScript), and the last carries the production dependencies, the
-# sources and the built UI, as a non-root user.
+# One stage resolves production dependencies; one builds, with the dev dependencies (TypeScript,
+# Vite, Preact), the server's JavaScript, the migrated PGlite template a new DATA_DIR is copied from,
+# the client and the UI; the last carries the production dependencies, the migrations and the build
+# (no sources: bin/darkroom.js runs the build), as a non-root user.
 
 FROM node:22-bookworm-slim AS deps
 WORKDIR /app
@@ -15,11 +15,12 @@ FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json tsconfig.client.json ./
+COPY tsconfig.json tsconfig.client.json tsconfig.server.json ./
 COPY src ./src
 COPY web ./web
+COPY drizzle ./drizzle
 # The UI imports the typed client as a package (darkroom/client), so the client is built first.
-RUN npm run build:client && npm run build:ui
+RUN npm run build:server && npm run build:template && npm run build:client && npm run build:ui
 
 FROM node:22-bookworm-slim AS runtime
 ENV NODE_ENV=production \
@@ -30,9 +31,8 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
-COPY src ./src
 COPY drizzle ./drizzle
-COPY --from=build /app/dist/web ./dist/web
+COPY --from=build /app/dist ./dist
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]

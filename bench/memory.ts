@@ -21,6 +21,21 @@ function procStatusMiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   return Number(match[1]) / 1024;
 }
 
+/**
+ * CPU seconds the process and its waited-for children (an initdb child) have used, in ms: on a busy
+ * machine wall-clock startup mostly measures the other load, CPU time much less so.
+ */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at state; utime..cstime are fields 14-17.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = fields.slice(11, 15).reduce((sum, value) => sum + Number(value), 0);
+  return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** USER_HZ: 100 on every Linux architecture node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
+
 /** The process itself must be node, not a shell or npm wrapper around it. */
 function assertNode(pid: number, mustContain: string): void {
   const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
@@ -98,6 +113,8 @@ interface Measured {
   exit: string;
   /** spawn → ready (GET /ready 200, or the child's "ready" line) */
   startupMs: number;
+  /** CPU time (user + system, with waited-for children) until ready */
+  startupCpuMs: number;
 }
 
 /** `node bin/darkroom.js serve` (what `npm start` runs), on `dataDir` and a port of its choosing. */
@@ -111,13 +128,14 @@ async function measureDarkroom(cleanup: Cleanup, options: MemoryOptions, dataDir
   const url = await listeningUrl(child, stderr, 60_000);
   await waitUntilReady(url, 30_000);
   const startupMs = performance.now() - started;
+  const startupCpuMs = cpuMs(pid);
   progress(`memory: darkroom (pid ${pid}) ready at ${url}; idling ${options.idleMs} ms`);
   await sleep(options.idleMs);
   const rssMiB = procStatusMiB(pid, 'VmRSS');
   const peakMiB = procStatusMiB(pid, 'VmHWM');
   const exit = await stop(child, 15_000);
   await stopChild();
-  return { rssMiB, peakMiB, exit, startupMs };
+  return { rssMiB, peakMiB, exit, startupMs, startupCpuMs };
 }
 
 /** The reference: an idle bare node, spawned and read the same way. */
@@ -127,6 +145,7 @@ async function measureBareNode(cleanup: Cleanup, options: MemoryOptions): Promis
   const { child, spawned, stopChild } = spawnNode(cleanup, ['-e', script], { PATH: process.env.PATH ?? '' }, repoRoot);
   const pid = await spawned;
   const startupMs = performance.now() - started;
+  const startupCpuMs = cpuMs(pid);
   assertNode(pid, script);
   progress(`memory: bare node (pid ${pid}); idling ${options.idleMs} ms`);
   await sleep(options.idleMs);
@@ -134,7 +153,7 @@ async function measureBareNode(cleanup: Cleanup, options: MemoryOptions): Promis
   const peakMiB = procStatusMiB(pid, 'VmHWM');
   const exit = await stop(child, 5000);
   await stopChild();
-  return { rssMiB, peakMiB, exit, startupMs };
+  return { rssMiB, peakMiB, exit, startupMs, startupCpuMs };
 }
 
 /**
@@ -157,6 +176,7 @@ async function measurePglite(cleanup: Cleanup, options: MemoryOptions): Promise<
   assertNode(pid, 'PGlite');
   await readyLine(child, stderr, 60_000);
   const startupMs = performance.now() - started;
+  const startupCpuMs = cpuMs(pid);
   progress(`memory: node + PGlite (pid ${pid}) ready; idling ${options.idleMs} ms`);
   await sleep(options.idleMs);
   const rssMiB = procStatusMiB(pid, 'VmRSS');
@@ -164,7 +184,7 @@ async function measurePglite(cleanup: Cleanup, options: MemoryOptions): Promise<
   const exit = await stop(child, 5000);
   await stopChild();
   await removeDir();
-  return { rssMiB, peakMiB, exit, startupMs };
+  return { rssMiB, peakMiB, exit, startupMs, startupCpuMs };
 }
 
 function readyLine(child: ChildProcess, stderr: string[], timeoutMs: number): Promise<void> {
@@ -204,11 +224,14 @@ export async function benchMemory(cleanup: Cleanup, options: MemoryOptions): Pro
     { metric: '  idle RSS, node + PGlite only', value: pglite.rssMiB, unit: 'MiB', reference: { value: bare.rssMiB, label: 'bare node' } },
     { metric: 'Startup, spawn → GET /ready 200 (fresh DATA_DIR)', value: darkroom.startupMs, unit: 'ms', reference: { value: pglite.startupMs, label: 'node + PGlite.create' } },
     { metric: '  startup on the existing DATA_DIR', value: restarted.startupMs, unit: 'ms', reference: { value: pglite.startupMs, label: 'node + PGlite.create' } },
+    { metric: '  CPU time until ready (fresh DATA_DIR)', value: darkroom.startupCpuMs, unit: 'ms', reference: { value: pglite.startupCpuMs, label: 'node + PGlite.create' } },
+    { metric: '  CPU time until ready (existing DATA_DIR)', value: restarted.startupCpuMs, unit: 'ms', reference: { value: pglite.startupCpuMs, label: 'node + PGlite.create' } },
   ];
   const notes = [
     `Memory: VmRSS from /proc/<pid>/status of the node process itself (checked via /proc/<pid>/cmdline; \`npm start\` runs the same command behind an npm wrapper), ` +
       `${options.idleMs / 1000} s after GET /ready answered 200 (PGlite in a temp DATA_DIR, PORT=0, default WORKER_CONCURRENCY); reference: node -e "setInterval(()=>{},1000)" after ${options.idleMs / 1000} s; ` +
       `"node + PGlite only" is a bare node that opens PGlite on an empty directory and runs one query (what darkroom's database layer does at start), read the same way. ` +
+      `CPU time is user + system time of the process and its waited-for children (/proc/<pid>/stat) at the moment it was ready: wall-clock startup on a busy machine mostly measures the other load. ` +
       `A single reading: it can differ by a few hundred MiB between runs, depending on what PGlite and V8 have given back by then; VmHWM is the peak so far. ` +
       `On SIGTERM darkroom ended with ${darkroom.exit}.`,
   ];

@@ -10,7 +10,6 @@ import type { EventFeed } from '../core/event-feed.ts';
 import type { Metrics } from '../core/ports/metrics.ts';
 import type { LinkSigner, ObjectStorage } from '../core/ports/storage.ts';
 import type { Queue } from 'bullmq';
-import { registerAdminQueues } from './http/admin-queues.ts';
 import { adminCheck, markRoutesPublic, ownerOf, registerAuth, useCredentialRules, type AuthOptions } from './http/auth.ts';
 import { sameSecret } from './http/secrets.ts';
 import { registerDocs } from './http/docs.ts';
@@ -124,7 +123,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     markRoutesPublic(docs);
     await registerDocs(docs);
   });
-  if (deps.adminQueues) await registerAdminQueues(app, { queues: deps.adminQueues.queues, isAdmin: adminCheck(deps.auth) });
+  if (deps.adminQueues) {
+    // Bull Board is loaded only when it is served (BullMQ queues and an admin key configured).
+    const { registerAdminQueues } = await import('./http/admin-queues.ts');
+    await registerAdminQueues(app, { queues: deps.adminQueues.queues, isAdmin: adminCheck(deps.auth) });
+  }
   registerIdempotency(app, {
     store: deps.idempotency,
     bodyLimitBytes: deps.bodyLimitBytes,

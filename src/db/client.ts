@@ -5,11 +5,10 @@ import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
-import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
-import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import pg from 'pg';
+import type pg from 'pg';
 import lockfile from 'proper-lockfile';
+import { createPgliteDirectory, pgliteStartParams, type PgliteOrigin } from './pglite-files.ts';
 import { schema } from './schema.ts';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -19,6 +18,8 @@ export interface Database {
   kind: 'pglite' | 'postgres';
   /** The node-postgres pool (Postgres only): for LISTEN/NOTIFY and other driver-level needs. */
   pool?: pg.Pool;
+  /** PGlite in a directory only: how its database came to be when this open created it (undefined when it existed). */
+  created?: PgliteOrigin;
   /** Runs pending migrations; safe when several processes start at once. */
   migrate(): Promise<void>;
   ping(): Promise<void>;
@@ -48,6 +49,11 @@ export interface DatabaseOptions {
    * opened as it is. Migrations still run afterwards, so a stale template cannot give an old schema.
    */
   template?: Blob | Uint8Array;
+  /**
+   * PGlite in a directory, without `template`: the migrated data directory a new database is copied
+   * from (default: the one `npm run build:template` makes; null: none, so a child process runs initdb).
+   */
+  templateDir?: string | null;
 }
 
 /**
@@ -95,10 +101,18 @@ async function openPglite(options: DatabaseOptions): Promise<Database> {
     mkdirSync(dir, { recursive: true });
     unlock = await lockDataDirectory(dir, options);
   }
-  const template = options.template && !(dir && existsSync(join(dir, 'PG_VERSION'))) ? options.template : undefined;
+  const exists = dir !== undefined && existsSync(join(dir, 'PG_VERSION'));
+  const template = options.template && !exists ? options.template : undefined;
+  let created: PgliteOrigin | undefined;
   let client: PGlite;
   try {
-    client = template ? await PGlite.create(dir, { loadDataDir: template instanceof Blob ? template : new Blob([template]) }) : await PGlite.create(dir);
+    // A new database in a directory is made outside this process (copied from the template, or by
+    // initdb in a child), so that initdb's WebAssembly memory never stays with a long-lived server.
+    if (dir !== undefined && !exists && !template) created = await createPgliteDirectory(dir, { templateDir: options.templateDir });
+    client = await PGlite.create(dir, {
+      startParams: pgliteStartParams(),
+      ...(template ? { loadDataDir: template instanceof Blob ? template : new Blob([template]) } : {}),
+    });
   } catch (error) {
     await unlock();
     throw error;
@@ -108,6 +122,7 @@ async function openPglite(options: DatabaseOptions): Promise<Database> {
   return {
     db,
     kind: 'pglite',
+    created,
     migrate: () => migratePglite(drizzlePglite({ client, schema }), { migrationsFolder }),
     ping: async () => {
       await db.execute(sql`select 1`);
@@ -129,7 +144,7 @@ async function openPglite(options: DatabaseOptions): Promise<Database> {
  * the `template` a test database starts from.
  */
 export async function dumpMigratedPglite(): Promise<Blob> {
-  const client = await PGlite.create();
+  const client = await PGlite.create({ startParams: pgliteStartParams() });
   try {
     await migratePglite(drizzlePglite({ client, schema }), { migrationsFolder });
     // Everything in the data files, nothing left to replay from the WAL by each copy.
@@ -140,7 +155,28 @@ export async function dumpMigratedPglite(): Promise<Blob> {
   }
 }
 
+/**
+ * Runs initdb and every migration in `dir` (which must not hold a database yet) and closes it
+ * cleanly: a data directory any later PGlite opens as it is. What the child process of
+ * {@link createPgliteDirectory} and the template build run.
+ */
+export async function initMigratedPglite(dir: string): Promise<void> {
+  const client = await PGlite.create(dir, { startParams: pgliteStartParams() });
+  try {
+    await migratePglite(drizzlePglite({ client, schema }), { migrationsFolder });
+    await client.exec('CHECKPOINT');
+  } finally {
+    await client.close();
+  }
+}
+
 async function openPostgres(url: string, max: number): Promise<Database> {
+  // Loaded only here, so that the embedded default never loads the Postgres driver.
+  const [{ default: pg }, { drizzle: drizzlePg }, { migrate: migratePg }] = await Promise.all([
+    import('pg'),
+    import('drizzle-orm/node-postgres'),
+    import('drizzle-orm/node-postgres/migrator'),
+  ]);
   const pool = new pg.Pool({ connectionString: url, max });
   // An idle client that loses its server must not crash the process; the next query reports it.
   pool.on('error', () => undefined);

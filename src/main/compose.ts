@@ -4,7 +4,6 @@ import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { makeProcessLogger } from './logger.ts';
-import { Redis } from 'ioredis';
 import { buildApp } from '../api/app.ts';
 import { makeKeyRepository } from '../db/keys-repository.ts';
 import { IDEMPOTENCY_ABANDONED_MS, IDEMPOTENCY_TTL_MS } from '../api/http/idempotency.ts';
@@ -22,7 +21,6 @@ import { makeResourceRepository } from '../db/resources-repository.ts';
 import { makeLocalEventBus } from '../events/bus.ts';
 import type { EventBus } from '../core/ports/events.ts';
 import { makeEventFeed } from '../core/event-feed.ts';
-import { makePostgresEventBus } from '../events/postgres.ts';
 import { PROVIDER_MODULES } from '../providers/registry.ts';
 import { makeProviderRegistry, type Provider } from '../core/ports/provider.ts';
 import { makeQueue } from '../queue/index.ts';
@@ -140,8 +138,10 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
     await database.close();
     throw error;
   }
+  if (database.created) logger.info({ from: database.created }, 'created the embedded database');
+  // Adapters are imported only when configured: the embedded default never loads pg, ioredis or BullMQ.
   const bus = database.pool
-    ? await makePostgresEventBus({ url: config.databaseUrl as string, pool: database.pool, logger, onGap: () => repo.clear() })
+    ? await (await import('../events/postgres.ts')).makePostgresEventBus({ url: config.databaseUrl as string, pool: database.pool, logger, onGap: () => repo.clear() })
     : makeLocalEventBus();
   const events = overrides.wrapEvents ? overrides.wrapEvents(bus) : bus;
   const jobLog = logger.child({ component: 'jobs' });
@@ -179,13 +179,13 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   events.subscribe((message, origin) => {
     if (origin === 'another-process') repo.invalidate(message.jobId);
   });
-  const configuredQueue = makeQueue(config, logger);
+  const configuredQueue = await makeQueue(config, logger);
   const queue = overrides.wrapQueue ? overrides.wrapQueue(configuredQueue) : configuredQueue;
 
   let listeningUrl = `http://${config.host}:${config.port}`;
   const baseUrl = () => config.publicUrl ?? listeningUrl;
   const signer = makeLinkSigner(resolveSigningSecret(config.signingSecret, config.dataDir));
-  const storage = makeStorage(config, { signer, baseUrl });
+  const storage = await makeStorage(config, { signer, baseUrl });
   const webhookTargets = makeWebhookTargets({ allowPrivate: config.webhooks.allowPrivate });
 
   const uploadRepo = makeUploadRepository(database.db);
@@ -312,7 +312,7 @@ export async function createDarkroom(config: Config, overrides: DarkroomOverride
   // Counters in Redis hold across every api process; without Redis each process counts alone.
   const rateLimitRedis =
     role !== 'worker' && rateLimited && config.redisUrl
-      ? new Redis(config.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 5000, lazyConnect: false })
+      ? new (await import('ioredis')).Redis(config.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 5000, lazyConnect: false })
       : undefined;
   rateLimitRedis?.on('error', (error: Error) => logger.warn({ err: error }, 'rate-limit Redis connection error; limits are not applied meanwhile'));
 

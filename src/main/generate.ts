@@ -185,7 +185,7 @@ async function uploadInputs(client: Connection['client'], files: InputFile[], si
 }
 
 async function generate({ client }: Connection, settings: Settings): Promise<number> {
-  const display = makeProgressDisplay(process.stderr);
+  const display = await makeProgressDisplay(process.stderr);
   const startedAt = Date.now();
   const stop = new AbortController();
   let reason: 'interrupted' | 'timeout' | undefined;

@@ -1,4 +1,3 @@
-import openInBrowser from 'open';
 import { resolveServer, SERVER_HELP_ROW, SERVER_OPTION } from './client-options.ts';
 import { CommandFailed, EXIT, formatOptions, HELP_OPTION, HELP_ROW, parseCommandLine, printHelp, type Command } from './command.ts';
 
@@ -19,6 +18,7 @@ export const openCommand: Command = {
     const url = `${resolveServer(values, HELP)}/`;
     console.log(url);
     if (values.print) return EXIT.ok;
+    const { default: openInBrowser } = await import('open');
     try {
       // Resolves once the launcher (xdg-open, open, start) has started; rejects when it cannot be.
       await openInBrowser(url);

@@ -1,4 +1,3 @@
-import ora from 'ora';
 import type { JobProgress } from '../client/index.ts';
 
 /** Where a running job stands, in words: status, stage, the provider's queue position, percent. */
@@ -29,7 +28,7 @@ export interface ProgressDisplay {
   stop(): void;
 }
 
-export function makeProgressDisplay(stream: NodeJS.WriteStream): ProgressDisplay {
+export async function makeProgressDisplay(stream: NodeJS.WriteStream): Promise<ProgressDisplay> {
   // A terminal without a width (a pty nobody sized, like `docker run -t` at first) is no place for a
   // spinner: ora measures its lines by the width, and with none it never stops erasing them.
   if (!stream.isTTY || !(stream.columns > 0)) {
@@ -41,6 +40,8 @@ export function makeProgressDisplay(stream: NodeJS.WriteStream): ProgressDisplay
       stop: () => {},
     };
   }
+  // Imported here: every other command (and the server, which shares the CLI's entry) does without it.
+  const { default: ora } = await import('ora');
   // discardStdin would put the terminal in raw mode, where Ctrl-C is a keystroke instead of SIGINT.
   const spinner = ora({ stream, isEnabled: true, discardStdin: false });
   return {

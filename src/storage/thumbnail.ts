@@ -1,4 +1,3 @@
-import sharp from 'sharp';
 import type { ImageFacts } from '../core/ports/inputs.ts';
 import { THUMBNAIL_SIZE, type PreparedImage } from '../core/ports/storage.ts';
 
@@ -13,6 +12,8 @@ const DECODE_LIMIT = 2048 * 2048;
  * failing the job later.
  */
 export async function inspectImage(bytes: Buffer): Promise<ImageFacts | null> {
+  // sharp (libvips) loads with the first image, not with the server.
+  const { default: sharp } = await import('sharp');
   try {
     const image = sharp(bytes, { failOn: 'error' });
     const { format, width, height, pages } = await image.metadata();
@@ -28,6 +29,7 @@ export async function inspectImage(bytes: Buffer): Promise<ImageFacts | null> {
 
 /** Reads an original's real dimensions and makes its 128×128 WebP thumbnail (cover: cropped, never stretched). */
 export async function prepareImage(original: Buffer): Promise<PreparedImage> {
+  const { default: sharp } = await import('sharp');
   const image = sharp(original, { failOn: 'error' });
   const { width, height } = await image.metadata();
   if (!width || !height) throw new Error('The provider returned an image without dimensions');

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import sharp, { type Sharp } from 'sharp';
+import type { Sharp } from 'sharp';
 
 /** mulberry32: a tiny seeded PRNG, enough to lay out shapes reproducibly. */
 function prng(seed: number): () => number {
@@ -21,6 +21,8 @@ const hsl = (h: number, s: number, l: number) => `hsl(${Math.round(h)},${Math.ro
  * (palette, gradient, and a few dozen shapes).
  */
 export async function renderMockImage(prompt: string, seed: number, width: number, height: number): Promise<Buffer> {
+  // sharp (libvips) loads with the first image, not with the server.
+  const { default: sharp } = await import('sharp');
   const digest = createHash('sha256').update(`${seed}\u0000${prompt}`).digest();
   const random = prng(digest.readUInt32LE(0));
   const hue = random() * 360;
@@ -62,6 +64,7 @@ async function rawRgb(image: Sharp): Promise<Buffer> {
  * the init image back and 1 ignores it.
  */
 export async function blendWithInit(own: Buffer, init: Buffer, mask: Buffer | undefined, strength: number, width: number, height: number): Promise<Buffer> {
+  const { default: sharp } = await import('sharp');
   const [ownPixels, initPixels, maskPixels] = await Promise.all([
     rawRgb(sharp(own)),
     rawRgb(sharp(init).resize(width, height, { fit: 'fill' })),

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import sharp from 'sharp';
 import { ProviderError } from '../../core/errors.ts';
 import { inputOf, referencesOf, type GenerationRequest } from '../../core/request.ts';
 import type { PollResult, Provider, ProviderContext, ProviderModule, ProviderOutput } from '../../core/ports/provider.ts';
@@ -56,6 +55,8 @@ export function makeOpenAIProvider(options: OpenAIProviderOptions): Provider {
   }
 
   async function maskOf(bytes: Buffer): Promise<Buffer> {
+    // sharp (libvips) loads with the first image, not with the server.
+    const { default: sharp } = await import('sharp');
     // darkroom's mask is white where the image may change; OpenAI's is transparent there.
     const { data, info } = await sharp(bytes).greyscale().extractChannel(0).negate().raw().toBuffer({ resolveWithObject: true });
     return sharp({ create: { width: info.width, height: info.height, channels: 3, background: '#000000' } })

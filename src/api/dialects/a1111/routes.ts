@@ -1,6 +1,5 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import sharp from 'sharp';
 import type { JobService, JobView, ScopedJobs } from '../../../core/job-service.ts';
 import { DarkroomError } from '../../../core/errors.ts';
 import { isTerminal } from '../../../core/job.ts';
@@ -54,6 +53,8 @@ const base64Of = (picture: string) => (picture.startsWith('data:') ? picture.sli
 
 /** The mask with black and white swapped (inpainting_mask_invert), as a PNG in base64. */
 async function invertedMask(mask: string): Promise<string> {
+  // sharp (libvips) loads with the first image, not with the server.
+  const { default: sharp } = await import('sharp');
   try {
     const inverted = await sharp(Buffer.from(base64Of(mask), 'base64')).removeAlpha().negate().png().toBuffer();
     return inverted.toString('base64');

@@ -1,6 +1,5 @@
 import multipart from '@fastify/multipart';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
-import sharp from 'sharp';
 import { sniffImageType } from '../../../protocols/http/index.ts';
 import { MAX_INPUTS } from '../../../core/request.ts';
 import { DialectError } from '../../http/errors.ts';
@@ -37,6 +36,8 @@ export async function registerImageForms(app: FastifyInstance): Promise<void> {
 const isImagePart = (name: string) => /^image(?:\[\d*\])?$/.test(name);
 
 async function readUpload(param: string, bytes: Buffer): Promise<Upload> {
+  // sharp (libvips) loads with the first image, not with the server.
+  const { default: sharp } = await import('sharp');
   const type = sniffImageType(bytes);
   if (!type || !ACCEPTED_TYPES.includes(type)) {
     throw refusal(param, `Invalid '${param}': unsupported file format. Supported formats are: 'png', 'jpeg', 'webp'.`, 400, 'invalid_image_format');
@@ -54,6 +55,7 @@ async function readUpload(param: string, bytes: Buffer): Promise<Upload> {
  * OpenAI requires.
  */
 async function readMask(bytes: Buffer, init: Upload | undefined): Promise<Upload> {
+  const { default: sharp } = await import('sharp');
   const upload = await readUpload('mask', bytes);
   const metadata = await sharp(bytes).metadata();
   if (sniffImageType(bytes) !== 'image/png' || !metadata.hasAlpha) {

@@ -1,4 +1,3 @@
-import sharp from 'sharp';
 import type { ImageView, JobView, ScopedJobs } from '../../../core/job-service.ts';
 import type { TokenUsage } from '../../../core/pricing.ts';
 import { limitsOf, sizeText, type ImageObject, type ImagesResponse, type ImageStreamEvent, type ImageUsage, type OutputFormat, type ResponseFormat } from '../../../protocols/openai/index.ts';
@@ -44,6 +43,8 @@ async function render(jobs: ScopedJobs, job: JobView, image: ImageView, data: Op
   const stored = await jobs.readImage(job.id, image.index);
   if (!convert || format === undefined) return { bytes: stored.bytes, format };
   const quality = Math.max(1, data.outputCompression ?? 100);
+  // sharp (libvips) loads with the first image, not with the server.
+  const { default: sharp } = await import('sharp');
   const decoded = sharp(stored.bytes);
   const converted = format === 'png' ? decoded.png() : format === 'jpeg' ? decoded.flatten({ background: '#ffffff' }).jpeg({ quality }) : decoded.webp({ quality });
   return { bytes: await converted.toBuffer(), format };

@@ -1,4 +1,3 @@
-import sharp from 'sharp';
 import { INPUT_SIDE } from '../../../core/inputs.ts';
 import type { InputSource } from '../../../core/request.ts';
 import { sniffImageType } from '../../../protocols/http/index.ts';
@@ -30,6 +29,8 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A
  * for darkroom are not decoded here (the core refuses them, by their header, with its own message).
  */
 async function decodedSize(bytes: Buffer): Promise<{ width: number; height: number } | undefined> {
+  // sharp (libvips) loads with the first image, not with the server.
+  const { default: sharp } = await import('sharp');
   try {
     const { width, height } = await sharp(bytes).metadata();
     if (!width || !height) return undefined;
@@ -71,6 +72,7 @@ export async function decodeImages(fields: ImageField[], problems: string[]): Pr
   if (problems.length > 0) return { sources: [] };
 
   const init = decoded.find((image) => image.field.role === 'init');
+  const { default: sharp } = await import('sharp');
   const sources: InputSource[] = [];
   for (const image of decoded) {
     let bytes = image.bytes;
