@@ -79,6 +79,27 @@ describe('job cache in one process', () => {
     for (const id of ids) expect((await dr.api('GET', `/api/v1/jobs/${id}`)).body.images).toHaveLength(1);
   });
 
+  it('answers readers that miss together with one query, and later readers from memory', async () => {
+    dr = await startDarkroom({ WORKER_CONCURRENCY: '0' });
+    const { body: job } = await dr.api('POST', '/api/v1/jobs', { prompt: 'popular' });
+    const { repo } = dr.darkroom;
+    let queries = 0;
+    const counted = makeCachedJobStore(
+      {
+        ...repo,
+        get: (id) => {
+          queries += 1;
+          return repo.get(id);
+        },
+      },
+      { ttlMs: 60_000, maxEntries: 10 },
+    );
+    const rows = await Promise.all(Array.from({ length: 20 }, () => counted.get(job.id)));
+    expect(rows.map((row) => row?.id)).toEqual(Array.from({ length: 20 }, () => job.id));
+    expect((await counted.get(job.id))?.status).toBe('queued');
+    expect(queries).toBe(1);
+  });
+
   it('does not keep a row read before a write that finished while the read was under way', async () => {
     dr = await startDarkroom({ WORKER_CONCURRENCY: '0' });
     const { body: job } = await dr.api('POST', '/api/v1/jobs', { prompt: 'raced' });

@@ -39,32 +39,38 @@ interface Activity {
  * when it ends. Other processes' changes arrive through {@link CachedJobStore.invalidate} (the job
  * event bus), and an entry older than `ttlMs` is read again whatever the bus said.
  *
- * Reads and writes of one job may overlap (several requests, a worker's turn and a cancel): each
- * bumps the job's version when it begins and ends, and a result is kept only if the version did not
- * move meanwhile. Otherwise an overlapping operation may have seen a newer row than this one, so
- * the entry is dropped and the next read goes to the database.
+ * Reads and writes of one job may overlap (several requests, a worker's turn and a cancel). Each
+ * write bumps the job's version when it begins and when it ends, as does news from another process,
+ * and a result is kept only if the version did not move meanwhile: a read that overlapped a write
+ * may have seen the row before it, and of two overlapping writes either may have committed last.
+ * Reads do not move the version, so concurrent readers of a job all keep (the same) row, and
+ * readers that miss together share one query.
  */
 export function makeCachedJobStore(store: JobStore, options: JobCacheOptions): CachedJobStore {
   const entries = new LRUCache<string, Entry>({ max: options.maxEntries, ttl: options.ttlMs, updateAgeOnGet: false });
   const activity = new Map<string, Activity>();
+  /** The query under way for a job's row, shared by readers that miss while it runs. */
+  const reading = new Map<string, { version: number; row: Promise<Job | null> }>();
 
-  function begin(id: string): { activity: Activity; version: number } {
+  type Kind = 'read' | 'write';
+
+  function begin(id: string, kind: Kind): { activity: Activity; version: number } {
     let current = activity.get(id);
     if (!current) {
       current = { operations: 0, version: 0 };
       activity.set(id, current);
     }
     current.operations += 1;
-    current.version += 1;
+    if (kind === 'write') current.version += 1;
     return { activity: current, version: current.version };
   }
 
-  /** Ends an operation; `keep` runs only when nothing else began or ended on the job since it began. */
-  function end(id: string, started: { activity: Activity; version: number }, keep: () => void): void {
+  /** Ends an operation; `keep` runs only when no write began or ended and no news came since it began. */
+  function end(id: string, started: { activity: Activity; version: number }, kind: Kind, keep: () => void): void {
     const { activity: current, version } = started;
     if (current.version === version) keep();
-    else entries.delete(id);
-    current.version += 1;
+    else if (kind === 'write') entries.delete(id);
+    if (kind === 'write') current.version += 1;
     current.operations -= 1;
     if (current.operations === 0) activity.delete(id);
   }
@@ -80,17 +86,17 @@ export function makeCachedJobStore(store: JobStore, options: JobCacheOptions): C
    * ended on the job meanwhile. A write forgets the job first, so nobody reads the old row from
    * memory while the write is under way.
    */
-  async function tracked<T>(id: string, kind: 'read' | 'write', operation: () => Promise<T>, keep: (result: T) => void): Promise<T> {
+  async function tracked<T>(id: string, kind: Kind, operation: () => Promise<T>, keep: (result: T) => void): Promise<T> {
     if (kind === 'write') entries.delete(id);
-    const started = begin(id);
+    const started = begin(id, kind);
     let result: T;
     try {
       result = await operation();
     } catch (error) {
-      end(id, started, () => undefined);
+      end(id, started, kind, () => undefined);
       throw error;
     }
-    end(id, started, () => keep(result));
+    end(id, started, kind, () => keep(result));
     return result;
   }
 
@@ -106,9 +112,18 @@ export function makeCachedJobStore(store: JobStore, options: JobCacheOptions): C
   async function get(id: string): Promise<Job | null> {
     const hit = entries.get(id);
     if (hit) return hit.job;
-    return tracked(id, 'read', () => store.get(id), (job) => {
+    const shared = reading.get(id);
+    if (shared && shared.version === (activity.get(id)?.version ?? 0)) return shared.row;
+    const row = tracked(id, 'read', () => store.get(id), (job) => {
       if (job) entries.set(id, { job });
     });
+    const mine = { version: activity.get(id)?.version ?? 0, row };
+    reading.set(id, mine);
+    try {
+      return await row;
+    } finally {
+      if (reading.get(id) === mine) reading.delete(id);
+    }
   }
 
   /** One job's images come from the entry when it knows them; several jobs' (a list page) from the store. */
