@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { startEmbedded } from './embedded.ts';
 import { JOB_BODY, measure, type HttpOptions, type LoadResult } from './http.ts';
 import { overhead, type BatchJson, type JobJson, type Sample } from './jobs.ts';
 import { expectJson, isAlive, makeTempDir, percentile, progress, sleep, waitUntilReady, type Cleanup, type Row } from './lib.ts';
@@ -581,9 +582,17 @@ export async function benchProduction(cleanup: Cleanup, options: ProductionOptio
   const postgresKeyGet = await keyedGet(postgres, 'api child (Postgres)', options.http);
   await postgres.close();
 
-  // Scale-out: the provider, not darkroom, is the limit, so a second worker process should double the rate.
-  const slowEnv = { MOCK_LATENCY_MS: String(options.scaleOut.latencyMs), WORKER_CONCURRENCY: String(options.scaleOut.workerConcurrency) };
-  const scaleOptions = { ...options, jobs: options.scaleOut.jobs, warmupJobs: options.scaleOut.workerConcurrency * 2, size: 64 };
+  // Scale-out: a provider whose call holds a worker slot for its whole latency (the openai provider
+  // waits on a synchronous upstream call; a polled provider frees the slot between polls), so each
+  // worker process adds WORKER_CONCURRENCY jobs in flight and a second one should double the rate.
+  const upstream = await startEmbedded(cleanup, { MOCK_LATENCY_MS: String(options.scaleOut.latencyMs), AUTH: 'off', WORKER_CONCURRENCY: '32' });
+  const slowEnv = {
+    DEFAULT_PROVIDER: 'openai',
+    OPENAI_API_KEY: 'sk-bench',
+    OPENAI_BASE_URL: `${upstream.url}/v1`,
+    WORKER_CONCURRENCY: String(options.scaleOut.workerConcurrency),
+  };
+  const scaleOptions = { ...options, jobs: options.scaleOut.jobs, warmupJobs: options.scaleOut.workerConcurrency * 2, size: 1024 };
   const scaleRun = async (workers: number) => {
     const deployment = await startDistributed(cleanup, services, `api + ${workers} worker(s), slow provider`, workers, slowEnv);
     const result = await throughput(deployment, `scale-out, ${workers} worker(s)`, scaleOptions);
@@ -592,6 +601,7 @@ export async function benchProduction(cleanup: Cleanup, options: ProductionOptio
   };
   const scaleOne = await scaleRun(1);
   const scaleTwo = await scaleRun(2);
+  await upstream.close();
 
   const size = `${options.size}×${options.size}`;
   const local = [services.adminUrl, services.redisUrl].every((url) => LOCAL_HOSTS.includes(new URL(url).hostname));
@@ -664,7 +674,7 @@ export async function benchProduction(cleanup: Cleanup, options: ProductionOptio
     `Production HTTP: autocannon as in the HTTP rows (${options.http.connections} connections, ${options.http.durationSeconds} s after ${options.http.warmupSeconds} s warm-up) against a \`darkroom api\` child ` +
       `(DATABASE_URL on a fresh database, QUEUE=redis, no worker, so jobs stay queued: its POST also adds a BullMQ entry in Redis) and a \`darkroom serve\` child on PGlite with WORKER_CONCURRENCY=0 (in-process queue); ` +
       `the GET reads a queued job. Ratio = Postgres / PGlite. Overhead rows: ${options.overheadJobs} jobs one at a time on api + 1 worker (long poll), as in the embedded rows. ` +
-      `Scale-out: MOCK_LATENCY_MS=${options.scaleOut.latencyMs}, WORKER_CONCURRENCY=${options.scaleOut.workerConcurrency} per worker process, ${options.scaleOut.jobs} jobs (goal: 2 workers ≥ 1.8× one). The POST runs inserted ${postgresHttp.post.requests.toLocaleString('en-US')} (Postgres) and ${pgliteHttp.post.requests.toLocaleString('en-US')} (PGlite) jobs.`,
+      `Scale-out: the openai provider (a synchronous call that holds its worker slot) against an in-process darkroom's OpenAI dialect whose mock takes ${options.scaleOut.latencyMs} ms, WORKER_CONCURRENCY=${options.scaleOut.workerConcurrency} per worker process, ${options.scaleOut.jobs} jobs 1024×1024 (goal: 2 workers ≥ 1.8× one). The POST runs inserted ${postgresHttp.post.requests.toLocaleString('en-US')} (Postgres) and ${pgliteHttp.post.requests.toLocaleString('en-US')} (PGlite) jobs.`,
   ];
   return { rows, notes };
 }
